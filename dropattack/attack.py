@@ -1,0 +1,292 @@
+"""DropAttack (Ni, Li, Kao 2021): masked adversarial perturbation of inputs and weights.
+
+One step of :class:`DropAttack` with ``k = K`` and ``G`` non-empty groups costs exactly
+``1 + K * G`` forward and backward passes:
+
+1. a clean pass gives ``g`` (every parameter's ``.grad``) and, for an ``"input"`` target,
+   ``g_x``;
+2. for each group, a Bernoulli(p) mask ``M`` is drawn once per tensor and reused for all
+   ``K`` ascent steps (Algorithm 2). Step ``t`` perturbs the group's tensors by
+   ``M * eps * d / ||d||_2`` (one L2 norm per tensor), where ``d`` is the gradient accumulated
+   so far within the group: ``g`` plus ``1/K`` times the adversarial gradients of the
+   group's earlier steps. The pass backpropagates ``L / K`` into ``.grad``.
+
+So the update gradient left in ``.grad`` is ``g + (1/K) * sum(adversarial gradients of every
+group and step)``: Algorithm 1 at ``K = 1`` (``g + g_adv``) and the authors' code at every K.
+
+Perturbed parameters are restored from saved copies, so every parameter holds its value from
+before the step bit for bit; with ``bn="freeze"`` (the default) BatchNorm running statistics
+are restored too, so only the clean pass updates them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from dropattack.methods.base import LossFn, Method, frozen_bn
+from dropattack.targets import Target, check_float_input, per_target, resolve
+
+__all__ = ["DropAttack", "GROUP_MODES"]
+
+GROUP_MODES = ("paper", "per_target", "joint")
+
+
+@dataclass(eq=False)
+class _State:
+    """One target's working tensors for the current step (restricted to rows for embeddings)."""
+
+    target: Target
+    eps: float
+    g0: torch.Tensor  # clean gradient: the first ascent direction
+    drop: torch.Tensor | None  # True where the mask is 0; None when p == 1
+    rows: torch.Tensor | None = None  # embedding rows the batch looked up
+    orig: torch.Tensor | None = None  # saved parameter values, restored after every pass
+    start: torch.Tensor | None = None  # .grad at the start of the group (K > 1)
+    acc: torch.Tensor | None = None  # accumulated input gradient (input target, K > 1)
+
+    def grad(self) -> torch.Tensor:
+        g = self.target.param.grad
+        return g if self.rows is None else g.index_select(0, self.rows)
+
+
+class DropAttack(Method):
+    """Masked adversarial perturbation of the input and of chosen weights (Algorithms 1 and 2).
+
+    Cost: ``1 + k * G`` forward/backward passes a step, ``G`` the number of non-empty groups.
+
+    Args:
+        model: any ``nn.Module`` called as ``model(x)``.
+        attack: targets: ``"input"`` (the float input x), exact parameter names, or globs over
+            ``model.named_parameters()``. For text models the paper's input attack is the
+            embedding weight.
+        eps: perturbation radius ``eps >= 0``: a number or a dict keyed by attack entry or
+            parameter name (the paper's eps_x, eps_theta).
+        p: attack probability in ``[0, 1]``, a number or such a dict. ``p = 1`` is unmasked; a
+            target with ``p = 0`` or ``eps = 0`` is never perturbed, and a step where every
+            target is so is exactly a standard step.
+        k: ascent steps K >= 1 (DropAttack-K, Algorithm 2).
+        seed: seeds the ``torch.Generator`` that draws the masks on each device.
+        groups: ``"paper"`` (Eq. 5: the input term, i.e. x and embedding weights, and the
+            weight term, all hidden targets together), ``"per_target"`` (one group per
+            tensor, as the authors' notebooks do) or ``"joint"`` (everything in one pass).
+        bn: ``"freeze"`` restores BatchNorm running statistics after the adversarial passes;
+            ``"update"`` lets every pass update them (the authors' code).
+        embedding_rows: restrict embedding-weight perturbations to the rows the batch looks
+            up (others have zero gradient). Turn off if the weight is also used outside its
+            ``nn.Embedding`` (tied output layers).
+    """
+
+    name = "dropattack"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        attack: str | Sequence[str] = ("input",),
+        eps: float | Mapping[str, float] = 5.0,
+        p: float | Mapping[str, float] = 0.7,
+        k: int = 1,
+        seed: int = 0,
+        groups: str = "paper",
+        bn: str = "freeze",
+        embedding_rows: bool = True,
+    ) -> None:
+        super().__init__(model)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k: expected an integer >= 1, got {k!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+        if groups not in GROUP_MODES:
+            raise ValueError(f"groups: expected one of {GROUP_MODES}, got {groups!r}")
+        if bn not in ("freeze", "update"):
+            raise ValueError(f"bn: expected 'freeze' or 'update', got {bn!r}")
+        self.targets = resolve(model, attack)
+        self.eps = per_target(eps, self.targets, "eps", 0.0, math.inf)
+        self.p = per_target(p, self.targets, "p", 0.0, 1.0)
+        self.k = k
+        self.seed = seed
+        self.bn = bn
+        self.embedding_rows = embedding_rows
+        active = [t for t in self.targets if self.eps[t.name] > 0 and self.p[t.name] > 0]
+        self.groups: list[list[Target]] = _make_groups(active, groups)
+        self._generators: dict[str, torch.Generator] = {}
+        self._skipped: dict[str, torch.Tensor] = {}
+
+    @property
+    def passes(self) -> int:
+        """Forward and backward passes a step costs: ``1 + k * G``."""
+        return 1 + self.k * len(self.groups)
+
+    @property
+    def skipped(self) -> int:
+        """Target-steps skipped so far because the gradient norm was zero or non-finite."""
+        return int(sum(int(v.item()) for v in self._skipped.values()))
+
+    def backward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        *,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> torch.Tensor:
+        """Accumulate the DropAttack update gradient into ``.grad``; return the clean loss."""
+        if not self.groups:
+            return self._clean_backward(x, y, loss_fn, scaler)
+        active = [t for g in self.groups for t in g]
+        x_clean = x
+        if any(t.is_input for t in active):
+            check_float_input(x)
+            x_clean = x.detach().requires_grad_(True)
+        looked_up: dict[nn.Embedding, list[torch.Tensor]] = {}
+        hooks = [
+            t.embedding.register_forward_pre_hook(partial(_record_ids, looked_up))
+            for t in active
+            if t.embedding is not None and self.embedding_rows
+        ]
+        try:
+            loss = self._clean_backward(x_clean, y, loss_fn, scaler)
+        finally:
+            for h in hooks:
+                h.remove()
+        with torch.no_grad():
+            states = [[self._state(t, x_clean, looked_up) for t in g] for g in self.groups]
+        with frozen_bn(self.model, self.bn == "freeze"):
+            for group in states:
+                self._attack(group, x, y, loss_fn, scaler)
+        return loss
+
+    def _state(
+        self, t: Target, x: torch.Tensor, looked_up: dict[nn.Embedding, list[torch.Tensor]]
+    ) -> _State:
+        if t.is_input:
+            g0 = x.grad if x.grad is not None else torch.zeros_like(x)
+            return _State(t, self.eps[t.name], g0, self._drop_mask(t, g0))
+        param = t.param
+        rows = None
+        if t.embedding is not None and self.embedding_rows:
+            ids = looked_up.get(t.embedding, [])
+            rows = (
+                torch.unique(torch.cat([i.reshape(-1) for i in ids]))
+                if ids
+                else torch.zeros(0, dtype=torch.long, device=param.device)
+            )
+        grad = param.grad if param.grad is not None else torch.zeros_like(param)
+        g0 = grad.clone() if rows is None else grad.index_select(0, rows)
+        orig = param.detach().clone() if rows is None else param.detach().index_select(0, rows)
+        return _State(t, self.eps[t.name], g0, self._drop_mask(t, g0), rows=rows, orig=orig)
+
+    def _drop_mask(self, t: Target, like: torch.Tensor) -> torch.Tensor | None:
+        p = self.p[t.name]
+        if p >= 1.0:
+            return None
+        gen = self._generator(like.device)
+        return torch.rand(like.shape, generator=gen, device=like.device) >= p
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            self._generators[key] = gen
+        return gen
+
+    def _perturbation(self, st: _State, d: torch.Tensor) -> torch.Tensor:
+        """``M * eps * d / ||d||_2``; zero (and counted) when the norm is zero or non-finite."""
+        norm = torch.linalg.vector_norm(
+            d if d.dtype in (torch.float32, torch.float64) else d.float()
+        )
+        ok = torch.isfinite(norm) & (norm > 0)
+        r = torch.where(ok, d * (st.eps / norm).to(d.dtype), 0.0)
+        if st.drop is not None:
+            r.masked_fill_(st.drop, 0.0)
+        key = str(d.device)
+        self._skipped[key] = self._skipped.get(key, 0) + (~ok).to(torch.int64)
+        return r
+
+    def _attack(
+        self,
+        group: list[_State],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        scaler: torch.amp.GradScaler | None,
+    ) -> None:
+        k = self.k
+        with torch.no_grad():
+            for st in group:
+                if st.target.is_input:
+                    st.acc = st.g0 if k == 1 else st.g0.clone()
+                elif k > 1:
+                    st.start = st.grad().clone()
+        for t in range(k):
+            x_in = x
+            with torch.no_grad():
+                for st in group:
+                    if st.target.is_input:
+                        x_in = (x + self._perturbation(st, st.acc)).requires_grad_(t < k - 1)
+                        continue
+                    d = st.g0 if t == 0 else st.g0 + (st.grad() - st.start)
+                    r = self._perturbation(st, d)
+                    param = st.target.param
+                    if st.rows is None:
+                        param.add_(r)
+                    else:
+                        param.index_copy_(0, st.rows, st.orig + r)
+            try:
+                loss = loss_fn(self.model(x_in), y) / k
+                self._backward(loss, scaler)
+                del loss
+            finally:
+                with torch.no_grad():
+                    for st in group:
+                        if st.target.is_input:
+                            continue
+                        if st.rows is None:
+                            st.target.param.copy_(st.orig)
+                        else:
+                            st.target.param.index_copy_(0, st.rows, st.orig)
+            if t < k - 1:
+                with torch.no_grad():
+                    for st in group:
+                        if st.target.is_input and x_in.grad is not None:
+                            st.acc.add_(x_in.grad)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+            "skipped": self.skipped,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, gstate in state.get("generators", {}).items():
+            gen = self._generator(torch.device(key))
+            gen.set_state(gstate)
+        self._skipped = {"cpu": torch.tensor(int(state.get("skipped", 0)))}
+
+    def __repr__(self) -> str:
+        names = [t.name for t in self.targets]
+        return (
+            f"DropAttack(attack={names}, eps={self.eps}, p={self.p}, k={self.k}, "
+            f"groups={[[t.name for t in g] for g in self.groups]}, bn={self.bn!r})"
+        )
+
+
+def _record_ids(store: dict[nn.Embedding, list[torch.Tensor]], module: nn.Embedding, args):
+    store.setdefault(module, []).append(args[0].detach())
+
+
+def _make_groups(active: list[Target], mode: str) -> list[list[Target]]:
+    if mode == "joint":
+        return [active] if active else []
+    if mode == "per_target":
+        return [[t] for t in active]
+    groups = [[t for t in active if t.group == "input"], [t for t in active if t.group == "weight"]]
+    return [g for g in groups if g]

@@ -1,0 +1,1 @@
+"""The paper's architectures and tasks (filled in by the tasks issue)."""

@@ -1,0 +1,1 @@
+"""The sweep service: specs, search spaces, the Ray Tune driver, MLflow tracking, reports, CLI."""

@@ -1,0 +1,56 @@
+"""The ``dropattack`` command: parses arguments and hands them to one subcommand module.
+
+Each module in :mod:`sweeps.commands` defines ``NAME``, ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS = ("train", "tasks", "sweep", "report", "landscape", "submit", "jobs")
+
+
+class UsageError(Exception):
+    """Bad input the user can fix; printed as one line, exit status 2."""
+
+
+def _available():
+    for name in COMMANDS:
+        try:
+            yield importlib.import_module(f"sweeps.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"sweeps.commands.{name}":
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dropattack",
+        description="DropAttack training and distributed hyperparameter sweeps.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in _available():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError) as e:
+        print(f"dropattack {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dropattack {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

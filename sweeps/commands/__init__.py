@@ -1,0 +1,1 @@
+"""Subcommands of the ``dropattack`` command, one module each (see :mod:`sweeps.cli`)."""
