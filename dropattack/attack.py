@@ -53,6 +53,8 @@ class _State:
 
     def grad(self) -> torch.Tensor:
         g = self.target.param.grad
+        if g is None:  # not on the loss's path: its gradient is zero
+            return torch.zeros_like(self.g0)
         return g if self.rows is None else g.index_select(0, self.rows)
 
 
@@ -240,6 +242,9 @@ class DropAttack(Method):
                         param.add_(r)
                     else:
                         param.index_copy_(0, st.rows, st.orig + r)
+                # autocast caches low-precision copies of parameters; in-place edits do not
+                # invalidate them, so without this the pass would see the clean weights.
+                torch.clear_autocast_cache()
             try:
                 loss = loss_fn(self.model(x_in), y) / k
                 self._backward(loss, scaler)
@@ -253,6 +258,7 @@ class DropAttack(Method):
                             st.target.param.copy_(st.orig)
                         else:
                             st.target.param.index_copy_(0, st.rows, st.orig)
+                    torch.clear_autocast_cache()
             if t < k - 1:
                 with torch.no_grad():
                     for st in group:
