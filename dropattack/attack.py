@@ -44,14 +44,22 @@ class _State:
 
     target: Target
     eps: float
-    g0: torch.Tensor  # clean gradient: the first ascent direction
+    g0: torch.Tensor  # this batch's clean gradient: the first ascent direction
     drop: torch.Tensor | None  # True where the mask is 0; None when p == 1
     rows: torch.Tensor | None = None  # embedding rows the batch looked up
     orig: torch.Tensor | None = None  # saved parameter values, restored after every pass
     start: torch.Tensor | None = None  # .grad at the start of the group (K > 1)
     acc: torch.Tensor | None = None  # accumulated input gradient (input target, K > 1)
 
+    def has_grad(self) -> bool:
+        return self.target.param is not None and self.target.param.grad is not None
+
+    def grad_copy(self) -> torch.Tensor:
+        g = self.grad()
+        return g.clone() if self.rows is None and g is self.target.param.grad else g
+
     def grad(self) -> torch.Tensor:
+        """The parameter's current ``.grad`` (its looked-up rows, for embeddings)."""
         g = self.target.param.grad
         if g is None:  # not on the loss's path: its gradient is zero
             return torch.zeros_like(self.g0)
@@ -153,12 +161,25 @@ class DropAttack(Method):
             if t.embedding is not None and self.embedding_rows
         ]
         try:
-            loss = self._clean_backward(x_clean, y, loss_fn, scaler)
+            loss = loss_fn(self.model(x_clean), y)
         finally:
             for h in hooks:
                 h.remove()
         with torch.no_grad():
             states = [[self._state(t, x_clean, looked_up) for t in g] for g in self.groups]
+            # A caller accumulating micro-batches has gradients in .grad already: the ascent
+            # direction is this batch's clean gradient, so take the prior part out again.
+            prior = [[st.grad_copy() if st.has_grad() else None for st in g] for g in states]
+        self._backward(loss, scaler)
+        with torch.no_grad():
+            for group, before in zip(states, prior, strict=True):
+                for st, b in zip(group, before, strict=True):
+                    if st.target.is_input:
+                        st.g0 = x_clean.grad if x_clean.grad is not None else st.g0
+                    else:
+                        st.g0 = st.grad_copy() if b is None else st.grad() - b
+                    st.drop = self._drop_mask(st.target, st.g0)
+        loss = loss.detach()
         with frozen_bn(self.model, self.bn == "freeze"):
             for group in states:
                 self._attack(group, x, y, loss_fn, scaler)
@@ -167,9 +188,9 @@ class DropAttack(Method):
     def _state(
         self, t: Target, x: torch.Tensor, looked_up: dict[nn.Embedding, list[torch.Tensor]]
     ) -> _State:
+        """Saved values and looked-up rows of ``t``; ``g0`` and the mask follow the backward."""
         if t.is_input:
-            g0 = x.grad if x.grad is not None else torch.zeros_like(x)
-            return _State(t, self.eps[t.name], g0, self._drop_mask(t, g0))
+            return _State(t, self.eps[t.name], torch.zeros_like(x), None)
         param = t.param
         rows = None
         if t.embedding is not None and self.embedding_rows:
@@ -179,10 +200,8 @@ class DropAttack(Method):
                 if ids
                 else torch.zeros(0, dtype=torch.long, device=param.device)
             )
-        grad = param.grad if param.grad is not None else torch.zeros_like(param)
-        g0 = grad.clone() if rows is None else grad.index_select(0, rows)
         orig = param.detach().clone() if rows is None else param.detach().index_select(0, rows)
-        return _State(t, self.eps[t.name], g0, self._drop_mask(t, g0), rows=rows, orig=orig)
+        return _State(t, self.eps[t.name], torch.zeros_like(orig), None, rows=rows, orig=orig)
 
     def _drop_mask(self, t: Target, like: torch.Tensor) -> torch.Tensor | None:
         p = self.p[t.name]

@@ -52,7 +52,19 @@ def get(name: str, model: nn.Module, **hp: Any) -> Method:
 
 
 # Importing the modules registers them; the order is the order of names().
+# isort: off
 from dropattack.attack import DropAttack  # noqa: E402
 from dropattack.methods import standard  # noqa: E402,F401
+from dropattack.methods import regularizers  # noqa: E402,F401
+from dropattack.methods import fgsm  # noqa: E402,F401
+from dropattack.methods import fgm  # noqa: E402,F401
+from dropattack.methods import pgd  # noqa: E402,F401
+from dropattack.methods import freeat  # noqa: E402,F401
+from dropattack.methods import freelb  # noqa: E402,F401
 
 register(DropAttack)
+
+from dropattack.methods import awp  # noqa: E402,F401
+from dropattack.methods import amp  # noqa: E402,F401
+from dropattack.methods import sam  # noqa: E402,F401
+# isort: on

@@ -29,6 +29,8 @@ class Method:
     """
 
     name: ClassVar[str] = ""
+    #: forward and backward passes one step costs
+    passes: int = 1
 
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):

@@ -1,0 +1,211 @@
+"""Step time of DropAttack against a standard step and against the authors' notebook shape.
+
+For the paper's IMDB LSTM (embedding 300, LSTM 300-300, vocabulary 30,000, batch 64, 64 tokens;
+targets Embedding + Lstm.ih.w) and LeNet-5 (batch 128, 28x28; targets Input + Conv.1.w), each with
+G = 2 groups, it measures in one process, interleaving the variants round-robin:
+
+- ``standard``: zero_grad, forward/backward, Adam step;
+- ``fb``: one forward/backward accumulating into existing gradients (what an extra pass costs);
+- ``dropattack-K``: zero_grad, ``DropAttack.backward``, Adam step, for K = 1 and 3;
+- ``notebook-K``: a step shaped like the authors' notebooks at the same K: a NumPy Bernoulli mask
+  over the whole parameter, ``retain_graph=True`` on every pass, and a final backward over the
+  summed losses.
+
+It reports ``floor = t_standard + K * G * t_fb`` and ``t_dropattack / floor`` (goal <= 1.10), the
+speed-up over the notebook shape (goal >= 1.6x), and the peak resident memory of each variant
+measured in a fresh subprocess. Run: ``python bench/engine_step.py [--reps 30] [--device cuda]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dropattack import DropAttack  # noqa: E402
+from models.lenet import lenet5  # noqa: E402
+from models.text_rnn import lstm  # noqa: E402
+
+EPS, P, GROUPS = 5.0, 0.7, 2
+
+
+def build(name: str, device: torch.device):
+    """Model, batch and attack targets of one benchmark case (seeded)."""
+    torch.manual_seed(0)
+    if name == "imdb-lstm":
+        model = lstm(30_000)
+        x = torch.randint(1, 30_000, (64, 64))
+        y = torch.randint(0, 2, (64,))
+        targets = ["embedding.weight", "rnn.weight_ih_l0"]
+    elif name == "lenet5":
+        model = lenet5()
+        x = torch.randn(128, 1, 28, 28)
+        y = torch.randint(0, 10, (128,))
+        targets = ["input", "conv1.weight"]
+    else:
+        raise ValueError(f"case: unknown {name!r}")
+    return model.to(device), x.to(device), y.to(device), targets
+
+
+def notebook_step(model, opt, x, y, targets, k: int) -> None:
+    """The authors' notebook shape: whole-tensor NumPy masks, retained graphs, summed backward."""
+    params = dict(model.named_parameters())
+    opt.zero_grad()
+    x_leaf = x.detach().requires_grad_(x.is_floating_point())
+    loss = F.cross_entropy(model(x_leaf), y)
+    loss.backward(retain_graph=True)
+    losses = [loss]
+    for name in targets:
+        if name == "input":
+            mask = torch.from_numpy(np.random.binomial(1, P, size=tuple(x.shape))).to(x)
+            g = x_leaf.grad
+            for _ in range(k):
+                xa = (x + mask * EPS * g / g.norm()).detach().requires_grad_(True)
+                adv = F.cross_entropy(model(xa), y) / k
+                adv.backward(retain_graph=True)
+                losses.append(adv)
+                g = g + xa.grad
+            continue
+        param = params[name]
+        backup = param.data.clone()
+        mask = torch.from_numpy(np.random.binomial(1, P, size=tuple(param.shape))).to(param)
+        for _ in range(k):
+            g = param.grad
+            param.data.copy_(backup + mask * EPS * g / g.norm())
+            adv = F.cross_entropy(model(x), y) / k
+            adv.backward(retain_graph=True)
+            losses.append(adv)
+        param.data.copy_(backup)
+    opt.zero_grad()
+    torch.stack(losses).sum().backward()
+    opt.step()
+
+
+def variants(case: str, device: torch.device) -> dict[str, Callable[[], None]]:
+    model, x, y, targets = build(case, device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    das = {k: DropAttack(model, attack=targets, eps=EPS, p=P, k=k, seed=0) for k in (1, 3)}
+
+    def standard():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def fb():
+        F.cross_entropy(model(x), y).backward()
+
+    def dropattack(k):
+        opt.zero_grad()
+        das[k].backward(x, y, F.cross_entropy)
+        opt.step()
+
+    out = {"standard": standard, "fb": fb}
+    for k in (1, 3):
+        out[f"dropattack-{k}"] = lambda k=k: dropattack(k)
+        out[f"notebook-{k}"] = lambda k=k: notebook_step(model, opt, x, y, targets, k)
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_case(case: str, device: torch.device, reps: int) -> dict[str, float]:
+    """Median seconds per step of each variant, interleaved round-robin."""
+    runs = variants(case, device)
+    for fn in runs.values():
+        for _ in range(3):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(reps):
+        for name, fn in runs.items():
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            samples[name].append(time.perf_counter() - t)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def peak_memory(case: str, variant: str, device: torch.device) -> float:
+    """Peak memory in MiB of ``variant`` alone: GPU allocator peak, or process RSS on CPU."""
+    fn = variants(case, device)[variant]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(5):
+        fn()
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cases", default="imdb-lstm,lenet5")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--peak", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.peak:
+        print(peak_memory(*args.peak, device))
+        return
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "cases": {},
+    }
+    for case in args.cases.split(","):
+        t = time_case(case, device, args.reps)
+        rows = {}
+        for k in (1, 3):
+            floor = t["standard"] + k * GROUPS * t["fb"]
+            rows[k] = {
+                "dropattack_ms": 1e3 * t[f"dropattack-{k}"],
+                "floor_ms": 1e3 * floor,
+                "ratio_to_floor": t[f"dropattack-{k}"] / floor,
+                "notebook_ms": 1e3 * t[f"notebook-{k}"],
+                "speedup_vs_notebook": t[f"notebook-{k}"] / t[f"dropattack-{k}"],
+            }
+        peaks = {}
+        for variant in ("standard", "dropattack-1", "dropattack-3", "notebook-1", "notebook-3"):
+            cmd = [sys.executable, __file__, "--device", args.device, "--peak", case, variant]
+            peaks[variant] = float(subprocess.check_output(cmd, text=True).split()[-1])
+        report["cases"][case] = {
+            "standard_ms": 1e3 * t["standard"],
+            "fb_ms": 1e3 * t["fb"],
+            "k": rows,
+            "peak_mib": peaks,
+        }
+        print(f"\n{case} on {report['device']}: standard {1e3 * t['standard']:.1f} ms, "
+              f"one extra forward/backward {1e3 * t['fb']:.1f} ms")  # fmt: skip
+        print(f"{'K':>2} {'dropattack':>11} {'floor':>8} {'ratio':>6} {'notebook':>9} {'speedup':>8}")
+        for k, r in rows.items():
+            print(
+                f"{k:>2} {r['dropattack_ms']:>9.1f}ms {r['floor_ms']:>6.1f}ms "
+                f"{r['ratio_to_floor']:>6.3f} {r['notebook_ms']:>7.1f}ms {r['speedup_vs_notebook']:>7.2f}x"
+            )
+        print("peak MiB: " + ", ".join(f"{v} {m:.0f}" for v, m in peaks.items()))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
