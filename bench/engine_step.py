@@ -167,7 +167,7 @@ def main() -> None:
         return
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "cases": {},
@@ -196,11 +196,13 @@ def main() -> None:
         }
         print(f"\n{case} on {report['device']}: standard {1e3 * t['standard']:.1f} ms, "
               f"one extra forward/backward {1e3 * t['fb']:.1f} ms")  # fmt: skip
-        print(f"{'K':>2} {'dropattack':>11} {'floor':>8} {'ratio':>6} {'notebook':>9} {'speedup':>8}")
+        head = ("K", "dropattack", "floor", "ratio", "notebook", "speedup")
+        print("{:>2} {:>11} {:>8} {:>6} {:>9} {:>8}".format(*head))
         for k, r in rows.items():
             print(
                 f"{k:>2} {r['dropattack_ms']:>9.1f}ms {r['floor_ms']:>6.1f}ms "
-                f"{r['ratio_to_floor']:>6.3f} {r['notebook_ms']:>7.1f}ms {r['speedup_vs_notebook']:>7.2f}x"
+                f"{r['ratio_to_floor']:>6.3f} {r['notebook_ms']:>7.1f}ms "
+                f"{r['speedup_vs_notebook']:>7.2f}x"
             )
         print("peak MiB: " + ", ".join(f"{v} {m:.0f}" for v, m in peaks.items()))
     if args.json:

@@ -18,8 +18,10 @@ class UsageError(Exception):
     """Bad input the user can fix; printed as one line, exit status 2."""
 
 
-def _available():
-    for name in COMMANDS:
+def _modules(argv: Sequence[str]):
+    """Import only the chosen subcommand's module (the others pull in Ray, MLflow, scipy...)."""
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name in [chosen] if chosen in COMMANDS else COMMANDS:
         try:
             yield importlib.import_module(f"sweeps.commands.{name}")
         except ModuleNotFoundError as e:
@@ -27,13 +29,13 @@ def _available():
                 raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropattack",
         description="DropAttack training and distributed hyperparameter sweeps.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in _available():
+    for mod in _modules(argv):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -41,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except (UsageError, ValueError, FileNotFoundError) as e:

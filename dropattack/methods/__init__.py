@@ -13,7 +13,7 @@ from torch import nn
 
 from dropattack.methods.base import LossFn, Method
 
-__all__ = ["LossFn", "Method", "get", "names", "register"]
+__all__ = ["LossFn", "Method", "get", "get_class", "names", "register"]
 
 _REGISTRY: dict[str, type[Method]] = {}
 
@@ -31,6 +31,19 @@ def register(cls: type[Method]) -> type[Method]:
 def names() -> list[str]:
     """Registered method names, in registration order."""
     return list(_REGISTRY)
+
+
+def get_class(name: str) -> type[Method]:
+    """The class registered as ``name`` (to inspect its hyperparameters).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise ValueError(f"method: unknown {name!r}; expected one of {known}") from None
 
 
 def get(name: str, model: nn.Module, **hp: Any) -> Method:

@@ -1,0 +1,75 @@
+"""TextRCNN (Lai et al., 2015) on IMDB, for the paper's Figure 2.
+
+Embedding (300) -> BiLSTM (300 per direction) -> for each word ``[forward; embedding;
+backward]`` -> linear (900 -> 300) + tanh -> max over the text's words -> dropout -> FC
+(300 -> classes). Padding positions are excluded from the max.
+
+Parameter names: ``embedding.weight``, ``rnn.*`` (as :mod:`models.text_rnn`),
+``proj.weight``/``bias``, ``fc.weight``/``bias``. Aliases: ``Embedding``, ``Lstm.ih.w``,
+``Lstm.hh.w``, ``Lstm.ih.w.reverse``, ... (first layer, as in :mod:`models.text_rnn`),
+``Proj.w``/``Proj.b`` (the word-representation layer), ``Fc.w``/``Fc.b``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from models.aliases import PaperModel
+from models.text_rnn import embedding_layer, rnn_aliases, sequence_lengths
+
+__all__ = ["TextRCNN", "textrcnn"]
+
+
+class TextRCNN(PaperModel):
+    """Recurrent convolutional text classifier; see the module docstring."""
+
+    paper_name = "TextRCNN"
+    input_alias = "Embedding"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        *,
+        embed_dim: int = 300,
+        hidden: int = 300,
+        padding_idx: int = 0,
+        dropout: float = 0.0,
+        pretrained: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.padding_idx = padding_idx
+        self.embedding = embedding_layer(vocab_size, embed_dim, padding_idx, pretrained)
+        self.rnn = nn.LSTM(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.proj = nn.Linear(2 * hidden + embed_dim, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def paper_aliases(self) -> dict[str, list[str]]:
+        return {
+            "Embedding": ["embedding.weight"],
+            **rnn_aliases(self.rnn, "Lstm"),
+            "Proj.w": ["proj.weight"],
+            "Proj.b": ["proj.bias"],
+            "Fc.w": ["fc.weight"],
+            "Fc.b": ["fc.bias"],
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lengths = sequence_lengths(x, self.padding_idx)
+        emb = self.embedding(x)
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+        hidden = self.rnn.hidden_size
+        words = torch.cat([out[..., :hidden], emb, out[..., hidden:]], dim=2)
+        h = torch.tanh(self.proj(words))  # (batch, length, hidden)
+        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        pooled = h.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
+        return self.fc(self.dropout(pooled))
+
+
+def textrcnn(vocab_size: int, num_classes: int = 2, **kw) -> TextRCNN:
+    """Figure 2's TextRCNN: BiLSTM 300 + word projection 300 on a 300-d embedding."""
+    return TextRCNN(vocab_size, num_classes, **kw)

@@ -1,0 +1,75 @@
+"""``dropattack report EXPERIMENT``: a sweep's results beside the paper's, as Markdown and HTML."""
+
+from __future__ import annotations
+
+import argparse
+
+from sweeps.report import build_report
+from sweeps.report.build import default_out_dir
+from sweeps.report.collect import default_tracking_uri
+
+NAME = "report"
+HELP = (
+    "Report a sweep from MLflow: the paper's table layout with its numbers beside the measured "
+    "ones, verdicts, best-vs-baseline t-test, cost Pareto set, heatmap and figures."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
+        "where `dropattack sweep` writes by default)",
+    )
+    parser.add_argument(
+        "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: RUNS_DIR/reports/EXPERIMENT)"
+    )
+    parser.add_argument(
+        "--format", default="md,html", help="comma-separated: md, html, json (default md,html)"
+    )
+    parser.add_argument(
+        "--metric", default="test_acc", help="final metric to aggregate (default test_acc)"
+    )
+    parser.add_argument(
+        "--parent", default=None, help="sweep parent run id (default: the newest in EXPERIMENT)"
+    )
+    parser.add_argument(
+        "--curves",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw Figure 2 from per-epoch history (default: only for figure2 sweeps)",
+    )
+    parser.add_argument(
+        "--no-log", action="store_true", help="do not log the report files to the parent run"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out or default_out_dir(args.experiment, args.runs_dir)
+    report = build_report(
+        args.experiment,
+        tracking_uri=args.mlflow_uri or default_tracking_uri(args.runs_dir),
+        out_dir=out,
+        formats=args.format,
+        metric=args.metric,
+        parent=args.parent,
+        curves=args.curves,
+        log_artifacts=not args.no_log,
+    )
+    a = report.analysis
+    print(
+        f"{args.experiment}: {len(a.cells)} configurations from "
+        f"{sum(c.n for c in a.cells)} finished runs ({len(a.failed)} failed)"
+    )
+    for c in a.comparisons:
+        print(f"  best {c.task or '?'}: {c.best.key} mean {c.best.mean:.2f} (n={c.best.n})")
+    for name, path in report.files.items():
+        print(f"  wrote {name}: {path}")
+    if report.logged:
+        print(f"  logged {len(report.logged)} files to parent run {a.sweep.parent.run_id}")
+    return 0

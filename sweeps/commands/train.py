@@ -1,0 +1,228 @@
+"""``dropattack train TASK``: one trial in the foreground, no Ray (MLflow only with --mlflow-uri).
+
+Prints one progress line per epoch; with ``--json`` the last line of stdout is the result as
+one JSON object (:meth:`sweeps.run.TrialResult.as_json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import torch
+import yaml
+
+from dropattack.train import Callback, EpochMetrics
+from models.aliases import split_list
+from sweeps.run import TrialConfig, TrialResult, run_trial
+
+NAME = "train"
+HELP = "Train one task with one method (a single trial, no Ray)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="task name (see `dropattack tasks`)")
+    parser.add_argument("--data-dir", help="data root; 'hf' for Hugging Face datasets")
+    parser.add_argument(
+        "--method", default="dropattack", help="training method (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--attack",
+        default="",
+        help="targets: paper aliases or parameter names, comma-separated "
+        "(default: the task's input target, Embedding or Input)",
+    )
+    parser.add_argument("--eps", type=float, default=5.0, help="perturbation radius (default: 5)")
+    parser.add_argument("--p", type=float, default=0.7, help="attack probability (default: 0.7)")
+    parser.add_argument("--k", type=int, default=1, help="ascent steps K (default: 1)")
+    parser.add_argument("--groups", default="paper", help="DropAttack grouping (default: paper)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    parser.add_argument("--train-size", type=int, help="training examples (nested seeded subset)")
+    parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.environ.get("DROPATTACK_THREADS") or None,
+        help="CPU threads for torch (default: $DROPATTACK_THREADS, else torch's default)",
+    )
+    parser.add_argument(
+        "--hp", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter"
+    )
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model argument override (embed_dim, hidden, dropout, ...)",
+    )
+    parser.add_argument(
+        "--vectors",
+        default=os.environ.get("DROPATTACK_VECTORS"),
+        help="GloVe text-format vectors for text tasks (default: $DROPATTACK_VECTORS; else random)",
+    )
+    parser.add_argument(
+        "--download", action="store_true", help="let torchvision download MNIST/CIFAR-10"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
+    parser.add_argument("--mlflow-uri", help="also log the run to this MLflow tracking URI")
+    parser.add_argument(
+        "--experiment", default="dropattack-train", help="MLflow experiment (default: %(default)s)"
+    )
+
+
+def parse_pairs(items: list[str], flag: str) -> dict[str, Any]:
+    """``["a=1", "b=[1, 2]"]`` -> ``{"a": 1, "b": [1, 2]}`` (values read as YAML scalars).
+
+    Raises:
+        ValueError: an item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"{flag}: cannot read the value of {item!r}") from None
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> TrialConfig:
+    return TrialConfig(
+        task=args.task,
+        method=args.method,
+        attack=tuple(split_list(args.attack)),
+        eps=args.eps,
+        p=args.p,
+        k=args.k,
+        groups=args.groups,
+        hp=parse_pairs(args.hp, "--hp"),
+        seed=args.seed,
+        epochs=args.epochs,
+        train_size=args.train_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        data_dir=args.data_dir,
+        device=args.device,
+        vectors=args.vectors,
+        download=args.download,
+        model=parse_pairs(args.model_arg, "--model-arg"),
+    )
+
+
+class ProgressLine(Callback):
+    """One line per epoch on stdout."""
+
+    def __init__(self, epochs: int | None) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, metrics: EpochMetrics, model, state) -> None:
+        total = f"/{self.epochs}" if self.epochs else ""
+        print(
+            f"epoch {metrics.epoch}{total}  train_loss {metrics.train_loss:.4f}  "
+            f"train_acc {metrics.train_acc:.4f}  val_acc {metrics.val_acc:.4f}  "
+            f"val_f1 {metrics.val_f1:.4f}  {metrics.seconds:.1f}s",
+            flush=True,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads: expected a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if cfg.epochs is None:
+        from models import tasks
+
+        epochs = tasks.get(cfg.task).epochs
+    else:
+        epochs = cfg.epochs
+    callbacks: list[Callback] = [ProgressLine(epochs)]
+    if args.mlflow_uri:
+        result = run_logged(args.mlflow_uri, args.experiment, cfg, epochs, callbacks)
+    else:
+        result = run_trial(cfg, callbacks)
+    if args.json:
+        print(json.dumps(result.as_json()), flush=True)
+    else:
+        print(summary(result), flush=True)
+    return 0
+
+
+def summary(result: TrialResult) -> str:
+    m = result.metrics
+    return (
+        f"test_acc {m['test_acc']:.4f}  test_f1 {m['test_f1']:.4f}  val_acc {m['val_acc']:.4f}  "
+        f"best epoch {int(m['best_epoch'])}/{int(m['epochs'])}  {m['seconds']:.1f}s  "
+        f"train_size {result.train_size}  attacked {','.join(result.attacked) or '-'}"
+    )
+
+
+class _EpochLogger(Callback):
+    """Per-epoch MLflow metrics, named as the MLflow contract's child runs."""
+
+    def __init__(self, mlflow) -> None:
+        self.mlflow = mlflow
+
+    def on_epoch_end(self, metrics: EpochMetrics, model, state) -> None:
+        self.mlflow.log_metrics(
+            {
+                "epoch_train_loss": metrics.train_loss,
+                "epoch_train_acc": metrics.train_acc,
+                "epoch_val_acc": metrics.val_acc,
+                "epoch_val_f1": metrics.val_f1,
+            },
+            step=metrics.epoch,
+        )
+
+
+def run_logged(
+    uri: str, experiment: str, cfg: TrialConfig, epochs: int, callbacks: list[Callback]
+) -> TrialResult:
+    """Run the trial inside one flat MLflow run (params, per-epoch and final metrics, history).
+
+    A failing trial leaves the run FAILED with its message in the tag ``dropattack.error``.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    attack = ";".join(cfg.attack)
+    cell = f"task={cfg.task};method={cfg.method};attack={attack};eps={cfg.eps};p={cfg.p};k={cfg.k}"
+    with mlflow.start_run(run_name=f"{cfg.task}-{cfg.method}-seed{cfg.seed}"):
+        mlflow.set_tags(
+            {"dropattack.role": "trial", "dropattack.cell": cell, "dropattack.command": "train"}
+        )
+        mlflow.log_params(
+            {
+                "task": cfg.task,
+                "method": cfg.method,
+                "attack": attack,
+                "eps": cfg.eps,
+                "p": cfg.p,
+                "k": cfg.k,
+                "groups": cfg.groups,
+                "seed": cfg.seed,
+                "epochs": epochs,
+                **cfg.hp,
+            }
+        )
+        try:
+            result = run_trial(cfg, [*callbacks, _EpochLogger(mlflow)])
+        except Exception as e:
+            mlflow.set_tag("dropattack.error", f"{type(e).__name__}: {e}"[:5000])
+            raise
+        mlflow.log_params({"attacked": ",".join(result.attacked), "train_size": result.train_size})
+        mlflow.log_metrics(
+            {k: result.metrics[k] for k in ("val_acc", "val_f1", "test_acc", "test_f1")}
+            | {"best_epoch": result.metrics["best_epoch"], "seconds": result.metrics["seconds"]}
+        )
+        mlflow.log_dict({"history": [h.as_dict() for h in result.history]}, "history.json")
+    return result

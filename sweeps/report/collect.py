@@ -1,0 +1,257 @@
+"""Read one sweep's runs from MLflow (any tracking URI), relying only on the MLflow layout contract.
+
+The sweep's parent run carries ``dropattack.role=sweep``; its trials are the runs tagged
+``mlflow.parentRunId=<parent>``. Runs are read in pages with ``search_runs`` (params, final
+metrics and tags come with each run); per-epoch history is fetched only on request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Run, ViewType
+
+__all__ = [
+    "CHECKPOINT_ARTIFACT",
+    "default_tracking_uri",
+    "RunRecord",
+    "SweepRuns",
+    "check_store",
+    "checkpoint_path",
+    "collect",
+    "metric_history",
+]
+
+CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
+_PAGE = 1000
+_HOW_TO_SWEEP = (
+    "run a sweep first, e.g. `dropattack sweep SPEC --mlflow-uri URI` "
+    "(the experiment is named after the spec)"
+)
+
+
+@dataclass
+class RunRecord:
+    """What the report needs of one MLflow run."""
+
+    run_id: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    start_time: int | None = None
+    end_time: int | None = None
+
+    @classmethod
+    def from_run(cls, run: Run) -> RunRecord:
+        return cls(
+            run_id=run.info.run_id,
+            status=run.info.status,
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=dict(run.data.tags),
+            start_time=run.info.start_time,
+            end_time=run.info.end_time,
+        )
+
+    @property
+    def cell(self) -> str:
+        """The configuration key without the seed: the contract's tag, else built from params."""
+        tag = self.tags.get("dropattack.cell")
+        if tag:
+            return tag
+        return ";".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "seed")
+
+    @property
+    def error(self) -> str:
+        return self.tags.get("dropattack.error", "")
+
+
+@dataclass
+class SweepRuns:
+    """A sweep as stored: its parent run, every child run, and where they came from."""
+
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    parent: RunRecord
+    runs: list[RunRecord]
+    other_parents: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def paper_table(self) -> str:
+        """The parent's ``dropattack.paper_table`` tag, else the one most of its trials carry."""
+        tag = self.parent.tags.get("dropattack.paper_table")
+        if tag:
+            return tag
+        votes = Counter(r.tags.get("dropattack.paper_table", "") for r in self.runs)
+        return votes.most_common(1)[0][0] if votes else ""
+
+    @property
+    def finished(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == "FINISHED"]
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == "FAILED"]
+
+    def status_counts(self) -> dict[str, int]:
+        return dict(Counter(r.status for r in self.runs))
+
+
+def default_tracking_uri(runs_dir: str | os.PathLike = "runs") -> str:
+    """Where sweeps write unless told otherwise: MLFLOW_TRACKING_URI, else the sqlite store
+    ``RUNS_DIR/mlflow.db`` that ``dropattack sweep`` uses by default."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path(runs_dir) / 'mlflow.db').resolve()}"
+
+
+def check_store(uri: str) -> None:
+    """A sqlite store must exist: opening a missing one would create an empty database."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise ValueError(
+                f"no MLflow store at {path} ({uri}); pass the tracking URI the sweep used "
+                f"with --mlflow-uri, or {_HOW_TO_SWEEP}."
+            )
+
+
+def _search(
+    client: MlflowClient, experiment_id: str, filter_string: str, order: str = "DESC"
+) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=_PAGE,
+            order_by=[f"attributes.start_time {order}", f"attributes.run_id {order}"],
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _experiment_id(client: MlflowClient, experiment: str, uri: str) -> str:
+    found = client.get_experiment_by_name(experiment)
+    if found is not None and found.lifecycle_stage == "active":
+        return found.experiment_id
+    if found is not None:
+        raise ValueError(
+            f"MLflow experiment {experiment!r} at {uri} is deleted; restore it with "
+            f"`mlflow experiments restore --experiment-id {found.experiment_id}` "
+            f"(MLFLOW_TRACKING_URI={uri}) or run its sweep again."
+        )
+    names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
+    listed = ", ".join(names) if names else "none"
+    raise ValueError(
+        f"no MLflow experiment named {experiment!r} at {uri}; experiments there: {listed}. "
+        f"To create it, {_HOW_TO_SWEEP}."
+    )
+
+
+def _pick_parent(
+    parents: list[RunRecord], parent: str | None, experiment: str, total: int
+) -> RunRecord:
+    if not parents:
+        raise ValueError(
+            f"experiment {experiment!r} has no sweep parent run (tag dropattack.role=sweep) "
+            f"among its {total} runs; report reads sweeps written by `dropattack sweep`: "
+            f"{_HOW_TO_SWEEP}."
+        )
+    if parent is None:
+        return parents[0]  # newest first
+    for p in parents:
+        if p.run_id == parent:
+            return p
+    ids = ", ".join(p.run_id for p in parents)
+    raise ValueError(
+        f"--parent {parent!r} is not a sweep parent run of experiment {experiment!r}; "
+        f"its sweep parent runs (newest first) are: {ids}."
+    )
+
+
+def collect(
+    experiment: str,
+    tracking_uri: str | None = None,
+    parent: str | None = None,
+    client: MlflowClient | None = None,
+) -> SweepRuns:
+    """Every child run of the sweep ``experiment`` (newest parent, or the ``parent`` run id).
+
+    Raises ValueError naming what is missing (experiment, parent run, finished trials) and
+    how to create it.
+    """
+    uri = tracking_uri or (client.tracking_uri if client else default_tracking_uri())
+    check_store(uri)
+    client = client or MlflowClient(uri)
+    exp_id = _experiment_id(client, experiment, uri)
+    parents = [
+        RunRecord.from_run(r) for r in _search(client, exp_id, "tags.`dropattack.role` = 'sweep'")
+    ]
+    total = 0 if parents else len(_search(client, exp_id, ""))
+    chosen = _pick_parent(parents, parent, experiment, total)
+    children = [
+        RunRecord.from_run(r)
+        for r in _search(
+            client, exp_id, f"tags.`mlflow.parentRunId` = '{chosen.run_id}'", order="ASC"
+        )
+    ]
+    sweep = SweepRuns(
+        tracking_uri=uri,
+        experiment=experiment,
+        experiment_id=exp_id,
+        parent=chosen,
+        runs=children,
+        other_parents=[p for p in parents if p.run_id != chosen.run_id],
+    )
+    if not sweep.finished:
+        counts = sweep.status_counts()
+        by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs at all"
+        errors = sorted({r.error for r in sweep.failed if r.error})
+        why = f"; trial errors: {'; '.join(errors[:3])}" if errors else ""
+        raise ValueError(
+            f"sweep {experiment!r} (parent run {chosen.run_id}) has no FINISHED trial runs "
+            f"to report on ({by_status}){why}. Wait for the sweep to finish, or re-run it: "
+            f"`dropattack sweep SPEC --mlflow-uri {uri}`."
+        )
+    return sweep
+
+
+def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    """A run's per-step values of ``key`` as (step, value), in step order."""
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def checkpoint_path(
+    client: MlflowClient, run_id: str, dst: str | os.PathLike | None = None
+) -> Path:
+    """Download the run's ``checkpoint/best.pt`` and return its local path.
+
+    Raises ValueError when the run has no checkpoint, saying how to get one.
+    """
+    listed = {a.path for a in client.list_artifacts(run_id, "checkpoint")}
+    if CHECKPOINT_ARTIFACT not in listed:
+        have = ", ".join(sorted(a.path for a in client.list_artifacts(run_id))) or "none"
+        raise ValueError(
+            f"run {run_id} has no artifact {CHECKPOINT_ARTIFACT} (its artifacts: {have}); "
+            "re-run its sweep with checkpoints kept, so that each trial logs its best weights "
+            f"as {CHECKPOINT_ARTIFACT} (see `dropattack sweep --help`)."
+        )
+    dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="dropattack-ckpt-"))
+    with contextlib.suppress(FileExistsError):
+        dst.mkdir(parents=True)
+    return Path(client.download_artifacts(run_id, CHECKPOINT_ARTIFACT, str(dst)))

@@ -1,0 +1,251 @@
+"""One trial: a task's data and model, a training method, :func:`dropattack.fit`. No Ray, no MLflow.
+
+``dropattack train`` runs one trial in the foreground; the sweep service runs many, in Ray
+workers, and attaches MLflow logging and checkpoints through ``callbacks``.
+
+>>> from sweeps.run import TrialConfig, run_trial
+>>> result = run_trial(TrialConfig("digits-lenet5", attack=("Input", "Conv.1.w"), epochs=2))
+>>> result.metrics["test_acc"] > 0.9, result.attacked  # doctest: +SKIP
+(True, ['input', 'conv1.weight'])
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from dropattack import methods
+from dropattack.train import Callback, EpochMetrics, fit
+from models import tasks
+from models.aliases import split_list
+from models.data import DataOptions
+
+__all__ = ["COMMON_ARGS", "TrialConfig", "TrialResult", "run_trial"]
+
+COMMON_ARGS = ("attack", "eps", "p", "k", "seed", "groups", "optimizer")
+EVAL_BATCH = 256  # evaluation batch size floor; metrics do not depend on it
+
+
+@dataclass
+class TrialConfig:
+    """Everything one trial depends on.
+
+    Attributes:
+        task: a name of :mod:`models.tasks`.
+        method: a name of :mod:`dropattack.methods`.
+        attack: paper aliases ("Embedding", "Lstm.ih.w", "Input", ...) or parameter names or
+            globs; ``()`` attacks the task's input target (Embedding or Input). Only for
+            methods that take ``attack``.
+        eps, p, k, groups: DropAttack's hyperparameters, passed to any method that takes them.
+        hp: other method hyperparameters (``lam``, ``rate``, ``alpha``, ...); they win over the
+            common arguments.
+        seed: model initialisation, batch order, attack masks. The data split is fixed.
+        epochs, train_size, batch_size, lr: ``None`` takes the task's paper default (all of
+            the training set for ``train_size``).
+        data_dir: the data root (see :mod:`models.data.paths`).
+        device: ``cpu`` or ``cuda``.
+        vectors: a GloVe-format file for text tasks' embeddings.
+        download: let torchvision download MNIST/CIFAR-10 into ``data_dir``.
+        model: model keyword overrides (``embed_dim``, ``hidden``, ``dropout``, ...).
+    """
+
+    task: str
+    method: str = "dropattack"
+    attack: tuple[str, ...] = ()
+    eps: float = 5.0
+    p: float = 0.7
+    k: int = 1
+    groups: str = "paper"
+    hp: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    epochs: int | None = None
+    train_size: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    data_dir: str | None = None
+    device: str = "cpu"
+    vectors: str | None = None
+    download: bool = False
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.attack = tuple(split_list(self.attack))
+
+
+@dataclass
+class TrialResult:
+    """What a trial measured.
+
+    Attributes:
+        metrics: ``val_acc``, ``val_f1``, ``test_acc``, ``test_f1``, ``epochs``, ``best_epoch``,
+            ``seconds`` (training and evaluation); accuracies and F1 are fractions in [0, 1].
+        attacked: the resolved parameter names (``"input"`` for the input tensor).
+        aliases: the attack targets as given (or the task's input alias by default).
+        train_size: training examples used.
+        sizes: examples per split.
+        history: per-epoch metrics.
+        best_state: the best-on-validation weights (CPU tensors).
+    """
+
+    metrics: dict[str, float]
+    attacked: list[str]
+    aliases: list[str]
+    train_size: int
+    sizes: dict[str, int]
+    history: list[EpochMetrics]
+    best_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    config: TrialConfig | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``dropattack train --json`` object (JSON-serialisable)."""
+        cfg = self.config
+        out: dict[str, Any] = {}
+        if cfg is not None:
+            out.update(task=cfg.task, method=cfg.method, seed=cfg.seed)
+        out.update(self.metrics)
+        out.update(
+            attacked=self.attacked,
+            aliases=self.aliases,
+            train_size=self.train_size,
+            sizes=self.sizes,
+            data=self.data,
+            history=[h.as_dict() for h in self.history],
+        )
+        if cfg is not None:
+            out["config"] = asdict(cfg)
+        return out
+
+
+def run_trial(
+    cfg: TrialConfig, callbacks: Sequence[Callback] = (), resume: dict[str, Any] | None = None
+) -> TrialResult:
+    """Build the task's data and model (seeded), the method and Adam, and train.
+
+    ``resume`` is the ``state`` a callback received in ``on_epoch_end``: the run continues
+    after that epoch with the same batch order an uninterrupted run would have had.
+
+    Raises:
+        ValueError: unknown task, method, alias or hyperparameter; unavailable device.
+        models.data.DataError: missing or malformed data.
+    """
+    task = tasks.get(cfg.task)
+    device = _device(cfg.device)
+    t0 = time.perf_counter()
+    data = task.load(
+        DataOptions(
+            data_dir=cfg.data_dir,
+            train_size=cfg.train_size,
+            vectors=cfg.vectors,
+            download=cfg.download,
+        )
+    )
+    torch.manual_seed(cfg.seed)
+    model = task.build_model(data, **cfg.model).to(device)
+    lr = cfg.lr if cfg.lr is not None else task.lr
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    method, attacked, aliases = _build_method(cfg, task, model, optimizer)
+    batch_size = cfg.batch_size if cfg.batch_size is not None else task.batch_size
+    epochs = cfg.epochs if cfg.epochs is not None else task.epochs
+    train = data.batches("train", batch_size, seed=cfg.seed)
+    eval_bs = max(batch_size, EVAL_BATCH)
+    start_epoch, history, best_state = 0, [], None
+    if resume is not None:
+        start_epoch, history, best_state = _restore(resume, model, optimizer, method)
+        train.set_epoch(start_epoch)
+    setup = time.perf_counter() - t0
+    result = fit(
+        model,
+        method,
+        optimizer,
+        train,
+        data.batches("val", eval_bs),
+        data.batches("test", eval_bs),
+        epochs=epochs,
+        device=device,
+        callbacks=callbacks,
+        start_epoch=start_epoch,
+        history=history,
+        best_state=best_state,
+    )
+    return TrialResult(
+        metrics=result.metrics(),
+        attacked=attacked,
+        aliases=aliases,
+        train_size=len(data.train),
+        sizes=data.sizes,
+        history=result.history,
+        best_state=result.best_state,
+        config=cfg,
+        data={
+            "split": data.split,
+            "source": data.source,
+            "setup_seconds": setup,
+            "batch_size": batch_size,
+            "lr": lr,
+            **data.info,
+        },
+    )
+
+
+def method_args(name: str) -> set[str]:
+    """Keyword arguments method ``name`` accepts (besides the model)."""
+    cls = methods.get_class(name)
+    params = inspect.signature(cls).parameters
+    return {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _build_method(
+    cfg: TrialConfig, task: tasks.Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[methods.Method, list[str], list[str]]:
+    accepted = method_args(cfg.method)
+    common: dict[str, Any] = {
+        "eps": cfg.eps,
+        "p": cfg.p,
+        "k": cfg.k,
+        "seed": cfg.seed,
+        "groups": cfg.groups,
+        "optimizer": optimizer,
+    }
+    attacked: list[str] = []
+    aliases: list[str] = []
+    if "attack" in accepted:
+        aliases = list(cfg.attack) or [task.input_alias]
+        attacked = task.resolve(model, aliases)
+        common["attack"] = attacked
+    elif cfg.attack:
+        raise ValueError(
+            f"attack: method {cfg.method!r} takes no attack targets, got {list(cfg.attack)}"
+        )
+    kwargs = {k: v for k, v in common.items() if k in accepted}
+    kwargs.update(cfg.hp)
+    return methods.get(cfg.method, model, **kwargs), attacked, aliases
+
+
+def _restore(
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    method: methods.Method,
+) -> tuple[int, list[EpochMetrics], dict[str, torch.Tensor] | None]:
+    missing = [k for k in ("epoch", "model", "optimizer", "method", "history") if k not in state]
+    if missing:
+        raise ValueError(f"resume: checkpoint state lacks {missing}")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    method.load_state_dict(state["method"])
+    history = [EpochMetrics(**h) for h in state["history"]]
+    return int(state["epoch"]), history, state.get("best_state")
+
+
+def _device(name: str) -> torch.device:
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but torch sees no CUDA device")
+    return torch.device(name)

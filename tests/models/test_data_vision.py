@@ -1,0 +1,130 @@
+"""Image data: scikit-learn digits, and MNIST / CIFAR-10 files written in their real formats."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import DataError, DataOptions, load, read_cifar_batch
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """MNIST's IDX format: big-endian magic 2051/2049, dimensions, then uint8 data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+        struct.pack(">IIII", 2051, n, h, w) + images.astype(np.uint8).tobytes()
+    )
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+        struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes()
+    )
+
+
+def make_mnist(root: Path, n_train: int = 60, n_test: int = 12, bad_label: bool = False):
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    train_y = np.arange(n_train) % 10
+    if bad_label:
+        train_y[5] = 11
+    test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    write_idx(root / "MNIST" / "raw", "train", train, train_y)
+    write_idx(root / "MNIST" / "raw", "t10k", test, np.arange(n_test) % 10)
+    return train, test
+
+
+def write_cifar(folder: Path, per_batch: int = 10) -> dict[str, np.ndarray]:
+    """CIFAR-10's Python release: pickled dicts with uint8 'data' (N, 3072) and 'labels'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    out = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        batch = {"batch_label": name, "labels": list(rng.integers(0, 10, per_batch)), "data": data}
+        with (folder / name).open("wb") as f:
+            pickle.dump(batch, f)
+        out[name] = data
+    return out
+
+
+def test_digits_are_real_upsampled_and_split_80_10_10():
+    data = load("digits")
+    assert data.sizes == {"train": 1439, "val": 179, "test": 179}
+    assert data.train.x.shape == (1439, 1, 28, 28)
+    assert sorted(set(data.train.y.tolist())) == list(range(10))
+    x = data.transform(data.train.x)
+    assert abs(x.mean().item()) < 1e-4 and abs(x.std().item() - 1) < 1e-3
+    again = load("digits")
+    torch.testing.assert_close(again.test.x, data.test.x)
+
+
+def test_mnist_reads_idx_files_through_torchvision(tmp_path):
+    train, test = make_mnist(tmp_path)
+    data = load("mnist", DataOptions(data_dir=str(tmp_path)))
+    assert data.sizes == {"train": 50, "val": 10, "test": 12}  # 60 in Table 1's 5:1, fixed test
+    assert data.split == "proportional+fixed test"
+    torch.testing.assert_close(data.test.x[:, 0], torch.from_numpy(test))
+    assert data.test.y.tolist() == [i % 10 for i in range(12)]
+    pool = {tuple(r.flatten().tolist()[:20]) for r in torch.cat([data.train.x, data.val.x])}
+    assert pool == {tuple(r.flatten().tolist()[:20]) for r in torch.from_numpy(train)}
+    batches = data.batches("train", 8, seed=2)
+    first = torch.from_numpy(batches.batch_indices(0)[0])
+    x, y = next(iter(batches))
+    torch.testing.assert_close(x, (data.train.x[first].float() / 255 - 0.1307) / 0.3081)
+    assert torch.equal(y, data.train.y[first])
+
+
+def test_mnist_missing_files_and_bad_labels_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"MNIST/raw lacks train-images-idx3-ubyte.*--download"):
+        load("mnist", DataOptions(data_dir=str(tmp_path)))
+    make_mnist(tmp_path, bad_label=True)
+    with pytest.raises(DataError, match="train: label 11 at index 5 is outside 0..9"):
+        load("mnist", DataOptions(data_dir=str(tmp_path)))
+
+
+def test_mnist_train_size_subsets_nest(tmp_path):
+    make_mnist(tmp_path)
+    small = load("mnist", DataOptions(data_dir=str(tmp_path), train_size=10))
+    large = load("mnist", DataOptions(data_dir=str(tmp_path), train_size=30))
+    torch.testing.assert_close(large.train.x[:10], small.train.x)
+
+
+def test_cifar10_reads_the_pickle_batches(tmp_path):
+    written = write_cifar(tmp_path / "cifar-10-batches-py")
+    data = load("cifar10", DataOptions(data_dir=str(tmp_path)))
+    assert data.sizes == {"train": 40, "val": 10, "test": 10}  # 50 in Table 1's 4:1
+    torch.testing.assert_close(
+        data.test.x, torch.from_numpy(written["test_batch"].reshape(10, 3, 32, 32))
+    )
+    x, y = next(iter(data.batches("test", 4)))
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+    torch.testing.assert_close(x, (data.test.x[:4].float() / 255 - mean) / std)
+    assert y.dtype == torch.long
+
+
+def test_cifar10_bad_or_missing_batches_are_named(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    with pytest.raises(DataError, match="lacks data_batch_1.*--download"):
+        load("cifar10", DataOptions(data_dir=str(tmp_path)))
+    write_cifar(folder)
+    with (folder / "data_batch_3").open("wb") as f:
+        pickle.dump({"data": np.zeros((4, 100), np.uint8), "labels": [0] * 4}, f)
+    with pytest.raises(DataError, match=r"data_batch_3: field 'data' is uint8 \(4, 100\)"):
+        load("cifar10", DataOptions(data_dir=str(tmp_path)))
+    with (folder / "data_batch_3").open("wb") as f:
+        pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, f)
+    with pytest.raises(DataError, match="label 10 at index 1 is outside 0..9"):
+        read_cifar_batch(folder / "data_batch_3")
+    (folder / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="not a readable CIFAR-10 pickle batch"):
+        read_cifar_batch(folder / "data_batch_3")
+
+
+def test_image_tasks_need_a_local_folder():
+    with pytest.raises(DataError, match="needs a local folder"):
+        load("mnist", DataOptions(data_dir="hf"))

@@ -1,0 +1,167 @@
+"""Loss landscapes: the geometry on a convex problem, the directions, and the command on a real
+MLflow run with a real checkpoint of a task model (offline digits data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mlflow import MlflowClient
+from torch import nn
+
+from sweeps import cli
+from sweeps.landscape import loss_surface, random_directions
+
+
+def _convex_problem(seed: int = 0):
+    """Multinomial logistic regression on overlapping classes: strictly convex, finite minimum."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(3, 5, generator=g)
+    y = torch.arange(300) % 3
+    x = (centres[y] + 1.5 * torch.randn(300, 5, generator=g)).double()
+    torch.manual_seed(seed)
+    model = nn.Linear(5, 3).double()
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        lr=1,
+        max_iter=500,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    grad = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    assert grad < 1e-6  # trained to the minimum
+    return model, [(x[:150], y[:150]), (x[150:], y[150:])]
+
+
+def test_convex_problem_has_its_minimum_at_the_centre():
+    model, batches = _convex_problem()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    land = loss_surface(model, batches, span=0.5, steps=11, seed=3)
+    assert land.argmin() == (0.0, 0.0)
+    with torch.no_grad():
+        full = F.cross_entropy(
+            model(torch.cat([b[0] for b in batches])), torch.cat([b[1] for b in batches])
+        )
+    assert land.centre_loss == pytest.approx(float(full), rel=1e-6)
+    i, j = land.centre
+    # convex along both axes: the loss rises on every step away from the centre
+    assert np.all(np.diff(land.loss[i, j:]) > 0) and np.all(np.diff(land.loss[i, : j + 1]) < 0)
+    assert np.all(np.diff(land.loss[i:, j]) > 0) and np.all(np.diff(land.loss[: i + 1, j]) < 0)
+    for n, p in model.named_parameters():  # the weights are restored
+        assert torch.equal(p, before[n])
+    assert land.accuracy is not None and land.accuracy.shape == (11, 11)
+
+
+def test_a_model_off_its_minimum_does_not_have_it_at_the_centre():
+    model, batches = _convex_problem()
+    d1, d2 = random_directions(model, seed=3)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.add_(0.3 * d1[n])  # move the centre along the first direction
+    land = loss_surface(model, batches, span=0.5, steps=11, directions=(d1, d2))
+    alpha, beta = land.argmin()
+    assert alpha == pytest.approx(-0.3) and beta == pytest.approx(0.0)
+
+
+def test_directions_are_filter_normalised_seeded_and_skip_1d_parameters():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    d1, d2 = random_directions(model, seed=7)
+    again, _ = random_directions(model, seed=7)
+    other, _ = random_directions(model, seed=8)
+    for name, p in model.named_parameters():
+        assert torch.equal(d1[name], again[name])
+        if p.dim() == 1:
+            assert not d1[name].any() and not d2[name].any()
+            continue
+        w = p.detach().flatten(1).norm(dim=1)
+        assert torch.allclose(d1[name].flatten(1).norm(dim=1), w, rtol=1e-5)
+        assert torch.allclose(d2[name].flatten(1).norm(dim=1), w, rtol=1e-5)
+        assert not torch.equal(d1[name], d2[name]) and not torch.equal(d1[name], other[name])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"steps": 10}, "steps: expected an odd number"), ({"span": 0.0}, "span: expected")],
+)
+def test_bad_grid_arguments(kwargs, message):
+    model, batches = _convex_problem()
+    with pytest.raises(ValueError, match=message):
+        loss_surface(model, batches, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A real run: digits-lenet5 weights after a few steps, logged as checkpoint/best.pt."""
+    from models import tasks
+
+    task = tasks.get("digits-lenet5")
+    data = task.load()
+    torch.manual_seed(0)
+    model = task.build_model(data)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step, (x, y) in enumerate(data.batches("train", 64)):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if step == 10:
+            break
+    tmp_path = tmp_path_factory.mktemp("landscape")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("land", artifact_location=(tmp_path / "art").as_uri())
+    with_ckpt = client.create_run(exp).info.run_id
+    without = client.create_run(exp).info.run_id
+    for rid in (with_ckpt, without):
+        client.log_param(rid, "task", "digits-lenet5")
+        client.log_param(rid, "method", "standard")
+    torch.save(model.state_dict(), tmp_path / "best.pt")
+    client.log_artifact(with_ckpt, str(tmp_path / "best.pt"), "checkpoint")
+    return uri, with_ckpt, without
+
+
+def test_landscape_command_on_a_logged_checkpoint(digits_run, tmp_path, capsys):
+    uri, rid, _ = digits_run
+    out = tmp_path / "out"
+    argv = [
+        "landscape",
+        rid,
+        "--mlflow-uri",
+        uri,
+        "--steps",
+        "5",
+        "--samples",
+        "128",
+        "--span",
+        "0.5",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    data = json.loads((out / "landscape.json").read_text())
+    loss = np.array(data["runs"][rid]["loss"])
+    assert loss.shape == (5, 5) and np.isfinite(loss).all() and loss.std() > 0
+    assert (out / "landscape.png").stat().st_size > 10_000
+    logged = {a.path for a in MlflowClient(uri).list_artifacts(rid, "landscape")}
+    assert logged == {"landscape/landscape.png", "landscape/landscape.json"}
+    assert "centre loss" in capsys.readouterr().out
+
+
+def test_landscape_command_explains_a_missing_checkpoint_or_run(digits_run, tmp_path, capsys):
+    uri, _, without = digits_run
+    assert cli.main(["landscape", without, "--mlflow-uri", uri, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"run {without} has no artifact checkpoint/best.pt" in err and "re-run" in err
+    assert cli.main(["landscape", "f" * 32, "--mlflow-uri", uri, "--out", str(tmp_path)]) == 2
+    assert "no MLflow run" in capsys.readouterr().err
