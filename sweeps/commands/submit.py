@@ -1,0 +1,129 @@
+"""``dropattack submit SPEC``: send a sweep to a Ray cluster as a Ray Job.
+
+The job runs ``dropattack sweep SPEC --address auto`` on the cluster's head node with the
+project folder as its working directory; stdout gets the job id alone (for scripts), the
+follow-up commands go to stderr. ``--follow`` streams the job's output until it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sweeps import cluster
+
+NAME = "submit"
+HELP = (
+    "Send a sweep spec to a Ray cluster as a Ray Job (its driver runs on the head node) "
+    "and print the job id."
+)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0 or (value > 1 and not value.is_integer()):
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction in [0, 1] or a whole number of GPUs, got {text}"
+        )
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or a YAML file")
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
+        f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",
+    )
+    parser.add_argument(
+        "--mlflow-uri",
+        default=cluster.CLUSTER_MLFLOW_URI,
+        help="MLflow tracking server as the cluster's nodes reach it "
+        "(default: %(default)s, the compose stack's)",
+    )
+    parser.add_argument("--experiment", help="MLflow experiment and sweep name (default: spec)")
+    parser.add_argument("--resume", action="store_true", help="continue a sweep of this name")
+    parser.add_argument("--max-concurrent", type=_positive, help="at most N trials at once")
+    parser.add_argument(
+        "--gpus-per-trial", type=_gpus, help="GPUs per trial, fractions share a GPU"
+    )
+    parser.add_argument(
+        "--runs-dir",
+        help=f"sweep state folder on the cluster, seen by every node (default: "
+        f"${cluster.RUNS_DIR_ENV} on the head, else runs in the job's folder)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="the job only prints the resolved trials"
+    )
+    parser.add_argument(
+        "--working-dir",
+        help="folder shipped as the job's working directory (default: this project)",
+    )
+    parser.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="extra pip requirement installed for the job (repeatable)",
+    )
+    parser.add_argument(
+        "--requirements", metavar="FILE", help="requirements file of extra pip packages"
+    )
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="stream the job's output until it ends; exit 0 only if it succeeded",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweeps.cli import UsageError
+
+    pip = list(args.pip)
+    if args.requirements:
+        pip += cluster.read_requirements(args.requirements)
+    sweep = cluster.SweepArgs(
+        experiment=args.experiment,
+        resume=args.resume,
+        max_concurrent=args.max_concurrent,
+        gpus_per_trial=args.gpus_per_trial,
+        runs_dir=args.runs_dir,
+        dry_run=args.dry_run,
+    )
+    address = cluster.normalize_address(args.address)
+    try:
+        job_id = cluster.submit(
+            args.spec,
+            address=address,
+            mlflow_uri=args.mlflow_uri,
+            working_dir=args.working_dir,
+            pip=pip,
+            sweep=sweep,
+        )
+        print(job_id, flush=True)
+        if not args.follow:
+            print(
+                f"follow it: dropattack jobs logs {job_id} --follow --address {address}\n"
+                f"stop it:   dropattack jobs stop {job_id} --address {address}",
+                file=sys.stderr,
+            )
+            return 0
+        state = cluster.follow_logs(job_id, lambda s: print(s, end="", flush=True), address)
+    except cluster.ClusterError as e:
+        raise UsageError(str(e)) from None
+    print(f"{state.job_id} {state.status}: {state.message}", file=sys.stderr)
+    return 0 if state.status == "SUCCEEDED" else 1

@@ -1,0 +1,591 @@
+"""``dropattack submit`` / ``dropattack jobs`` and :mod:`sweeps.cluster`.
+
+The Ray tests run against a real Ray head with its dashboard and job API, started with
+token authentication as docker-compose.yml starts it, on 127.0.0.1 with free ports and its
+own temp folder. It is stopped by killing its process group, never by ``ray stop`` (which
+stops every Ray on the machine, other tests' included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sweeps import cluster
+from sweeps.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --------------------------------------------------------------------------- no cluster
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("http://10.0.0.5:8265", "http://10.0.0.5:8265"),
+        ("127.0.0.1:8265", "http://127.0.0.1:8265"),
+        ("https://ray.example.org/", "https://ray.example.org"),
+    ],
+)
+def test_normalize_address(given: str, expected: str) -> None:
+    assert cluster.normalize_address(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ("ray://127.0.0.1:10001", "http://HOST:8265"),
+        ("grpc://host:1", "expected the Ray job API"),
+        ("http://host:port", "bad port"),
+    ],
+)
+def test_normalize_address_rejects(given: str, needle: str) -> None:
+    with pytest.raises(ValueError, match="--address") as info:
+        cluster.normalize_address(given)
+    assert needle in str(info.value)
+
+
+def test_default_address_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in cluster.ADDRESS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert cluster.default_address() == cluster.DEFAULT_ADDRESS == "http://127.0.0.1:8265"
+    monkeypatch.setenv("RAY_ADDRESS", "auto")  # a GCS address, not the job API: ignored
+    assert cluster.default_address() == cluster.DEFAULT_ADDRESS
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    assert cluster.default_address() == "http://head:8265"
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://api:8265")
+    assert cluster.default_address() == "http://api:8265"
+
+
+def test_auth_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert cluster.auth_headers() == {}
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
+    assert cluster.auth_headers() == {"Authorization": "Bearer from-file"}
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")
+    assert cluster.auth_headers() == {"Authorization": "Bearer from-env"}
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    token_file.write_text("")
+    with pytest.raises(ValueError, match="RAY_AUTH_TOKEN_PATH=.*empty"):
+        cluster.auth_headers()
+
+
+def test_runtime_env_forwards_only_set_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    env = cluster.runtime_env(tmp_path)
+    assert env == {"working_dir": str(tmp_path.resolve()), "excludes": list(cluster.EXCLUDES)}
+    assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(cluster.EXCLUDES)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    env = cluster.runtime_env(tmp_path, pip=["tabulate==0.9.0"])
+    assert env["env_vars"] == {"MLFLOW_TRACKING_USERNAME": "alice"}
+    assert env["pip"] == ["tabulate==0.9.0"]
+    with pytest.raises(ValueError, match="--working-dir: .* is not a folder"):
+        cluster.runtime_env(tmp_path / "missing")
+
+
+def test_read_requirements(tmp_path: Path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text("# extra\ntabulate==0.9.0  # tables\n\nrich>=13\n")
+    assert cluster.read_requirements(req) == ["tabulate==0.9.0", "rich>=13"]
+    req.write_text("tabulate\n-r other.txt\n")
+    with pytest.raises(ValueError, match=r"requirements.txt:2: '-r other.txt'"):
+        cluster.read_requirements(req)
+    with pytest.raises(ValueError, match="cannot read"):
+        cluster.read_requirements(tmp_path / "missing.txt")
+
+
+def test_spec_argument(tmp_path: Path) -> None:
+    assert cluster.spec_argument("quickstart", ROOT) == "quickstart"
+    shipped = ROOT / "sweeps" / "specs" / "quickstart.yaml"
+    assert cluster.spec_argument(str(shipped), ROOT) == "quickstart"
+    with pytest.raises(ValueError, match="unknown spec 'quikstart'.*quickstart"):
+        cluster.spec_argument("quikstart", ROOT)
+    with pytest.raises(FileNotFoundError, match="no such spec file"):
+        cluster.spec_argument(str(tmp_path / "none.yaml"), tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "runs").mkdir()
+    inside = tmp_path / "specs" / "mine.yaml"
+    inside.write_text("name: mine\n")
+    assert cluster.spec_argument(str(inside), tmp_path) == "specs/mine.yaml"
+    ignored = tmp_path / "runs" / "mine.yaml"
+    ignored.write_text("name: mine\n")
+    with pytest.raises(ValueError, match=r"runs/mine.yaml is not shipped.*'runs'"):
+        cluster.spec_argument(str(ignored), tmp_path)
+    elsewhere = tmp_path / "specs"
+    with pytest.raises(ValueError, match="cannot see this file"):
+        cluster.spec_argument(str(inside), elsewhere / "sub")
+
+
+def test_entrypoint_runs_in_a_shell_as_written(tmp_path: Path) -> None:
+    """The entrypoint through ``sh -c`` (as Ray runs it), with a stand-in ``python`` that
+    prints its arguments: quoting holds and the runs folder comes from the head's env."""
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\nexec " + shlex_quote(sys.executable) + ' -c "import json, sys; '
+        'print(json.dumps(sys.argv[1:]))" "$@"\n'
+    )
+    fake.chmod(0o755)
+    entry = cluster.sweep_entrypoint(
+        "specs/my spec.yaml",
+        "http://mlflow:5000",
+        cluster.SweepArgs(experiment="exp $HOME", max_concurrent=2, gpus_per_trial=0.5),
+    )
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "DROPATTACK_RUNS_DIR": "/data/runs"}
+    argv = json.loads(
+        subprocess.run(
+            ["sh", "-c", entry], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert argv == [
+        "-m",
+        "sweeps.cli",
+        "sweep",
+        "specs/my spec.yaml",
+        "--address",
+        "auto",
+        "--mlflow-uri",
+        "http://mlflow:5000",
+        "--no-live",
+        "--experiment",
+        "exp $HOME",
+        "--max-concurrent",
+        "2",
+        "--gpus-per-trial",
+        "0.5",
+        "--runs-dir",
+        "/data/runs",
+    ]
+    del env["DROPATTACK_RUNS_DIR"]
+    argv = json.loads(
+        subprocess.run(
+            ["sh", "-c", entry], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert argv[-2:] == ["--runs-dir", "runs"]
+    explicit = cluster.sweep_entrypoint("q", "http://m:1", cluster.SweepArgs(runs_dir="/x y"))
+    argv = json.loads(
+        subprocess.run(
+            ["sh", "-c", explicit], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert argv[-2:] == ["--runs-dir", "/x y"]
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def test_entrypoint_needs_a_tracking_server() -> None:
+    with pytest.raises(ValueError, match="--mlflow-uri: .*http://HOST:PORT.*sqlite"):
+        cluster.sweep_entrypoint("quickstart", "sqlite:///runs/mlflow.db")
+
+
+def test_unreachable_address_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
+    (port,) = free_ports(1)  # nothing listens there
+    start = time.monotonic()
+    code, out, err = run_cli(capsys, "jobs", "status", "x", "--address", f"127.0.0.1:{port}")
+    assert time.monotonic() - start < 10
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert f"cannot reach the Ray job API at http://127.0.0.1:{port}" in err
+
+
+def test_silent_address_times_out(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port that accepts connections but never answers (Ray's client would wait forever)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        start = time.monotonic()
+        code, _, err = run_cli(
+            capsys, "submit", "quickstart", "--address", f"http://127.0.0.1:{port}"
+        )
+        took = time.monotonic() - start
+    assert code == 2 and took < 10
+    assert f"cannot reach the Ray job API at http://127.0.0.1:{port}: timed out" in err
+
+
+def test_submit_rejects_ray_client_address(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "submit", "quickstart", "--address", "ray://127.0.0.1:10001")
+    assert code == 2
+    assert "Ray client address" in err and "http://HOST:8265" in err
+
+
+def test_submit_rejects_bad_spec_before_contacting_the_cluster(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (port,) = free_ports(1)
+    address = f"http://127.0.0.1:{port}"
+    code, _, err = run_cli(capsys, "submit", "no-such-spec", "--address", address)
+    assert code == 2 and "unknown spec 'no-such-spec'" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\ndefaults: {task: digits-lenet5}\nspace: {eps: [1]}\nseeds: [0]\n"
+        "search: {algorithm: grid, metric: val_acc, mode: max}\nunknown_field: 1\n"
+    )
+    code, _, err = run_cli(
+        capsys, "submit", str(bad), "--address", address, "--working-dir", str(tmp_path)
+    )
+    assert code == 2 and "unknown_field" in err and "cannot reach" not in err
+
+
+# --------------------------------------------------------------------------- real Ray
+
+
+@dataclass
+class RayHead:
+    url: str
+    token: str
+    temp: Path
+    pgid: int
+
+
+def _alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies waiting for init do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _stop_group(pgid: int) -> None:
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _alive(pgid):
+                return
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[RayHead]:
+    """A real Ray head: dashboard + job API on 127.0.0.1, token auth, 1 CPU, own ports."""
+    from ray._private.utils import get_dashboard_dependency_error
+
+    missing = get_dashboard_dependency_error()
+    if missing is not None:
+        pytest.skip(
+            f"the Ray job API runs in the dashboard, which needs ray[default] ({missing}); "
+            "install the project's [server] extra"
+        )
+    # Short path: Ray's unix sockets live under it (107-character limit).
+    temp = Path(tempfile.mkdtemp(prefix="da-ray-", dir="/tmp"))
+    token = secrets.token_urlsafe(24)
+    gcs, dash, client, agent, agent_grpc, env_agent, metrics, node, obj = free_ports(9)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        RAY_USAGE_STATS_ENABLED="0",
+        DROPATTACK_RUNS_DIR=str(temp / "runs"),
+    )
+    cmd = [
+        str(VENV_BIN / "ray"),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={env_agent}",
+        f"--metrics-export-port={metrics}",
+        f"--node-manager-port={node}",
+        f"--object-manager-port={obj}",
+        "--num-cpus=1",
+        "--num-gpus=0",
+        "--object-store-memory=100000000",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
+    log = temp / "start.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(
+            cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    pgid = proc.pid
+    head = RayHead(f"http://127.0.0.1:{dash}", token, temp, pgid)
+    try:
+        if proc.wait(timeout=120) != 0:
+            pytest.fail(f"ray start failed:\n{log.read_text(errors='replace')[-3000:]}")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"{head.url}/api/version", headers={"Authorization": f"Bearer {token}"}
+                )
+                with urllib.request.urlopen(request, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no job API on {head.url}:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield head
+    finally:
+        _stop_group(pgid)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def authed(ray_head: RayHead, monkeypatch: pytest.MonkeyPatch) -> RayHead:
+    for name in (*cluster.ADDRESS_ENV, "RAY_AUTH_TOKEN_PATH", *cluster.FORWARDED_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
+    return ray_head
+
+
+def test_job_api_requires_the_token(
+    ray_head: RayHead, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    code, _, err = run_cli(capsys, "jobs", "list", "--address", ray_head.url)
+    assert code == 2 and "requires a token: set RAY_AUTH_TOKEN" in err
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "wrong-" + ray_head.token)
+    code, _, err = run_cli(capsys, "jobs", "list", "--address", ray_head.url)
+    assert code == 2 and "rejected the token" in err
+    assert ray_head.token not in err
+
+
+def test_submitted_job_ships_the_working_dir_and_credentials(
+    authed: RayHead,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    work = tmp_path / "work"
+    for name in (
+        "marker.txt",
+        ".env",
+        ".venv/lib.py",
+        "runs/state.json",
+        "pkg/__pycache__/m.pyc",
+        "pkg/mod.py",
+    ):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text("x")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw")
+    script = (
+        "import os, json; "
+        "files = sorted(os.path.relpath(os.path.join(d, f), '.') "
+        "for d, _, fs in os.walk('.') for f in fs); "
+        "print('FILES', json.dumps(files)); "
+        "print('USER', os.environ.get('MLFLOW_TRACKING_USERNAME')); "
+        "print('PASSWORD_LEN', len(os.environ.get('MLFLOW_TRACKING_PASSWORD', '')))"
+    )
+    job = cluster.submit_job(f'python -c "{script}"', address=authed.url, working_dir=work)
+    state = cluster.wait_for(job, address=authed.url, timeout=120)
+    assert state.status == "SUCCEEDED", cluster.job_logs(job, authed.url)
+
+    code, out, _ = run_cli(capsys, "jobs", "logs", job, "--address", authed.url)
+    assert code == 0
+    files = json.loads(out.split("FILES ", 1)[1].splitlines()[0])
+    assert files == ["marker.txt", "pkg/mod.py"]  # no .env, .venv, runs, __pycache__
+    assert "USER alice" in out and "PASSWORD_LEN 9" in out
+
+    code, out, _ = run_cli(capsys, "jobs", "status", job, "--json", "--address", authed.url)
+    status = json.loads(out)
+    assert code == 0 and status["job_id"] == job and status["status"] == "SUCCEEDED"
+    assert status["end_time"] >= status["start_time"] > 0
+    assert "s3cret-pw" not in out  # the runtime env (credentials) is never shown
+
+    code, out, _ = run_cli(capsys, "jobs", "list", "--address", authed.url)
+    assert code == 0 and any(line.startswith(f"{job}  SUCCEEDED") for line in out.splitlines())
+
+
+def test_submit_sweep_runs_the_driver_on_the_head(
+    authed: RayHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real project folder is shipped and ``dropattack sweep quickstart`` runs there
+    (``--dry-run``: it prints the resolved trials, identical to a local dry run)."""
+    from sweeps.driver import dry_run
+    from sweeps.spec import load_spec
+
+    code, out, err = run_cli(
+        capsys, "submit", "quickstart", "--dry-run", "--follow", "--address", authed.url
+    )
+    job = out.splitlines()[0]
+    assert code == 0, out + err
+    assert job.startswith("raysubmit_")
+    assert f"{job} SUCCEEDED" in err
+    local = dry_run(load_spec("quickstart"))
+    remote = [line for line in out.splitlines()[1:] if line.strip()]
+    assert [line for line in remote if line in local] == local
+
+    state = cluster.job_status(job, authed.url)
+    assert state.entrypoint.startswith(
+        "python -m sweeps.cli sweep quickstart --address auto --mlflow-uri http://mlflow:5000"
+    )
+    assert state.metadata["dropattack.spec"] == "quickstart"
+
+
+def test_submit_a_spec_file_runs_the_sweep_into_mlflow(
+    authed: RayHead, mlflow_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real sweep as a job: a spec file from the shipped folder, the driver on the head
+    (``--address auto`` under token auth), trials logged to a real MLflow server, the sweep
+    state in the head's ``$DROPATTACK_RUNS_DIR``."""
+    import mlflow
+
+    work = tmp_path / "project"
+    for package in ("dropattack", "models", "sweeps"):
+        shutil.copytree(
+            ROOT / package, work / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    spec = (ROOT / "sweeps" / "specs" / "quickstart.yaml").read_text()
+    for old, new in (("name: quickstart", "name: tiny-remote"), ("seeds: [0, 1]", "seeds: [7]"),
+                     ("epochs: 2", "epochs: 1"), ("eps: [1, 5]", "eps: [1]"),
+                     ("p: [0.3, 0.7]", "p: [0.7]")):  # fmt: skip
+        assert old in spec
+        spec = spec.replace(old, new)
+    (work / "my specs").mkdir()
+    (work / "my specs" / "tiny.yaml").write_text(spec)
+    experiment = f"tiny-remote-{secrets.token_hex(3)}"
+    code, out, err = run_cli(
+        capsys, "submit", str(work / "my specs" / "tiny.yaml"), "--follow",
+        "--experiment", experiment, "--mlflow-uri", mlflow_server.uri,
+        "--working-dir", str(work), "--address", authed.url,
+    )  # fmt: skip
+    assert code == 0, out + err
+    job = out.splitlines()[0]
+    assert "sweep 'my specs/tiny.yaml' --address auto" in out
+    assert f"{experiment}: 2 done (0 before this run), 0 failed" in out
+
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    roles = sorted(r.data.tags.get("dropattack.role") for r in runs)
+    assert roles == ["sweep", "trial", "trial"]
+    trials = [r for r in runs if r.data.tags["dropattack.role"] == "trial"]
+    assert {r.data.params["method"] for r in trials} == {"standard", "dropattack"}
+    assert all(r.info.status == "FINISHED" and r.data.params["seed"] == "7" for r in trials)
+    assert all(0.0 <= r.data.metrics["val_acc"] <= 1.0 for r in trials)
+    state = list((authed.temp / "runs").rglob("dropattack.json"))
+    assert len(state) == 1 and json.loads(state[0].read_text())["experiment"] == experiment
+    assert cluster.job_status(job, authed.url).metadata["dropattack.spec"] == "my specs/tiny.yaml"
+
+
+def test_stop_a_running_job(authed: RayHead, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "w").mkdir()
+    job = cluster.submit_job(
+        "python -c \"import time; print('sleeping', flush=True); time.sleep(300)\"",
+        address=authed.url,
+        working_dir=tmp_path / "w",
+    )
+    cluster.wait_for(job, address=authed.url, timeout=120, statuses={"RUNNING"})
+    deadline = time.monotonic() + 60
+    while "sleeping" not in cluster.job_logs(job, authed.url):
+        assert time.monotonic() < deadline, "the job never printed"
+        time.sleep(0.5)
+    start = time.monotonic()
+    code, out, _ = run_cli(capsys, "jobs", "stop", job, "--address", authed.url)
+    assert code == 0 and out.strip() == f"{job} STOPPED"
+    assert time.monotonic() - start < 60
+    assert cluster.job_status(job, authed.url).status == "STOPPED"
+
+
+def test_follow_streams_until_the_job_fails(
+    authed: RayHead, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "w").mkdir()
+    job = cluster.submit_job(
+        "python -c \"import sys, time; print('first', flush=True); time.sleep(2); "
+        "print('second', flush=True); sys.exit(3)\"",
+        address=authed.url,
+        working_dir=tmp_path / "w",
+    )
+    code, out, err = run_cli(capsys, "jobs", "logs", job, "--follow", "--address", authed.url)
+    assert code == 1
+    assert out.index("first") < out.index("second")
+    assert f"{job} FAILED" in err
+
+
+def test_unknown_job(authed: RayHead, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "jobs", "status", "raysubmit_nope", "--address", authed.url)
+    assert code == 2 and out == ""
+    assert f"no job 'raysubmit_nope' on {authed.url}" in err
+
+
+def test_compose_healthcheck_script_against_the_head(ray_head: RayHead) -> None:
+    """docker/healthcheck.py as the ray-head healthcheck runs it: healthy only with the token."""
+    script = [
+        sys.executable,
+        str(ROOT / "docker" / "healthcheck.py"),
+        f"{ray_head.url}/api/version",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
+    bad = subprocess.run(script, env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "HTTP 401" in bad.stderr
+    good = subprocess.run(
+        script,
+        env={**env, "RAY_AUTH_TOKEN": ray_head.token},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert good.returncode == 0, good.stderr
