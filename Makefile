@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(BIN)/dropattack train digits-lenet5 --epochs 2
+	$(BIN)/dropattack sweep quickstart
 
 test: $(STAMP)
 	$(BIN)/ruff check .

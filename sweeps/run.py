@@ -41,7 +41,9 @@ class TrialConfig:
         attack: paper aliases ("Embedding", "Lstm.ih.w", "Input", ...) or parameter names or
             globs; ``()`` attacks the task's input target (Embedding or Input). Only for
             methods that take ``attack``.
-        eps, p, k, groups: DropAttack's hyperparameters, passed to any method that takes them.
+        eps, p, k, groups: passed to any method that takes them; ``None`` keeps the method's
+            own default (DropAttack: eps 5, p 0.7, k 1, groups "paper"; FGM: eps 1; ...), so
+            one method's radius never leaks into another's.
         hp: other method hyperparameters (``lam``, ``rate``, ``alpha``, ...); they win over the
             common arguments.
         seed: model initialisation, batch order, attack masks. The data split is fixed.
@@ -57,10 +59,10 @@ class TrialConfig:
     task: str
     method: str = "dropattack"
     attack: tuple[str, ...] = ()
-    eps: float = 5.0
-    p: float = 0.7
-    k: int = 1
-    groups: str = "paper"
+    eps: float | None = None
+    p: float | None = None
+    k: int | None = None
+    groups: str | None = None
     hp: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     epochs: int | None = None
@@ -193,6 +195,25 @@ def run_trial(
     )
 
 
+def method_defaults(name: str) -> dict[str, Any]:
+    """Method ``name``'s own defaults for the common arguments eps, p, k and groups it takes."""
+    params = inspect.signature(methods.get_class(name)).parameters
+    return {
+        n: p.default
+        for n, p in params.items()
+        if n in ("eps", "p", "k", "groups") and p.default is not inspect.Parameter.empty
+    }
+
+
+def effective(cfg: TrialConfig) -> dict[str, Any]:
+    """eps, p, k and groups as the trial's method will use them (``None`` where not taken)."""
+    values = {**method_defaults(cfg.method)}
+    values.update(
+        {n: getattr(cfg, n) for n in ("eps", "p", "k", "groups") if getattr(cfg, n) is not None}
+    )
+    return {n: values.get(n) for n in ("eps", "p", "k", "groups")}
+
+
 def method_args(name: str) -> set[str]:
     """Keyword arguments method ``name`` accepts (besides the model)."""
     cls = methods.get_class(name)
@@ -222,7 +243,7 @@ def _build_method(
         raise ValueError(
             f"attack: method {cfg.method!r} takes no attack targets, got {list(cfg.attack)}"
         )
-    kwargs = {k: v for k, v in common.items() if k in accepted}
+    kwargs = {k: v for k, v in common.items() if k in accepted and v is not None}
     kwargs.update(cfg.hp)
     return methods.get(cfg.method, model, **kwargs), attacked, aliases
 

@@ -16,7 +16,7 @@ import yaml
 
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
-from sweeps.run import TrialConfig, TrialResult, run_trial
+from sweeps.run import TrialConfig, TrialResult, effective, run_trial
 
 NAME = "train"
 HELP = "Train one task with one method (a single trial, no Ray)."
@@ -34,10 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="targets: paper aliases or parameter names, comma-separated "
         "(default: the task's input target, Embedding or Input)",
     )
-    parser.add_argument("--eps", type=float, default=5.0, help="perturbation radius (default: 5)")
-    parser.add_argument("--p", type=float, default=0.7, help="attack probability (default: 0.7)")
-    parser.add_argument("--k", type=int, default=1, help="ascent steps K (default: 1)")
-    parser.add_argument("--groups", default="paper", help="DropAttack grouping (default: paper)")
+    own = "(default: the method's own; DropAttack: {})"
+    parser.add_argument("--eps", type=float, help="perturbation radius " + own.format(5))
+    parser.add_argument("--p", type=float, help="attack probability " + own.format(0.7))
+    parser.add_argument("--k", type=int, help="ascent steps K " + own.format(1))
+    parser.add_argument("--groups", help="DropAttack grouping " + own.format("paper"))
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--train-size", type=int, help="training examples (nested seeded subset)")
@@ -195,7 +196,11 @@ def run_logged(
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment)
     attack = ";".join(cfg.attack)
-    cell = f"task={cfg.task};method={cfg.method};attack={attack};eps={cfg.eps};p={cfg.p};k={cfg.k}"
+    hp = effective(cfg)
+    cell = ";".join(
+        [f"task={cfg.task}", f"method={cfg.method}", f"attack={attack}"]
+        + [f"{name}={hp[name]}" for name in ("eps", "p", "k")]
+    )
     with mlflow.start_run(run_name=f"{cfg.task}-{cfg.method}-seed{cfg.seed}"):
         mlflow.set_tags(
             {"dropattack.role": "trial", "dropattack.cell": cell, "dropattack.command": "train"}
@@ -205,10 +210,7 @@ def run_logged(
                 "task": cfg.task,
                 "method": cfg.method,
                 "attack": attack,
-                "eps": cfg.eps,
-                "p": cfg.p,
-                "k": cfg.k,
-                "groups": cfg.groups,
+                **{name: value for name, value in hp.items() if value is not None},
                 "seed": cfg.seed,
                 "epochs": epochs,
                 **cfg.hp,

@@ -1,0 +1,130 @@
+"""``dropattack sweep SPEC``: run a spec's trials on Ray Tune, tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+NAME = "sweep"
+HELP = (
+    "Run a sweep spec (a name such as quickstart, or a YAML path) on Ray Tune with MLflow "
+    "tracking; without flags everything runs locally under ./runs."
+)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0 or (value > 1 and not value.is_integer()):
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction in [0, 1] or a whole number of GPUs, got {text}"
+        )
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or path to a YAML file")
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
+    )
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        help="MLflow tracking URI, e.g. http://HOST:5000 (default: MLFLOW_TRACKING_URI, "
+        "else sqlite:///RUNS_DIR/mlflow.db)",
+    )
+    parser.add_argument(
+        "--experiment", default=None, help="MLflow experiment and sweep name (default: spec name)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted sweep of this name"
+    )
+    parser.add_argument(
+        "--max-concurrent", type=_positive, default=None, help="at most N trials at once"
+    )
+    parser.add_argument(
+        "--gpus-per-trial",
+        type=_fraction,
+        default=None,
+        help="GPUs per trial; a fraction lets several trials share a GPU (default: the spec's)",
+    )
+    parser.add_argument(
+        "--runs-dir", default="runs", help="local folder for stores and results (default: runs)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved trials and stop")
+    parser.add_argument(
+        "--no-live", action="store_true", help="one line per finished trial, no live panel"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from sweeps.cli import UsageError
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.dry_run:
+        from sweeps.space import describe_trials
+
+        print("\n".join(describe_trials(spec)))
+        return 0
+    from sweeps.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.tracking import UnreachableError
+
+    for name in ("mlflow", "optuna"):  # the live view is the console
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    options = SweepOptions(
+        address=args.address,
+        mlflow_uri=args.mlflow_uri,
+        experiment=args.experiment,
+        resume=args.resume,
+        max_concurrent=args.max_concurrent,
+        gpus_per_trial=args.gpus_per_trial,
+        runs_dir=args.runs_dir,
+        command=shlex.join(["dropattack", *sys.argv[1:]]),
+        live=False if args.no_live else None,
+    )
+    try:
+        result = run_sweep(spec, options)
+    except (UnreachableError, SweepError) as e:
+        raise UsageError(str(e)) from None
+    c = result.counts
+    print(
+        f"{result.experiment}: {c['done']} done ({c['skipped']} before this run), "
+        f"{c['failed']} failed, {c['stopped']} stopped early, {c['unfinished']} unfinished "
+        f"in {result.wall_seconds:.1f}s"
+    )
+    if result.best is not None:
+        b = result.best
+        variant = f" [{b['variant']}]" if b.get("variant") else ""
+        print(
+            f"best {result.metric} {result.best_value:.4f}: {b['cell']};seed={b['seed']}{variant}"
+        )
+    print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
+    print(f"open the MLflow UI: {result.ui_command}")
+    if result.optuna:
+        print(f"open the Optuna study: optuna-dashboard {result.optuna['storage']}")
+    if result.interrupted:
+        print(
+            f"interrupted; continue with: dropattack sweep {args.spec} --resume"
+            + (f" --experiment {args.experiment}" if args.experiment else "")
+        )
+        return 130
+    return 1 if c["failed"] else 0

@@ -1,0 +1,616 @@
+"""Runs a sweep: a Ray Tune ``Tuner`` over a spec's trials, tracked in MLflow, resumable.
+
+- Grids are the explicit list of trials from :func:`sweeps.space.expand_grid`, given to Tune
+  as one ``grid_search`` over whole trial dicts: Tune's variant generator yields each exactly
+  once, in order, and stops (no sampler that can repeat a point under parallel asks).
+- TPE and random search go through ``OptunaSearch`` with a define-by-run space and the study
+  in Optuna storage (sqlite under ``runs/`` by default, or the spec's SQLAlchemy URL), so the
+  study outlives the driver and opens in optuna-dashboard. Optuna's pruners stay off inside
+  Ray; the spec's ``scheduler: asha`` is Ray's ASHA.
+- ``--resume`` restores the Tune experiment (``Tuner.restore``) and reopens the same MLflow
+  parent run; each trial finds its own child run again by its key, so a trial that finished
+  before the interruption is not trained twice and an unfinished one continues from its
+  last epoch checkpoint.
+
+With no flags everything is local: Ray on this machine's CPUs, MLflow's sqlite store and
+artifacts, the Optuna storage and Tune's experiment folders all under ``./runs``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from sweeps import progress
+from sweeps.space import DefineByRun, expand_grid
+from sweeps.spec import Spec
+from sweeps.tracking import (
+    TAG,
+    SweepContext,
+    SweepRun,
+    UnreachableError,
+    is_local_store,
+    probe,
+    sqlite_uri,
+)
+
+__all__ = [
+    "STATE_FILE",
+    "SweepError",
+    "SweepOptions",
+    "SweepResult",
+    "git_commit",
+    "run_sweep",
+]
+
+STATE_FILE = "dropattack.json"
+# Tune's console reporter is off (the live view replaces it) and of its loggers only the JSON
+# one is kept; a failed trial's last result has no metric (not an error); a snapshot per
+# checkpoint is what resume needs (not a warning).
+_TUNE_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot start or continue as asked (nothing to resume, a changed spec, ...)."""
+
+
+@dataclass
+class SweepOptions:
+    """How to run a spec (the ``dropattack sweep`` flags)."""
+
+    address: str | None = None
+    mlflow_uri: str | None = None
+    experiment: str | None = None
+    resume: bool = False
+    max_concurrent: int | None = None
+    gpus_per_trial: float | None = None
+    runs_dir: str | Path = "runs"
+    command: str = ""
+    live: bool | None = None
+    trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trial
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did."""
+
+    name: str
+    experiment: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    counts: dict[str, int]
+    best: dict[str, Any] | None
+    best_value: float | None
+    metric: str
+    interrupted: bool
+    wall_seconds: float
+    trial_seconds: list[float] = field(default_factory=list)
+    concurrency: int = 1
+    ui_command: str = ""
+    ray_path: str = ""
+    optuna: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Paths:
+    root: Path
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def optuna_db(self) -> Path:
+        return self.root / "optuna.db"
+
+    @property
+    def ray(self) -> Path:
+        return self.root / "ray"
+
+
+def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with local changes), or ``""`` outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return ""
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when a ``ray://`` or ``HOST:PORT`` address does not accept connections."""
+    if address in ("auto", "local"):
+        return
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if not parsed.hostname or not parsed.port:
+        raise SweepError(f"--address: expected auto, ray://HOST:PORT or HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise UnreachableError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+
+
+def _check_cluster_store(address: str | None, uri: str) -> None:
+    if address and address.startswith("ray://") and is_local_store(uri):
+        raise SweepError(
+            f"--mlflow-uri: trials on a remote cluster ({address}) cannot write to the local "
+            f"store {uri}; start an MLflow server (mlflow server --serve-artifacts) and pass "
+            "--mlflow-uri http://HOST:PORT"
+        )
+
+
+def _read_state(folder: Path) -> dict[str, Any] | None:
+    path = folder / STATE_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _write_state(folder: Path, state: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(folder / STATE_FILE)
+
+
+# --------------------------------------------------------------------------- ray
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": "ERROR",
+    }
+    try:
+        if address and address != "local":
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count(), **kwargs)
+    except ConnectionError as e:
+        raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
+
+
+def _concurrency(cpus: float, gpus: float, limit: int | None) -> int:
+    import ray
+
+    res = ray.cluster_resources()
+    fits = int(res.get("CPU", 1) // cpus)
+    if gpus:
+        fits = min(fits, int(res.get("GPU", 0) // gpus))
+    fits = max(1, fits)
+    return min(fits, limit) if limit else fits
+
+
+def _max_epochs(spec: Spec, trials: list[dict[str, Any]] | None) -> int:
+    from models import tasks
+
+    if trials:
+        return max(t.get("epochs") or tasks.get(t["task"]).epochs for t in trials)
+    if spec.defaults.epochs:
+        return spec.defaults.epochs
+    axis = spec.axes().get("epochs")
+    if isinstance(axis, list):
+        return max(axis)
+    if axis is not None:
+        return int(axis.high)
+    task_axis = spec.axes().get("task")
+    names = task_axis if isinstance(task_axis, list) else [spec.defaults.task]
+    return max(tasks.get(n).epochs for n in names)
+
+
+def _trial_name(trial: Any) -> str:
+    index = (trial.config or {}).get("trial", {}).get("index", "")
+    return f"t{index}_{trial.trial_id}"
+
+
+def _search_alg(spec: Spec, paths: _Paths, study_name: str) -> tuple[Any, dict[str, str]]:
+    if spec.search.algorithm == "grid":
+        return None, {}
+    import optuna
+
+    url = spec.search.storage or sqlite_uri(paths.optuna_db)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    searcher = FailAwareOptunaSearch(
+        space=DefineByRun(spec),
+        metric=spec.search.metric,
+        mode=spec.search.mode,
+        sampler=samplers[spec.search.algorithm](seed=spec.search.seed),
+        study_name=study_name,
+        storage=optuna.storages.RDBStorage(url),
+    )
+    return searcher, {"storage": url, "study": study_name}
+
+
+class FailAwareOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that tells Optuna FAIL (not PRUNED) for a trial whose last result
+    says ``failed`` (a diverged or misconfigured trial ends without raising)."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if result and result.get("failed"):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA that tells the live view which trials it stopped (so they do not look
+    interrupted: their last result is not a final one)."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP:
+            progress.record_stop(trial.trial_id)
+        return action
+
+
+def _scheduler(spec: Spec, max_t: int) -> Any:
+    if spec.search.scheduler == "none":
+        return None
+    return RecordingASHA(
+        time_attr="training_iteration",
+        max_t=max_t,
+        grace_period=min(spec.search.grace_period, max_t),
+        reduction_factor=spec.search.reduction_factor,
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
+    """Run (or ``options.resume``) the sweep of ``spec`` and return its summary.
+
+    Raises:
+        UnreachableError: the MLflow URI or the Ray address does not answer.
+        SweepError: nothing to resume, a changed spec on resume, an unfinished sweep of the
+            same name without ``--resume``.
+    """
+    opts = options or SweepOptions()
+    t_start = time.perf_counter()
+    for k, v in _TUNE_ENV.items():
+        os.environ.setdefault(k, v)
+    paths = _Paths(Path(opts.runs_dir).resolve())
+    experiment = opts.experiment or spec.name
+    exp_dir = paths.ray / experiment
+    state = previous = _read_state(exp_dir)
+    uri = (
+        opts.mlflow_uri
+        or (state or {}).get("tracking_uri")
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or sqlite_uri(paths.mlflow_db)
+    )
+    _check_cluster_store(opts.address, uri)
+    if opts.resume:
+        _check_resume(state, exp_dir, spec, uri, opts)
+    elif state is not None or exp_dir.exists():
+        _archive(state, exp_dir)
+    probe(uri)
+    if opts.address:
+        _check_ray_address(opts.address)
+    trials = expand_grid(spec) if spec.search.algorithm == "grid" else None
+    total = len(trials) if trials is not None else int(spec.search.num_samples or 0)
+
+    # MLflow's parent run is set up while Ray starts (both take seconds).
+    with ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(_open_tracking, uri, experiment, paths, spec, opts, trials, state)
+        try:
+            _init_ray(opts.address)
+        except BaseException as e:
+            tracking, _ = opening.result()
+            tracking.finish("FAILED", {}, {TAG["error"]: _describe(e)})
+            raise
+        tracking, study = opening.result()
+    state = {
+        "spec": spec.name,
+        "spec_hash": spec.hash,
+        "experiment": experiment,
+        "tracking_uri": uri,
+        "experiment_id": tracking.experiment_id,
+        "parent_run_id": tracking.run_id,
+        "status": "running",
+        "optuna": {},
+    }
+    _write_state(exp_dir, state)
+
+    from ray import tune
+
+    cpus = spec.resources.cpus
+    gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
+    limit = opts.max_concurrent or spec.resources.max_concurrent
+    ctx = {
+        **SweepContext(
+            tracking_uri=uri,
+            experiment_id=tracking.experiment_id,
+            parent_run_id=tracking.run_id,
+            sweep=experiment,
+            paper_table=spec.paper_table,
+            algorithm=spec.search.algorithm,
+        ).as_dict(),
+        "cpus_per_trial": cpus,
+        "gpus_per_trial": gpus,
+        "device": "cuda" if gpus else "cpu",
+    }
+    if opts.trainable is None:
+        from sweeps.trial import trainable as fn
+    else:
+        fn = opts.trainable
+    resources = {"cpu": cpus, "gpu": gpus} if gpus else {"cpu": cpus}
+    runnable = tune.with_resources(tune.with_parameters(fn, ctx=ctx), resources)
+
+    if opts.resume:
+        tuner = tune.Tuner.restore(
+            str(exp_dir), runnable, resume_unfinished=True, resume_errored=False
+        )
+        searcher_info = (previous or {}).get("optuna") or {}
+    else:
+        searcher, searcher_info = _search_alg(spec, paths, study)
+        tuner = _new_tuner(spec, runnable, trials, searcher, paths, experiment, limit, total)
+    state["optuna"] = searcher_info
+    _write_state(exp_dir, state)
+    if searcher_info:
+        tracking.client.set_tag(tracking.run_id, "dropattack.optuna_study", searcher_info["study"])
+        tracking.client.set_tag(
+            tracking.run_id, "dropattack.optuna_storage", searcher_info["storage"]
+        )
+
+    concurrency = _concurrency(cpus, gpus, limit)
+    view = progress.SweepProgress(
+        experiment, total, spec.search.metric, spec.search.mode, concurrency, live=opts.live
+    )
+    progress.attach(view)
+    try:
+        with view:
+            grid = tuner.fit()
+    except BaseException as e:
+        # Tune failed, or a second Ctrl-C cut its graceful stop short: say so in MLflow.
+        failed = not isinstance(e, KeyboardInterrupt)
+        tracking.finish("FAILED" if failed else "KILLED", {}, {TAG["error"]: _describe(e)})
+        state["status"] = "failed" if failed else "interrupted"
+        _write_state(exp_dir, state)
+        raise
+    finally:
+        progress.attach(None)
+    result = _summarize(grid, spec, view, experiment, tracking, t_start, concurrency)
+    result.ray_path = str(exp_dir)
+    result.optuna = searcher_info or {}
+    state["status"] = "interrupted" if result.interrupted else "finished"
+    _write_state(exp_dir, state)
+    return result
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:5000]
+
+
+def _new_tuner(
+    spec: Spec,
+    runnable: Any,
+    trials: list[dict[str, Any]] | None,
+    searcher: Any,
+    paths: _Paths,
+    experiment: str,
+    limit: int | None,
+    total: int,
+) -> Any:
+    """A Tuner over the grid's explicit trials (each once), or over the searcher's samples."""
+    from ray import tune
+
+    return tune.Tuner(
+        runnable,
+        param_space={"trial": tune.grid_search(trials)} if trials is not None else None,
+        tune_config=tune.TuneConfig(
+            metric=spec.search.metric,
+            mode=spec.search.mode,
+            search_alg=searcher,
+            scheduler=_scheduler(spec, _max_epochs(spec, trials)),
+            num_samples=1 if trials is not None else total,
+            max_concurrent_trials=limit,
+            reuse_actors=spec.resources.reuse_actors,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment,
+            storage_path=str(paths.ray),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[progress.ProgressCallback(), _json_logger()],
+        ),
+    )
+
+
+def _open_tracking(
+    uri: str,
+    experiment: str,
+    paths: _Paths,
+    spec: Spec,
+    opts: SweepOptions,
+    trials: list[dict[str, Any]] | None,
+    state: dict[str, Any] | None,
+) -> tuple[SweepRun, str]:
+    """The experiment and the parent run (new, or reopened on resume); the study name."""
+    tracking = SweepRun(uri, experiment, artifact_root=paths.artifacts)
+    if opts.resume:
+        tracking.reopen(state["parent_run_id"])
+        return tracking, state.get("optuna", {}).get("study", "")
+    parent = _start_parent(tracking, spec, opts, trials)
+    return tracking, spec.search.study_name or f"{experiment}-{parent[:8]}"
+
+
+def _json_logger() -> Any:
+    from ray.tune.logger import JsonLoggerCallback
+
+    return JsonLoggerCallback()
+
+
+def _check_resume(
+    state: dict[str, Any] | None, exp_dir: Path, spec: Spec, uri: str, opts: SweepOptions
+) -> None:
+    if state is None or not (exp_dir / "tuner.pkl").exists():
+        raise SweepError(
+            f"--resume: no sweep to resume at {exp_dir}; run it without --resume first "
+            "(or name it with --experiment)"
+        )
+    if state["spec_hash"] != spec.hash:
+        raise SweepError(
+            f"--resume: spec {spec.name!r} changed since the sweep at {exp_dir} started "
+            f"(hash {state['spec_hash'][:12]} -> {spec.hash[:12]}); resume with the same spec, "
+            "or start a new sweep with --experiment NAME"
+        )
+    if opts.mlflow_uri and opts.mlflow_uri != state["tracking_uri"]:
+        raise SweepError(
+            f"--resume: the sweep at {exp_dir} logs to {state['tracking_uri']}, "
+            f"not {opts.mlflow_uri}"
+        )
+
+
+def _archive(state: dict[str, Any] | None, exp_dir: Path) -> None:
+    """Keep a finished sweep's Tune folder aside; refuse to overwrite an unfinished one."""
+    if state is not None and state.get("status") != "finished":
+        raise SweepError(
+            f"a sweep named {exp_dir.name!r} at {exp_dir} did not finish; continue it with "
+            f"--resume, start another with --experiment NAME, or delete {exp_dir}"
+        )
+    suffix = (state or {}).get("parent_run_id", "")[:8] or time.strftime("%Y%m%d-%H%M%S")
+    target = exp_dir.with_name(f"{exp_dir.name}.{suffix}")
+    n = 1
+    while target.exists():
+        target = exp_dir.with_name(f"{exp_dir.name}.{suffix}.{n}")
+        n += 1
+    shutil.move(str(exp_dir), str(target))
+
+
+def _start_parent(
+    tracking: SweepRun, spec: Spec, opts: SweepOptions, trials: list[dict[str, Any]] | None
+) -> str:
+    files = {"spec.yaml": _spec_text(spec)}
+    if trials is not None:
+        files["trials.json"] = json.dumps(trials, indent=1)
+    return tracking.start(
+        spec_name=spec.name,
+        spec_hash=spec.hash,
+        paper_table=spec.paper_table,
+        git_commit=git_commit(),
+        command=opts.command or shlex.join(sys.argv),
+        params={
+            "algorithm": spec.search.algorithm,
+            "metric": spec.search.metric,
+            "mode": spec.search.mode,
+            "scheduler": spec.search.scheduler,
+            "trials": len(trials) if trials is not None else spec.search.num_samples,
+            "seeds": spec.seeds,
+            "cpus_per_trial": spec.resources.cpus,
+            "gpus_per_trial": opts.gpus_per_trial
+            if opts.gpus_per_trial is not None
+            else spec.resources.gpus,
+        },
+        files=files,
+    )
+
+
+def _spec_text(spec: Spec) -> str:
+    """The spec file as written (comments included), else the validated spec."""
+    path = Path(spec.source)
+    return path.read_text() if spec.source and path.is_file() else spec.to_yaml()
+
+
+def _summarize(
+    grid: Any,
+    spec: Spec,
+    view: progress.SweepProgress,
+    experiment: str,
+    tracking: SweepRun,
+    t_start: float,
+    concurrency: int,
+) -> SweepResult:
+    c = view.counts
+    counts = {
+        "done": c["done"],
+        "failed": c["failed"],
+        "stopped": c["stopped"],
+        "unfinished": c["pending"] + c["running"],
+        "skipped": 0,
+    }
+    seconds: list[float] = []
+    for r in grid:
+        metrics = r.metrics or {}
+        counts["skipped"] += int(bool(metrics.get("skipped") and metrics.get(progress.COMPLETED)))
+        if isinstance(metrics.get("trial_seconds"), (int, float)) and not metrics.get("skipped"):
+            seconds.append(float(metrics["trial_seconds"]))
+    interrupted = view.interrupted
+    best = view.best
+    tracking.finish(
+        "KILLED" if interrupted else "FINISHED",
+        metrics={
+            "trials_done": counts["done"],
+            "trials_failed": counts["failed"],
+            "trials_stopped": counts["stopped"],
+            **({f"best_{spec.search.metric}": best.value} if best else {}),
+        },
+        tags={"dropattack.best_cell": best.trial.get("cell", "")} if best else {},
+    )
+    return SweepResult(
+        name=spec.name,
+        experiment=experiment,
+        tracking_uri=tracking.uri,
+        experiment_id=tracking.experiment_id,
+        parent_run_id=tracking.run_id,
+        counts=counts,
+        best=best.trial if best else None,
+        best_value=best.value if best else None,
+        metric=spec.search.metric,
+        interrupted=interrupted,
+        wall_seconds=time.perf_counter() - t_start,
+        trial_seconds=seconds,
+        concurrency=concurrency,
+        ui_command=tracking.ui_command(),
+    )

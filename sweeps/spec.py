@@ -1,0 +1,639 @@
+"""Sweep specs: YAML files validated into a :class:`Spec` before anything runs.
+
+A spec names one experiment: the trial fields every trial shares (``defaults``), search axes
+(``space``: a cartesian grid, or distributions for TPE/random search), optional explicit rows
+(``trials``, e.g. one per row of a paper table, each crossed with the axes it does not fix),
+the seeds, the search algorithm, the scheduler and the resources of one trial::
+
+    name: quickstart
+    paper_table: quickstart
+    defaults: {task: digits-lenet5, method: dropattack, attack: [Input], epochs: 2}
+    space: {eps: [1, 5], p: [0.3, 0.7]}
+    seeds: [0, 1]
+    search: {algorithm: grid, metric: val_acc, mode: max}
+    resources: {cpus: 1}
+
+Every error names the file, the field path (``space.eps[1]``) and what was expected; task
+names and attack aliases are checked against :mod:`models.tasks` (imported on first use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ALGORITHMS",
+    "AXES",
+    "METHOD_FIELDS",
+    "METRICS",
+    "PAPER_TABLES",
+    "SCHEDULERS",
+    "SPEC_DIR",
+    "Range",
+    "Resources",
+    "Search",
+    "Spec",
+    "SpecError",
+    "TrialFields",
+    "load_spec",
+    "meta_model",
+    "parse_spec",
+    "spec_names",
+]
+
+SPEC_DIR = Path(__file__).parent / "specs"
+ALGORITHMS = ("grid", "tpe", "random")
+SCHEDULERS = ("none", "asha")
+METRICS = ("val_acc", "val_f1")
+PAPER_TABLES = (
+    "", *(f"table{i}" for i in range(2, 11)), "figure2", "search", "quickstart",
+)  # fmt: skip
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message names the file, the field and what was expected."""
+
+
+def _split_attack(value: Any) -> Any:
+    """``"A;B"`` or ``"A,B"`` (the paper CSV's form) -> ``["A", "B"]``; ``""`` -> ``[]``."""
+    if isinstance(value, str):
+        return [s.strip() for s in value.replace(";", ",").split(",") if s.strip()]
+    return value
+
+
+def _reject_unknown(cls: type[BaseModel], data: Any) -> Any:
+    if isinstance(data, Mapping):
+        unknown = [k for k in data if k not in cls.model_fields]
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(map(str, unknown))}; "
+                f"allowed: {', '.join(cls.model_fields)}"
+            )
+    return data
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        return _reject_unknown(cls, data)
+
+
+class TrialFields(_Strict):
+    """A partial trial configuration: the fields of ``sweeps.run.TrialConfig`` a spec may set.
+
+    ``attack`` is a set of the task's paper aliases (or parameter names/globs); ``[]`` is the
+    method's default target (the task's input for DropAttack). ``variant`` labels the paper
+    table's row; ``{field}`` placeholders are filled from the trial (``"{train_size}"``).
+    """
+
+    task: str | None = None
+    method: str | None = None
+    attack: tuple[str, ...] | None = None
+    eps: float | None = None
+    p: float | None = None
+    k: int | None = None
+    groups: Literal["paper", "per_target", "joint"] | None = None
+    hp: dict[str, float | int | bool | str] | None = None
+    train_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    data_dir: str | None = None
+    variant: str | None = None
+
+    @field_validator("attack", mode="before")
+    @classmethod
+    def _attack(cls, v: Any) -> Any:
+        v = _split_attack(v)
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                if not isinstance(item, str) or not item.strip():
+                    raise ValueError(f"expected alias names (strings), got {item!r}")
+        return v
+
+    @field_validator("eps")
+    @classmethod
+    def _eps(cls, v: float | None) -> float | None:
+        if v is not None and not v >= 0:
+            raise ValueError(f"expected eps >= 0, got {v}")
+        return v
+
+    @field_validator("p")
+    @classmethod
+    def _p(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v <= 1:
+            raise ValueError(f"expected 0 <= p <= 1, got {v}")
+        return v
+
+    @field_validator("k", "train_size", "epochs", "batch_size")
+    @classmethod
+    def _positive_int(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"expected an integer >= 1, got {v}")
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"expected lr > 0, got {v}")
+        return v
+
+    def fixed(self) -> dict[str, Any]:
+        """The fields this entry sets."""
+        return {k: v for k, v in self if v is not None}
+
+
+#: Trial fields only some methods take (``standard`` takes none of them).
+METHOD_FIELDS = frozenset({"attack", "eps", "p", "k", "groups"})
+#: Fields a ``space`` axis may vary.
+AXES = (
+    "task", "method", "attack", "eps", "p", "k", "groups", "train_size", "epochs",
+    "batch_size", "lr",
+)  # fmt: skip
+_INT_AXES = ("k", "train_size", "epochs", "batch_size")
+_FLOAT_AXES = ("eps", "p", "lr")
+
+
+class Range(_Strict):
+    """A numeric interval for TPE/random search: ``{low, high, log, step}``."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"expected low <= high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: a log range needs low > 0, got low={self.low}")
+        if self.step is not None and (self.step <= 0 or self.log):
+            raise ValueError("step: expected step > 0, and no step with log: true")
+        return self
+
+
+class Search(_Strict):
+    """How trials are chosen and judged."""
+
+    algorithm: Literal["grid", "tpe", "random"] = "grid"
+    num_samples: int | None = Field(default=None, ge=1)
+    metric: Literal["val_acc", "val_f1"] = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=3.0, gt=1)
+    seed: int = 0
+    storage: str | None = None
+    study_name: str | None = None
+
+
+class Resources(_Strict):
+    """What one trial gets; several trials with ``gpus < 1`` share a GPU."""
+
+    cpus: float = Field(default=1.0, gt=0)
+    gpus: float = Field(default=0.0, ge=0)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    max_failures: int = Field(default=1, ge=0)
+    reuse_actors: bool = True
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"expected a fraction <= 1 or a whole number of GPUs, got {v}")
+        return v
+
+
+Axis = list[Any] | Range | dict[str, list[Any]]
+
+
+def parse_axis(value: Any) -> Axis:
+    """A ``space`` entry as written -> values, a :class:`Range` or per-task attack sets.
+
+    Raises:
+        ValueError: not a list, a ``{low, high}`` mapping or a mapping of lists.
+    """
+    if isinstance(value, list):
+        return value
+    if isinstance(value, Mapping) and ({"low", "high"} & set(value)):
+        try:
+            return Range.model_validate(value)
+        except ValidationError as e:
+            msgs = [
+                (f"{_loc(err['loc'])}: " if err["loc"] else "")
+                + err["msg"].removeprefix("Value error, ")
+                for err in e.errors()
+            ]
+            raise ValueError("; ".join(msgs)) from None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, sets in value.items():
+            if not isinstance(sets, list):
+                raise ValueError(f"{key}: expected a list of values, got {sets!r}")
+            out[str(key)] = sets
+        return out
+    raise ValueError(
+        f"expected a list of values, a range {{low, high[, log, step]}} or, for attack, "
+        f"a mapping task -> list of alias sets; got {value!r}"
+    )
+
+
+class Spec(_Strict):
+    """A validated sweep spec (see the module docstring)."""
+
+    name: str
+    description: str = ""
+    paper_table: str = ""
+    defaults: TrialFields = TrialFields()
+    space: dict[str, Any] = Field(default_factory=dict)
+    trials: list[TrialFields] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    search: Search = Search()
+    resources: Resources = Resources()
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"expected letters, digits, '-', '_' or '.', got {v!r}")
+        return v
+
+    @field_validator("paper_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if v not in PAPER_TABLES:
+            raise ValueError(f"unknown {v!r}; expected one of {', '.join(map(repr, PAPER_TABLES))}")
+        return v
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 1:
+                raise ValueError(f"expected a list of seeds or a count >= 1, got {v}")
+            return list(range(v))
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("expected at least one seed")
+            if len(set(map(str, v))) != len(v):
+                raise ValueError(f"seeds repeat: {v}")
+        return v
+
+    def axes(self) -> dict[str, Axis]:
+        """``space`` with every axis parsed (a validated spec parses cleanly)."""
+        return {name: parse_axis(value) for name, value in self.space.items()}
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the validated content (YAML layout and comments do not count)."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        """The validated spec as YAML (what the parent run stores as ``spec.yaml``)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+class _Errors:
+    """Collects ``(field path, message)`` pairs and raises them as one SpecError."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, loc: str, msg: str) -> None:
+        if (loc, msg) not in self.items:
+            self.items.append((loc, msg))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            loc, msg = self.items[0]
+            raise SpecError(f"{self.source}: {loc}: {msg}")
+        lines = "\n".join(f"  {loc}: {msg}" for loc, msg in self.items)
+        raise SpecError(f"{self.source}: {len(self.items)} errors\n{lines}")
+
+
+def _loc(parts: Sequence[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _pydantic_errors(err: ValidationError, errors: _Errors, prefix: Sequence[Any] = ()) -> None:
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] not in ("value_error", "missing") and "input" in e:
+            msg = f"{msg} (got {e['input']!r})"
+        errors.add(_loc([*prefix, *e["loc"]]), msg)
+
+
+def task_names() -> list[str]:
+    """Tasks a spec may name (:mod:`models.tasks`, imported on first use)."""
+    from models import tasks
+
+    return tasks.names()
+
+
+@cache
+def meta_model(task: str) -> Any:
+    """Task ``task``'s model on the meta device (no memory, no data): its aliases and params."""
+    import torch
+
+    from models import tasks
+
+    with torch.device("meta"):
+        return tasks.get(task).build_model()
+
+
+def _check_task(task: Any, loc: str, errors: _Errors) -> bool:
+    known = task_names()
+    if task not in known:
+        errors.add(loc, f"unknown task {task!r}; expected one of {', '.join(known)}")
+        return False
+    return True
+
+
+def _check_attack(task: str, attack: Sequence[str], loc: str, errors: _Errors) -> None:
+    from models.aliases import resolve
+
+    if attack:
+        try:
+            resolve(meta_model(task), list(attack))
+        except ValueError as e:
+            errors.add(loc, f"task {task}: {e}")
+
+
+def _check_method(method: Any, loc: str, errors: _Errors) -> bool:
+    from dropattack import methods
+
+    if method not in methods.names():
+        errors.add(loc, f"unknown method {method!r}; expected one of {', '.join(methods.names())}")
+        return False
+    return True
+
+
+def _check_method_fields(
+    method: str, fields: Mapping[str, Any], where: Callable[[str], str], errors: _Errors
+) -> None:
+    """An attack for a method without targets, or an hp the method does not take."""
+    from sweeps.run import method_args
+
+    accepted = method_args(method)
+    if fields.get("attack") and "attack" not in accepted:
+        errors.add(where("attack"), f"method {method!r} takes no attack targets")
+    for name in fields.get("hp") or {}:
+        if name not in accepted:
+            errors.add(
+                f"{where('hp')}.{name}",
+                f"method {method!r} takes no {name!r}; it takes: "
+                f"{', '.join(sorted(accepted - {'optimizer'}))}",
+            )
+
+
+def _validated(name: str, value: Any, loc: str, errors: _Errors) -> Any:
+    """``value`` checked as field ``name`` of a trial; ``None`` when it is invalid."""
+    try:
+        return getattr(TrialFields.model_validate({name: value}), name)
+    except ValidationError as e:
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] != "value_error":
+                msg = f"{msg} (got {value!r})"
+            errors.add(loc, msg)
+        return None
+
+
+def _check_values(name: str, values: list[Any], loc: str, errors: _Errors) -> list[Any]:
+    if not values:
+        errors.add(loc, "empty axis: the grid has no point; list at least one value")
+    out, seen = [], set()
+    for i, value in enumerate(values):
+        v = _validated(name, value, f"{loc}[{i}]", errors)
+        if v is None:
+            continue
+        key = json.dumps(v)
+        if key in seen:
+            errors.add(f"{loc}[{i}]", f"{value!r} is listed twice")
+        seen.add(key)
+        out.append(v)
+    return out
+
+
+def _check_axis(name: str, raw: Any, algorithm: str, errors: _Errors) -> Axis | None:
+    loc = f"space.{name}"
+    if name not in AXES:
+        errors.add(loc, f"unknown axis; allowed: {', '.join(AXES)}")
+        return None
+    try:
+        axis = parse_axis(raw)
+    except ValueError as e:
+        errors.add(loc, str(e))
+        return None
+    if isinstance(axis, Range):
+        if algorithm == "grid":
+            errors.add(loc, "a grid needs a list of values, not a range {low, high}")
+        elif name not in _INT_AXES + _FLOAT_AXES:
+            errors.add(loc, f"a range needs a numeric axis ({', '.join(_INT_AXES + _FLOAT_AXES)})")
+        else:
+            for bound in ("low", "high"):
+                value = getattr(axis, bound)
+                _validated(
+                    name, int(value) if name in _INT_AXES else value, f"{loc}.{bound}", errors
+                )
+        return axis
+    if isinstance(axis, dict):
+        if name != "attack":
+            errors.add(loc, "only the attack axis may be given per task ({task: [sets]})")
+            return None
+        return {t: _check_values(name, sets, f"{loc}.{t}", errors) for t, sets in axis.items()}
+    return _check_values(name, axis, loc, errors)
+
+
+def _check_algorithm(spec: Spec, errors: _Errors) -> None:
+    algo = spec.search.algorithm
+    if algo == "grid":
+        if spec.search.num_samples not in (None, 1):
+            errors.add(
+                "search.num_samples",
+                "a grid runs each cell once per seed (list seeds for repeats); "
+                f"expected 1 or nothing, got {spec.search.num_samples}",
+            )
+        return
+    if spec.search.num_samples is None:
+        errors.add("search.num_samples", f"{algo} search needs num_samples >= 1")
+    if spec.trials:
+        errors.add("trials", f"explicit trials are for grid searches; {algo} samples space")
+    if len(spec.seeds) != 1:
+        errors.add(
+            "seeds",
+            f"{algo} search trains each sampled configuration once: give one seed, "
+            f"got {spec.seeds}",
+        )
+    if not spec.space:
+        errors.add("space", f"{algo} search needs at least one axis to sample")
+
+
+def _check_spec(spec: Spec, errors: _Errors) -> None:
+    """Cross-field checks: axes, tasks, methods and every task's attack sets."""
+    _check_algorithm(spec, errors)
+    axes = {n: _check_axis(n, raw, spec.search.algorithm, errors) for n, raw in spec.space.items()}
+    task_axis = axes.get("task")
+    if isinstance(task_axis, list):
+        space_tasks = [
+            t for i, t in enumerate(task_axis) if _check_task(t, f"space.task[{i}]", errors)
+        ]
+    else:
+        space_tasks = None
+    method_axis = axes.get("method")
+    if isinstance(method_axis, list):
+        for i, m in enumerate(method_axis):
+            _check_method(m, f"space.method[{i}]", errors)
+    attack_axis = axes.get("attack")
+    entries = list(enumerate(spec.trials)) or [(None, TrialFields())]
+    used_tasks: set[str] = set()
+    for i, entry in entries:
+        own = entry.fixed()
+
+        def where(field: str, own: dict = own, i: int | None = i) -> str:
+            return f"trials[{i}].{field}" if field in own else f"defaults.{field}"
+
+        merged = {**spec.defaults.fixed(), **own}
+        if "method" in merged and _check_method(merged["method"], where("method"), errors):
+            _check_method_fields(merged["method"], merged, where, errors)
+        if "task" in own or space_tasks is None:
+            if "task" not in merged:
+                loc = "defaults.task" if i is None else f"trials[{i}].task"
+                errors.add(loc, "no task: set defaults.task, space.task or this entry's task")
+                continue
+            if not _check_task(merged["task"], where("task"), errors):
+                continue
+            tasks = [merged["task"]]
+        else:
+            tasks = space_tasks
+        used_tasks.update(tasks)
+        for task in tasks:
+            if "attack" in own or attack_axis is None:
+                _check_attack(task, merged.get("attack") or (), where("attack"), errors)
+            elif isinstance(attack_axis, dict):
+                if task not in attack_axis:
+                    errors.add("space.attack", f"no attack sets for task {task!r}")
+            else:
+                for j, attack in enumerate(attack_axis):
+                    _check_attack(task, attack or (), f"space.attack[{j}]", errors)
+    if isinstance(attack_axis, dict):
+        for task, sets in attack_axis.items():
+            if task not in used_tasks:
+                errors.add(
+                    f"space.attack.{task}",
+                    f"task {task!r} is not run by this spec; its tasks: "
+                    f"{', '.join(sorted(used_tasks)) or 'none'}",
+                )
+                continue
+            for j, attack in enumerate(sets):
+                _check_attack(task, attack or (), f"space.attack.{task}[{j}]", errors)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def spec_names() -> list[str]:
+    """Specs shipped in ``sweeps/specs``."""
+    return sorted(p.stem for p in SPEC_DIR.glob("*.yaml"))
+
+
+def _find(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.parent != Path(".") or path.exists():
+        if not path.is_file():
+            raise SpecError(f"{path}: no such spec file")
+        return path
+    shipped = SPEC_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise SpecError(
+            f"unknown spec {str(name_or_path)!r}; expected a path to a YAML file or one of: "
+            f"{', '.join(spec_names())}"
+        )
+    return shipped
+
+
+def parse_spec(
+    data: Any,
+    source: str = "<spec>",
+    default_name: str | None = None,
+    expand: Callable[[Spec], Any] | None = None,
+) -> Spec:
+    """Validate a parsed YAML document; ``expand`` (the grid expansion) may add errors.
+
+    Raises:
+        SpecError: every problem found, each with its field path.
+    """
+    errors = _Errors(source)
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: expected a mapping of spec fields, got {type(data).__name__}")
+    data = dict(data)
+    if "name" not in data and default_name:
+        data["name"] = default_name
+    try:
+        spec = Spec.model_validate({**data, "source": source})
+    except ValidationError as e:
+        _pydantic_errors(e, errors)
+        errors.raise_if_any()
+        raise
+    _check_spec(spec, errors)
+    errors.raise_if_any()
+    if expand is not None:
+        try:
+            expand(spec)
+        except SpecError as e:
+            raise SpecError(f"{source}: {e}") from None
+    return spec
+
+
+def load_spec(name_or_path: str | Path) -> Spec:
+    """Read and validate a spec: a shipped name (``quickstart``) or a YAML file path.
+
+    Grids are expanded once here, so an empty grid or a repeated cell fails before launch.
+
+    Raises:
+        SpecError: unknown spec, unreadable YAML, or an invalid field (path and allowed values).
+    """
+    from sweeps.space import expand_grid
+
+    path = _find(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(f"{path}:{where}: invalid YAML: {problem}") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror}") from None
+
+    def expand(spec: Spec) -> None:
+        if spec.search.algorithm == "grid":
+            expand_grid(spec)
+
+    return parse_spec(data, str(path), path.stem, expand)

@@ -1,0 +1,481 @@
+"""MLflow records of a sweep: one parent run (the driver) and one nested child run per trial.
+
+The child run is created *inside* the trial process, from the tracking URI and parent run id
+the driver hands over, so trials on other nodes log directly (on a cluster: an HTTP tracking
+URI whose server serves artifacts). Everything a trial logs goes through
+:class:`TrialTracker`'s buffer: it is sent at the end of each epoch and at the end of the
+trial, kept on connection errors and sent again later, and saved with every checkpoint, so a
+restarted trial sends what its previous process could not. Nothing is dropped: if MLflow is
+still unreachable when the trial ends, the buffer is written to a file and the trial fails.
+
+The layout (tags, params, metrics) is the contract in the project's notes; the report
+reads runs by these tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+__all__ = [
+    "TAG",
+    "SweepContext",
+    "SweepRun",
+    "TrackingError",
+    "TrialTracker",
+    "UnreachableError",
+    "client_for",
+    "probe",
+    "sqlite_uri",
+]
+
+#: Tag names of the MLflow layout contract.
+TAG = {
+    "role": "dropattack.role",
+    "spec": "dropattack.spec",
+    "spec_hash": "dropattack.spec_hash",
+    "git_commit": "dropattack.git_commit",
+    "command": "dropattack.command",
+    "paper_table": "dropattack.paper_table",
+    "cell": "dropattack.cell",
+    "variant": "dropattack.variant",
+    "trial_id": "dropattack.trial_id",
+    "trial_key": "dropattack.trial_key",
+    "trial_hash": "dropattack.trial_hash",
+    "error": "dropattack.error",
+    "error_type": "dropattack.error_type",
+    "error_kind": "dropattack.error_kind",
+    "stopped": "dropattack.stopped",
+    "parent": "mlflow.parentRunId",
+}
+
+_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
+_BATCHED = {"metric": _MAX_METRICS, "param": _MAX_PARAMS, "tag": _MAX_TAGS}
+_PARAM_LEN = 6000
+# MLflow's own HTTP retries wait minutes on a dead server; the buffer retries instead.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+# Error codes that retrying cannot fix (a bug or a deleted run), as opposed to outages.
+_PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
+
+
+class UnreachableError(ConnectionError):
+    """The tracking server (or another service) does not answer; nothing was launched."""
+
+
+class TrackingError(RuntimeError):
+    """MLflow could not take a trial's records before the retry deadline."""
+
+
+def sqlite_uri(path: str | Path) -> str:
+    """``sqlite:///`` URI of an absolute path (trials change their working directory)."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def is_local_store(uri: str) -> bool:
+    """A store only this machine can reach (sqlite or a file path), not a server."""
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" paths
+
+
+def probe(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast when ``uri`` cannot be used: an HTTP server that does not answer ``/health``
+    or a sqlite file in a folder that cannot be created.
+
+    Raises:
+        UnreachableError: with a one-line reason naming the URI.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise UnreachableError(f"MLflow at {uri}: /health answered {resp.status}")
+        except urllib.error.HTTPError as e:
+            raise UnreachableError(f"MLflow at {uri}: /health answered {e.code}") from None
+        except OSError as e:  # URLError and timeouts are OSErrors
+            reason = getattr(e, "reason", e)
+            raise UnreachableError(f"cannot reach MLflow at {uri}: {reason}") from None
+    elif parsed.scheme == "sqlite":
+        path = Path(uri.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UnreachableError(
+                f"MLflow store {uri}: cannot create {path.parent}: {e}"
+            ) from None
+
+
+_CLIENTS: dict[str, MlflowClient] = {}
+
+
+def client_for(uri: str) -> MlflowClient:
+    """One client per URI and process: a sqlite store checks its schema once, not per trial."""
+    for k, v in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return _CLIENTS[uri]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a trial needs to log into its sweep: handed from the driver to every trial."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    sweep: str
+    paper_table: str = ""
+    algorithm: str = "grid"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class SweepRun:
+    """The sweep's parent run, driven by the driver process."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: str | Path | None = None):
+        self.uri = uri
+        self.client = client_for(uri)
+        self.experiment_id = self._experiment(experiment, artifact_root)
+        self.run_id = ""
+
+    def _experiment(self, name: str, artifact_root: str | Path | None) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage != "active":
+                self.client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        location = None
+        if artifact_root is not None and is_local_store(self.uri):
+            location = (Path(artifact_root).resolve() / name).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def start(
+        self,
+        spec_name: str,
+        spec_hash: str,
+        paper_table: str,
+        git_commit: str,
+        command: str,
+        params: Mapping[str, Any],
+        files: Mapping[str, str],
+    ) -> str:
+        """Create the parent run with the contract's tags; ``files`` are logged as text."""
+        tags = {
+            TAG["role"]: "sweep",
+            TAG["spec"]: spec_name,
+            TAG["spec_hash"]: spec_hash,
+            TAG["git_commit"]: git_commit,
+            TAG["command"]: command,
+            TAG["paper_table"]: paper_table,
+        }
+        run = self.client.create_run(self.experiment_id, run_name=spec_name, tags=tags)
+        self.run_id = run.info.run_id
+        self.client.log_batch(
+            self.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
+        )
+        for name, text in files.items():
+            self.client.log_text(self.run_id, text, name)
+        return self.run_id
+
+    def reopen(self, run_id: str) -> None:
+        """Mark an interrupted sweep's parent run as running again (``--resume``)."""
+        self.client.get_run(run_id)
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+
+    def finish(self, status: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+        """Log the sweep's summary and close the parent run (FINISHED, FAILED or KILLED)."""
+        ts = _now_ms()
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        self.client.set_terminated(self.run_id, status=status)
+
+    def ui_command(self) -> str:
+        """The command that opens the MLflow UI on this sweep's runs."""
+        if is_local_store(self.uri):
+            return f"mlflow ui --backend-store-uri {self.uri}"
+        return f"open {self.uri.rstrip('/')}/#/experiments/{self.experiment_id}"
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        value = ";".join(map(str, value))
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif value is None:
+        value = ""
+    return str(value)[:_PARAM_LEN]
+
+
+def _permanent(e: Exception) -> bool:
+    return isinstance(e, MlflowException) and e.error_code in _PERMANENT
+
+
+class TrialTracker:
+    """One trial's child run, buffered.
+
+    ``pending`` (from a checkpoint) holds records an earlier process of this trial could not
+    send; they go first. ``run_id`` is known once the run exists in MLflow.
+    """
+
+    def __init__(
+        self,
+        ctx: SweepContext,
+        key: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        pending: list[dict[str, Any]] | None = None,
+        spill_dir: str | Path | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.key = key
+        self.run_name = run_name
+        self.tags = dict(tags)
+        self.run_id = run_id
+        self.pending: list[dict[str, Any]] = list(pending or [])
+        self.spill_dir = Path(spill_dir) if spill_dir else None
+        self.start_ms = _now_ms()
+        self.status: str | None = None
+        self.found = False  # the run existed before this process (a retry or a resume)
+        self.last_error: str = ""
+
+    @property
+    def hash(self) -> str:
+        """Identifies the trial within its sweep in MLflow searches (quote-free)."""
+        return hashlib.sha1(f"{self.ctx.parent_run_id}\n{self.key}".encode()).hexdigest()
+
+    @property
+    def client(self) -> MlflowClient:
+        return client_for(self.ctx.tracking_uri)
+
+    # -- opening
+
+    def open(self) -> str | None:
+        """Find this trial's run (a resumed or retried trial) or create it.
+
+        Returns the found run's status (``FINISHED`` means the trial is done), or ``None``
+        when MLflow is unreachable now: the run is created by a later flush.
+        Raises on permanent errors (no such experiment, bad parent).
+        """
+        try:
+            return self._find_or_create()
+        except Exception as e:
+            if _permanent(e):
+                raise
+            self.last_error = f"{type(e).__name__}: {e}"
+            return None
+
+    def _find_or_create(self) -> str:
+        if self.run_id is not None:
+            run = self.client.get_run(self.run_id)
+            self.status = run.info.status
+            self.found = True
+            return self.status
+        found = self.client.search_runs(
+            [self.ctx.experiment_id],
+            filter_string=(
+                f"tags.`{TAG['parent']}` = '{self.ctx.parent_run_id}' "
+                f"and tags.`{TAG['trial_hash']}` = '{self.hash}'"
+            ),
+            max_results=10,
+            order_by=["attributes.start_time ASC"],
+        )
+        if found:
+            run = found[0]
+            self.run_id = run.info.run_id
+            self.status = run.info.status
+            self.found = True
+            return self.status
+        tags = {
+            **self.tags,
+            TAG["parent"]: self.ctx.parent_run_id,
+            TAG["role"]: "trial",
+            TAG["paper_table"]: self.ctx.paper_table,
+            TAG["trial_key"]: self.key,
+            TAG["trial_hash"]: self.hash,
+        }
+        run = self.client.create_run(
+            self.ctx.experiment_id, start_time=self.start_ms, tags=tags, run_name=self.run_name
+        )
+        self.run_id = run.info.run_id
+        self.status = "RUNNING"
+        return "RUNNING"
+
+    def run_data(self) -> tuple[dict[str, float], dict[str, str]]:
+        """Final metrics and tags of the found run (to report a finished trial again)."""
+        run = self.client.get_run(self.run_id)
+        return dict(run.data.metrics), dict(run.data.tags)
+
+    def restart(self) -> None:
+        """A retried or resumed trial: running again, without a stale error or stop tag."""
+        stale = [TAG["error"], TAG["error_type"], TAG["error_kind"], TAG["stopped"]]
+        self.pending.insert(0, {"op": "reopen", "untag": stale})
+
+    # -- recording (buffered)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        for k, v in params.items():
+            self.pending.append({"op": "param", "key": k, "value": _param_value(v)})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for k, v in tags.items():
+            self.pending.append({"op": "tag", "key": k, "value": str(v)})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        ts = _now_ms()
+        for k, v in metrics.items():
+            if v is not None:
+                self.pending.append(
+                    {"op": "metric", "key": k, "value": float(v), "step": step, "ts": ts}
+                )
+
+    def log_text(self, text: str, name: str) -> None:
+        self.pending.append({"op": "text", "name": name, "text": text})
+
+    def terminate(self, status: str, error: BaseException | str | None = None) -> None:
+        """Queue the run's end: FINISHED, FAILED (with ``dropattack.error``) or KILLED."""
+        if status not in ("FINISHED", "FAILED", "KILLED"):
+            raise ValueError(f"status: expected FINISHED, FAILED or KILLED, got {status!r}")
+        if error is not None:
+            msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            kind = "" if isinstance(error, str) else type(error).__name__
+            self.set_tags({TAG["error"]: msg[:5000], TAG["error_type"]: kind})
+        self.pending.append({"op": "end", "status": status, "ts": _now_ms()})
+
+    # -- sending
+
+    def flush(self) -> bool:
+        """Send what is pending; keep it on connection errors. True when nothing is left.
+
+        Raises:
+            MlflowException: a permanent error (an invalid value, a deleted run).
+        """
+        try:
+            if self.run_id is None:
+                self._find_or_create()
+            while self.pending:
+                self._send_some()
+        except Exception as e:
+            if _permanent(e):
+                raise
+            self.last_error = f"{type(e).__name__}: {e}"
+            return False
+        return True
+
+    def flush_final(self, timeout: float | None = None) -> None:
+        """Flush, retrying with back-off until ``timeout`` seconds have passed.
+
+        Raises:
+            TrackingError: still unsent at the deadline; the records are saved in
+                ``spill_dir/mlflow_pending.json`` first.
+        """
+        if timeout is None:
+            timeout = float(os.environ.get("DROPATTACK_MLFLOW_FLUSH_TIMEOUT_S", "120"))
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while not self.flush():
+            if time.monotonic() + delay > deadline:
+                saved = self._spill()
+                raise TrackingError(
+                    f"MLflow at {self.ctx.tracking_uri} took no records for {timeout:.0f}s "
+                    f"({self.last_error}); {len(self.pending)} records saved in {saved}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _spill(self) -> str:
+        folder = self.spill_dir or Path.cwd()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "mlflow_pending.json"
+        path.write_text(json.dumps(self.state(), indent=1))
+        return str(path)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the run id and the unsent records."""
+        return {"run_id": self.run_id, "pending": list(self.pending)}
+
+    def _send_some(self) -> None:
+        """Send the first pending record (with the metrics, params and tags that follow it,
+        in one batch), then drop what was sent."""
+        rec = self.pending[0]
+        if rec["op"] in _BATCHED:
+            self._send_batch()
+            return
+        send = getattr(self, f"_send_{rec['op']}", None)
+        if send is None:
+            raise ValueError(f"unknown buffered record {rec!r}")
+        send(rec)
+        del self.pending[0]
+
+    def _send_batch(self) -> None:
+        batch: list[dict[str, Any]] = []
+        counts = dict.fromkeys(_BATCHED, 0)
+        for rec in self.pending:
+            op = rec["op"]
+            if op not in _BATCHED or counts[op] >= _BATCHED[op] or len(batch) >= _MAX_METRICS:
+                break
+            counts[op] += 1
+            batch.append(rec)
+        self.client.log_batch(
+            self.run_id,
+            metrics=[
+                Metric(r["key"], r["value"], r["ts"], r["step"])
+                for r in batch
+                if r["op"] == "metric"
+            ],
+            params=[Param(r["key"], r["value"]) for r in _last_params(batch)],
+            tags=[RunTag(r["key"], r["value"]) for r in batch if r["op"] == "tag"],
+        )
+        del self.pending[: len(batch)]
+
+    def _send_text(self, rec: dict[str, Any]) -> None:
+        self.client.log_text(self.run_id, rec["text"], rec["name"])
+
+    def _send_reopen(self, rec: dict[str, Any]) -> None:
+        tags = self.client.get_run(self.run_id).data.tags
+        for key in rec["untag"]:
+            if key in tags:
+                self.client.delete_tag(self.run_id, key)
+        self.client.update_run(self.run_id, status="RUNNING")
+
+    def _send_end(self, rec: dict[str, Any]) -> None:
+        self.client.set_terminated(self.run_id, status=rec["status"], end_time=rec["ts"])
+        self.status = rec["status"]
+
+
+def _last_params(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One value a param name (MLflow rejects a batch naming a param twice)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in batch:
+        if r["op"] == "param":
+            seen[r["key"]] = r
+    return list(seen.values())

@@ -1,0 +1,95 @@
+"""``dropattack sweep`` on the command line: dry runs and fast, one-line failures."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from sweeps import cli
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["sweep", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dry_run_prints_every_trial_and_starts_nothing(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "quickstart", "--dry-run", "--runs-dir", str(tmp_path))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "quickstart: grid, 10 trials (5 cells x 2 seeds), max val_acc"
+    assert len(lines) == 11
+    assert lines[1].split()[0] == "0" and "method=standard" in lines[1] and "[baseline]" in lines[1]
+    assert lines[-1].endswith("eps=5;p=0.7;k=1;epochs=2;seed=1 [dropattack_ih]")
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_dry_run_of_a_sampled_search_describes_the_space(capsys):
+    code, out, _ = run_cli(capsys, "search", "--dry-run")
+    assert code == 0
+    assert out.startswith("search: tpe search, 40 trials, seed 0, max val_acc")
+    assert "  eps: [0.01, 9] (log)" in out and "  k: [1, 5]" in out
+
+
+def test_spec_error_is_one_message_with_exit_2(capsys, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndefaults: {task: digits-lenet5}\nspace: {p: [1.5]}\n")
+    code, out, err = run_cli(capsys, str(path), "--dry-run")
+    assert code == 2 and out == ""
+    assert err.startswith(f"dropattack sweep: error: {path}: space.p[0]: expected 0 <= p <= 1")
+
+
+def test_unreachable_mlflow_fails_fast(capsys, tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    code, _, err = run_cli(capsys, "quickstart", "--mlflow-uri", uri, "--runs-dir", str(tmp_path))
+    assert code == 2 and time.monotonic() - t0 < 15
+    assert err.startswith(f"dropattack sweep: error: cannot reach MLflow at {uri}")
+    assert err.count("\n") == 1
+
+
+def test_unreachable_ray_address_fails_fast(capsys, tmp_path, mlflow_server):
+    address = f"127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    code, _, err = run_cli(
+        capsys, "quickstart", "--address", address, "--mlflow-uri", mlflow_server.uri,
+        "--runs-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 2 and time.monotonic() - t0 < 15
+    assert err.startswith(f"dropattack sweep: error: cannot reach Ray at {address}")
+
+
+def test_remote_cluster_needs_a_tracking_server(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "quickstart", "--address", "ray://127.0.0.1:10001", "--runs-dir", str(tmp_path)
+    )
+    assert code == 2
+    assert "cannot write to the local store sqlite:///" in err and "--mlflow-uri http://" in err
+
+
+def test_resume_without_a_sweep(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "quickstart", "--resume", "--runs-dir", str(tmp_path))
+    assert code == 2 and "--resume: no sweep to resume at" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--gpus-per-trial", "1.5", "a fraction in [0, 1] or a whole number of GPUs"),
+        ("--max-concurrent", "0", "expected an integer >= 1"),
+    ],
+)
+def test_bad_flags(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["sweep", "quickstart", flag, value])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
