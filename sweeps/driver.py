@@ -100,7 +100,7 @@ class SweepResult:
     parent_run_id: str
     counts: dict[str, int]
     best: dict[str, Any] | None
-    best_value: float | None
+    best_value: float | None  # the best configuration's mean over its finished seeds
     metric: str
     interrupted: bool
     wall_seconds: float
@@ -109,6 +109,7 @@ class SweepResult:
     ui_command: str = ""
     ray_path: str = ""
     optuna: dict[str, str] = field(default_factory=dict)
+    best_n: int = 0  # finished seeds behind best_value
 
 
 @dataclass(frozen=True)
@@ -607,6 +608,7 @@ def _summarize(
         counts=counts,
         best=best.trial if best else None,
         best_value=best.value if best else None,
+        best_n=best.n if best else 0,
         metric=spec.search.metric,
         interrupted=interrupted,
         wall_seconds=time.perf_counter() - t_start,

@@ -62,11 +62,12 @@ def format_duration(seconds: float | None) -> str:
 
 @dataclass
 class Best:
-    """The best finished trial so far."""
+    """The best configuration so far: its mean metric over the seeds finished so far."""
 
     value: float
     trial: dict[str, Any]
     trial_id: str
+    n: int = 1
 
 
 class SweepProgress:
@@ -101,6 +102,7 @@ class SweepProgress:
         self.stopped: set[str] = set()  # trials the scheduler stopped in this run
         self.earlier: set[str] | None = None  # trials already ended when this run began
         self.best: Best | None = None
+        self._by_cell: dict[str, tuple[list[float], dict[str, Any], str]] = {}
         self.started = time.monotonic()
         self.durations: list[float] = []
         self._seen: set[str] = set()
@@ -162,14 +164,20 @@ class SweepProgress:
         value = result.get(self.metric)
         cfg = (trial.config or {}).get("trial", {})
         if state == "done" and isinstance(value, (int, float)) and math.isfinite(value):
-            better = self.best is None or (
-                value > self.best.value if self.mode == "max" else value < self.best.value
-            )
-            if better:
-                self.best = Best(float(value), cfg, trial.trial_id)
+            self._update_best(float(value), cfg, trial.trial_id)
         if not self.live and not self._quiet:
             line = self._line(trial, state, value, seconds, cfg)
             self.console.print(line, highlight=False, soft_wrap=True)
+
+    def _update_best(self, value: float, cfg: dict[str, Any], trial_id: str) -> None:
+        """Rank configurations (cells) by their mean over seeds, not single lucky trials."""
+        entry = self._by_cell.setdefault(cfg.get("cell", trial_id), ([], cfg, trial_id))
+        entry[0].append(value)
+        sign = 1 if self.mode == "max" else -1
+        values, best_cfg, best_id = max(
+            self._by_cell.values(), key=lambda e: sign * sum(e[0]) / len(e[0])
+        )
+        self.best = Best(sum(values) / len(values), best_cfg, best_id, len(values))
 
     def _line(self, trial: Any, state: str, value: Any, seconds: Any, cfg: dict) -> str:
         finished = len(self._seen)
@@ -216,8 +224,9 @@ class SweepProgress:
         text.append(f" · elapsed {format_duration(elapsed)} · ETA {format_duration(self.eta())}")
         if self.best is not None:
             cfg = self.best.trial
-            text.append(f"\nbest {self.metric} {self.best.value:.4f}: ", style="bold")
-            text.append(f"{cfg.get('cell', '')};seed={cfg.get('seed', '')}")
+            best = f"\nbest {self.metric} {self.best.value:.4f} (mean of {self.best.n}): "
+            text.append(best, style="bold")
+            text.append(cfg.get("cell", ""))
             if cfg.get("variant"):
                 text.append(f" ({cfg['variant']})")
         return text

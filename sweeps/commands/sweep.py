@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         b = result.best
         variant = f" [{b['variant']}]" if b.get("variant") else ""
         print(
-            f"best {result.metric} {result.best_value:.4f}: {b['cell']};seed={b['seed']}{variant}"
+            f"best {result.metric} {result.best_value:.4f} (mean of {result.best_n} seeds): "
+            f"{b['cell']}{variant}"
         )
     print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
     print(f"open the MLflow UI: {result.ui_command}")

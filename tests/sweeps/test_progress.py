@@ -47,7 +47,7 @@ def test_counts_best_and_eta():
     assert p.eta() == 20.0
     text = p.render().plain
     assert "2 done · 1 running · 2 failed · 1 pending · 6 total" in text
-    assert "ETA 0:20" in text and "best val_acc 0.9000: task=x;eps=2;seed=0 (v2)" in text
+    assert "ETA 0:20" in text and "best val_acc 0.9000 (mean of 1): task=x;eps=2 (v2)" in text
 
 
 def test_stopped_by_the_scheduler_or_by_an_interruption():
@@ -128,3 +128,25 @@ def test_format_duration():
     assert format_duration(5) == "0:05"
     assert format_duration(3725) == "1:02:05"
     assert format_duration(None) == "?" and format_duration(float("inf")) == "?"
+
+
+def test_best_is_the_configuration_with_the_best_mean_over_seeds():
+    p, _ = view(total=4)
+
+    def seed(cell: int, s: int) -> dict:
+        return {"trial": {"cell": f"task=x;eps={cell}", "seed": s}}
+
+    p.update([T("a0", "TERMINATED", {"val_acc": 0.99, "completed": 1}, seed(1, 0))], force=True)
+    assert p.best.value == 0.99 and p.best.n == 1
+    p.update(
+        [
+            T("a0", "TERMINATED", {"val_acc": 0.99, "completed": 1}, seed(1, 0)),
+            T("a1", "TERMINATED", {"val_acc": 0.81, "completed": 1}, seed(1, 1)),
+            T("b0", "TERMINATED", {"val_acc": 0.93, "completed": 1}, seed(2, 0)),
+            T("b1", "TERMINATED", {"val_acc": 0.95, "completed": 1}, seed(2, 1)),
+        ],
+        force=True,
+    )
+    # eps=1 has the single best trial (0.99) but the lower mean (0.90 < 0.94).
+    assert p.best.trial["cell"] == "task=x;eps=2"
+    assert abs(p.best.value - 0.94) < 1e-12 and p.best.n == 2
