@@ -11,34 +11,13 @@ import argparse
 import sys
 
 from sweeps import cluster
+from sweeps.commands.argtypes import gpu_share, positive_int
 
 NAME = "submit"
 HELP = (
     "Send a sweep spec to a Ray cluster as a Ray Job (its driver runs on the head node) "
     "and print the job id."
 )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _gpus(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0 or (value > 1 and not value.is_integer()):
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction in [0, 1] or a whole number of GPUs, got {text}"
-        )
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--experiment", help="MLflow experiment and sweep name (default: spec)")
     parser.add_argument("--resume", action="store_true", help="continue a sweep of this name")
-    parser.add_argument("--max-concurrent", type=_positive, help="at most N trials at once")
+    parser.add_argument("--max-concurrent", type=positive_int, help="at most N trials at once")
     parser.add_argument(
-        "--gpus-per-trial", type=_gpus, help="GPUs per trial, fractions share a GPU"
+        "--gpus-per-trial", type=gpu_share, help="GPUs per trial, fractions share a GPU"
     )
     parser.add_argument(
         "--runs-dir",

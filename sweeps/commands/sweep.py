@@ -6,33 +6,13 @@ import argparse
 import shlex
 import sys
 
+from sweeps.commands.argtypes import gpu_share, positive_int
+
 NAME = "sweep"
 HELP = (
     "Run a sweep spec (a name such as quickstart, or a YAML path) on Ray Tune with MLflow "
     "tracking; without flags everything runs locally under ./runs."
 )
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0 or (value > 1 and not value.is_integer()):
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction in [0, 1] or a whole number of GPUs, got {text}"
-        )
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue an interrupted sweep of this name"
     )
     parser.add_argument(
-        "--max-concurrent", type=_positive, default=None, help="at most N trials at once"
+        "--max-concurrent", type=positive_int, default=None, help="at most N trials at once"
     )
     parser.add_argument(
         "--gpus-per-trial",
-        type=_fraction,
+        type=gpu_share,
         default=None,
         help="GPUs per trial; a fraction lets several trials share a GPU (default: the spec's)",
     )
