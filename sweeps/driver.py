@@ -374,6 +374,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
             sweep=experiment,
             paper_table=spec.paper_table,
             algorithm=spec.search.algorithm,
+            keep_checkpoint=spec.keep_checkpoint,
         ).as_dict(),
         "cpus_per_trial": cpus,
         "gpus_per_trial": gpus,
@@ -589,6 +590,7 @@ def _summarize(
             seconds.append(float(metrics["trial_seconds"]))
     interrupted = view.interrupted
     best = view.best
+    tracking.mark_stopped(view.stopped)
     tracking.finish(
         "KILLED" if interrupted else "FINISHED",
         metrics={

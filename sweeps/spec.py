@@ -3,7 +3,8 @@
 A spec names one experiment: the trial fields every trial shares (``defaults``), search axes
 (``space``: a cartesian grid, or distributions for TPE/random search), optional explicit rows
 (``trials``, e.g. one per row of a paper table, each crossed with the axes it does not fix),
-the seeds, the search algorithm, the scheduler and the resources of one trial::
+the seeds, the search algorithm, the scheduler, the resources of one trial and whether trials
+keep their best weights::
 
     name: quickstart
     paper_table: quickstart
@@ -12,6 +13,7 @@ the seeds, the search algorithm, the scheduler and the resources of one trial::
     seeds: [0, 1]
     search: {algorithm: grid, metric: val_acc, mode: max}
     resources: {cpus: 1}
+    keep_checkpoint: true   # each trial logs checkpoint/best.pt (false: metrics only)
 
 Every error names the file, the field path (``space.eps[1]``) and what was expected; task
 names and attack aliases are checked against :mod:`models.tasks` (imported on first use).
@@ -254,7 +256,13 @@ def parse_axis(value: Any) -> Axis:
 
 
 class Spec(_Strict):
-    """A validated sweep spec (see the module docstring)."""
+    """A validated sweep spec (see the module docstring).
+
+    ``keep_checkpoint`` (default ``true``): each finished trial logs its best-on-validation
+    weights to its MLflow run as ``checkpoint/best.pt``, which ``dropattack landscape`` loads.
+    Set it to ``false`` for large sweeps of large models (a text model with a 250,000-word
+    vocabulary weighs hundreds of MB per trial) when no landscape is wanted.
+    """
 
     name: str
     description: str = ""
@@ -265,6 +273,7 @@ class Spec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     search: Search = Search()
     resources: Resources = Resources()
+    keep_checkpoint: bool = True
     source: str = Field(default="", exclude=True)
 
     @field_validator("name")
@@ -279,6 +288,13 @@ class Spec(_Strict):
     def _table(cls, v: str) -> str:
         if v not in PAPER_TABLES:
             raise ValueError(f"unknown {v!r}; expected one of {', '.join(map(repr, PAPER_TABLES))}")
+        return v
+
+    @field_validator("keep_checkpoint", mode="before")
+    @classmethod
+    def _keep_checkpoint(cls, v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise ValueError(f"expected true or false, got {v!r}")
         return v
 
     @field_validator("seeds", mode="before")

@@ -7,6 +7,8 @@ URI whose server serves artifacts). Everything a trial logs goes through
 trial, kept on connection errors and sent again later, and saved with every checkpoint, so a
 restarted trial sends what its previous process could not. Nothing is dropped: if MLflow is
 still unreachable when the trial ends, the buffer is written to a file and the trial fails.
+Files (the best-weights checkpoint) are buffered by path: the file stays on local disk until
+MLflow has taken it.
 
 The layout (tags, params, metrics) is the contract in the project's notes; the report
 reads runs by these tags.
@@ -26,11 +28,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 __all__ = [
+    "CHECKPOINT_ARTIFACT",
+    "MODEL_PARAM_PREFIX",
     "TAG",
     "SweepContext",
     "SweepRun",
@@ -38,6 +43,7 @@ __all__ = [
     "TrialTracker",
     "UnreachableError",
     "client_for",
+    "model_overrides",
     "probe",
     "sqlite_uri",
 ]
@@ -61,6 +67,11 @@ TAG = {
     "stopped": "dropattack.stopped",
     "parent": "mlflow.parentRunId",
 }
+
+#: A finished trial's best-on-validation weights (a state dict saved with ``torch.save``).
+CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
+#: Params named ``model.<name>`` hold the trial's model overrides (``model.embed_dim``).
+MODEL_PARAM_PREFIX = "model."
 
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
 _BATCHED = {"metric": _MAX_METRICS, "param": _MAX_PARAMS, "tag": _MAX_TAGS}
@@ -149,8 +160,9 @@ class SweepContext:
     sweep: str
     paper_table: str = ""
     algorithm: str = "grid"
+    keep_checkpoint: bool = True  # the spec's ``keep_checkpoint``: log checkpoint/best.pt
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -218,6 +230,28 @@ class SweepRun:
         )
         self.client.set_terminated(self.run_id, status=status)
 
+    def mark_stopped(self, trial_ids: set[str]) -> int:
+        """Close the still-RUNNING child runs of trials the scheduler stopped as KILLED.
+
+        A trial stopped by ASHA ends inside Tune without its code seeing an exception, so its
+        run is closed here, from the driver, tagged ``dropattack.stopped=tune``.
+        """
+        if not trial_ids or not self.run_id:
+            return 0
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}' "
+            "and attributes.status = 'RUNNING'",
+            max_results=5000,
+        )
+        closed = 0
+        for run in runs:
+            if run.data.tags.get(TAG["trial_id"]) in trial_ids:
+                self.client.set_tag(run.info.run_id, TAG["stopped"], "tune")
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                closed += 1
+        return closed
+
     def ui_command(self) -> str:
         """The command that opens the MLflow UI on this sweep's runs."""
         if is_local_store(self.uri):
@@ -235,7 +269,22 @@ def _param_value(value: Any) -> str:
     return str(value)[:_PARAM_LEN]
 
 
+def model_overrides(params: Mapping[str, str]) -> dict[str, Any]:
+    """A run's ``model.<name>`` params back as model keyword arguments (``"300"`` -> 300)."""
+    out: dict[str, Any] = {}
+    for key, text in params.items():
+        if key.startswith(MODEL_PARAM_PREFIX):
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError:
+                value = text
+            out[key.removeprefix(MODEL_PARAM_PREFIX)] = text if value is None else value
+    return out
+
+
 def _permanent(e: Exception) -> bool:
+    if isinstance(e, TrackingError):
+        return True
     return isinstance(e, MlflowException) and e.error_code in _PERMANENT
 
 
@@ -361,6 +410,21 @@ class TrialTracker:
     def log_text(self, text: str, name: str) -> None:
         self.pending.append({"op": "text", "name": name, "text": text})
 
+    def log_file(self, path: str | Path, artifact_dir: str = "", remove: bool = False) -> None:
+        """Queue the local file ``path`` as artifact ``artifact_dir/<its name>``.
+
+        The file must stay where it is until it is sent (put it in ``spill_dir`` so that a
+        spilled buffer still finds it); with ``remove`` it is deleted once MLflow has it.
+        """
+        self.pending.append(
+            {
+                "op": "file",
+                "path": str(Path(path).resolve()),
+                "dir": artifact_dir,
+                "remove": bool(remove),
+            }
+        )
+
     def terminate(self, status: str, error: BaseException | str | None = None) -> None:
         """Queue the run's end: FINISHED, FAILED (with ``dropattack.error``) or KILLED."""
         if status not in ("FINISHED", "FAILED", "KILLED"):
@@ -378,6 +442,7 @@ class TrialTracker:
 
         Raises:
             MlflowException: a permanent error (an invalid value, a deleted run).
+            TrackingError: a queued file is no longer on disk.
         """
         try:
             if self.run_id is None:
@@ -459,6 +524,18 @@ class TrialTracker:
 
     def _send_text(self, rec: dict[str, Any]) -> None:
         self.client.log_text(self.run_id, rec["text"], rec["name"])
+
+    def _send_file(self, rec: dict[str, Any]) -> None:
+        path = Path(rec["path"])
+        if not path.is_file():
+            name = f"{rec['dir']}/{path.name}" if rec["dir"] else path.name
+            raise TrackingError(
+                f"artifact {name} of run {self.run_id}: the local file {path} queued for "
+                "MLflow is gone (was the trial's folder deleted?)"
+            )
+        self.client.log_artifact(self.run_id, str(path), rec["dir"] or None)
+        if rec["remove"]:
+            path.unlink(missing_ok=True)
 
     def _send_reopen(self, rec: dict[str, Any]) -> None:
         tags = self.client.get_run(self.run_id).data.tags

@@ -8,12 +8,14 @@ Ray Tune calls :func:`trainable` in a worker with ``config["trial"]`` (a dict fr
 2. runs :func:`sweeps.run.run_trial` with a callback that, after every epoch but the last,
    logs the epoch's metrics to MLflow and reports them to Tune with a checkpoint (model,
    optimizer, method state and the unsent MLflow records);
-3. logs the final metrics, closes the run FINISHED and reports the final metrics; or, if
-   training raises, closes the run FAILED with the error. An error a retry would meet
-   again (a non-finite loss, a bad configuration, missing data) ends the trial with a
-   ``failed`` result: no retry, and the worker is kept for the next trial. Any other error
-   is re-raised, so Tune records it and retries the trial (``FailureConfig``); the retry
-   finds the same MLflow run and continues from the last checkpoint.
+3. logs the final metrics and, unless the spec says ``keep_checkpoint: false``, the
+   best-on-validation weights as ``checkpoint/best.pt`` (what ``dropattack landscape``
+   loads), closes the run FINISHED and reports the final metrics; or, if training raises,
+   closes the run FAILED with the error. An error a retry would meet again (a non-finite
+   loss, a bad configuration, missing data) ends the trial with a ``failed`` result: no
+   retry, and the worker is kept for the next trial. Any other error is re-raised, so Tune
+   records it and retries the trial (``FailureConfig``); the retry finds the same MLflow run
+   and continues from the last checkpoint.
 
 The last epoch is reported together with the test metrics, so a scheduler (ASHA) sees
 exactly ``epochs`` results and cannot stop a trial between its last epoch and its test
@@ -38,7 +40,13 @@ from dropattack.train import Callback, EpochMetrics, NonFiniteLossError
 from models import tasks
 from sweeps.progress import COMPLETED, FAILED
 from sweeps.run import TrialConfig, TrialResult, run_trial
-from sweeps.tracking import TAG, SweepContext, TrialTracker
+from sweeps.tracking import (
+    CHECKPOINT_ARTIFACT,
+    MODEL_PARAM_PREFIX,
+    TAG,
+    SweepContext,
+    TrialTracker,
+)
 
 __all__ = ["CHECKPOINT_STATE", "DETERMINISTIC_ERRORS", "run_name", "trainable", "trial_params"]
 
@@ -49,12 +57,19 @@ CHECKPOINT_TRACKING = "mlflow.json"
 DETERMINISTIC_ERRORS = (NonFiniteLossError, ValueError)
 _CONFIG_FIELDS = (
     "task", "method", "attack", "eps", "p", "k", "groups", "hp", "seed", "epochs",
-    "train_size", "batch_size", "lr", "data_dir", "device",
+    "train_size", "batch_size", "lr", "data_dir", "device", "vectors", "model",
 )  # fmt: skip
+#: Trial fields that shape the model or its data without being sweep axes: logged as params
+#: (when set) so that ``dropattack landscape`` rebuilds the same model.
+_MODEL_SOURCE = ("data_dir", "vectors")
 
 
 def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
-    """MLflow params of a trial: readable side by side in the UI's compare view."""
+    """MLflow params of a trial: readable side by side in the UI's compare view.
+
+    Besides the sweep's values they hold what rebuilding the model needs: ``data_dir`` and
+    ``vectors`` when set, and each model override as ``model.<name>``.
+    """
     params: dict[str, Any] = {
         "task": trial["task"],
         "method": trial["method"],
@@ -67,6 +82,11 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
             params[name] = trial[name]
     for name, value in (trial.get("hp") or {}).items():
         params[name] = value
+    for name in _MODEL_SOURCE:
+        if trial.get(name):
+            params[name] = trial[name]
+    for name, value in (trial.get("model") or {}).items():
+        params[f"{MODEL_PARAM_PREFIX}{name}"] = value
     return params
 
 
@@ -250,9 +270,25 @@ def _finish(
     tracker.log_params(params)
     tracker.log_metrics(final)
     tracker.log_text(json.dumps([h.as_dict() for h in result.history], indent=1), "history.json")
+    if tracker.ctx.keep_checkpoint:
+        _queue_best(tracker, result)
     tracker.terminate("FINISHED")
     tracker.flush_final()
     return final
+
+
+def _queue_best(tracker: TrialTracker, result: TrialResult) -> None:
+    """Save the best weights in the trial's folder and queue them as ``checkpoint/best.pt``.
+
+    The file goes through the tracker's buffer like every other record: an MLflow outage
+    delays it (the final flush retries) instead of losing it, and the file is deleted once
+    MLflow has it.
+    """
+    folder, name = CHECKPOINT_ARTIFACT.rsplit("/", 1)
+    local = Path(tracker.spill_dir or tempfile.mkdtemp(prefix="dropattack-best-")) / name
+    local.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(result.best_state, local)
+    tracker.log_file(local, folder, remove=True)
 
 
 def _release(device: str | None) -> None:

@@ -1,9 +1,11 @@
 """``dropattack landscape RUN_ID...``: loss landscapes around trained runs' best weights.
 
-Each run's ``checkpoint/best.pt`` (logged by its sweep trial) is loaded into its task's model,
-and the loss is evaluated on a grid of two filter-normalised random directions (the same
-directions seed for every run, so standard and DropAttack runs compare as in the paper's
-Figures 3, 5 and 6). Writes landscape.png and landscape.json, and logs both to each run.
+Each run's ``checkpoint/best.pt`` (logged by its sweep trial unless the spec says
+``keep_checkpoint: false``) is loaded into its task's model, rebuilt from the run's params
+(``task``, ``data_dir``, ``vectors`` and the ``model.<name>`` overrides), and the loss is
+evaluated on a grid of two filter-normalised random directions (the same directions seed for
+every run, so standard and DropAttack runs compare as in the paper's Figures 3, 5 and 6).
+Writes landscape.png and landscape.json, and logs both to each run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from models import tasks
 from models.data import DataOptions
 from sweeps.landscape import Landscape, loss_surface, plot_landscapes
 from sweeps.report.collect import check_store, checkpoint_path, default_tracking_uri
+from sweeps.tracking import model_overrides
 
 NAME = "landscape"
 HELP = (
@@ -79,7 +82,7 @@ def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
             vectors=params.get("vectors") or None,
         )
     )
-    model = task.build_model(data)
+    model = task.build_model(data, **model_overrides(params))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"run {run_id}: checkpoint/best.pt is not a state dict")

@@ -17,6 +17,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
+from sweeps.tracking import CHECKPOINT_ARTIFACT
+
 __all__ = [
     "CHECKPOINT_ARTIFACT",
     "default_tracking_uri",
@@ -28,7 +30,6 @@ __all__ = [
     "metric_history",
 ]
 
-CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
 _PAGE = 1000
 _HOW_TO_SWEEP = (
     "run a sweep first, e.g. `dropattack sweep SPEC --mlflow-uri URI` "
@@ -248,8 +249,9 @@ def checkpoint_path(
         have = ", ".join(sorted(a.path for a in client.list_artifacts(run_id))) or "none"
         raise ValueError(
             f"run {run_id} has no artifact {CHECKPOINT_ARTIFACT} (its artifacts: {have}); "
-            "re-run its sweep with checkpoints kept, so that each trial logs its best weights "
-            f"as {CHECKPOINT_ARTIFACT} (see `dropattack sweep --help`)."
+            "its trial did not finish, or its sweep spec set `keep_checkpoint: false`: re-run "
+            "the sweep with `keep_checkpoint: true` in the spec (the default), so that each "
+            f"finished trial logs its best weights as {CHECKPOINT_ARTIFACT}."
         )
     dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="dropattack-ckpt-"))
     with contextlib.suppress(FileExistsError):

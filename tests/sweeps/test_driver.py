@@ -106,7 +106,8 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
         assert sorted(m.step for m in history) == [1, 2]
         best = max(m.value for m in history)
         assert metrics["val_acc"] == pytest.approx(best)
-        assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["history.json"]
+        artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert artifacts == ["checkpoint", "history.json"]
     state = json.loads((tmp_path / "runs" / "ray" / "e2e" / STATE_FILE).read_text())
     assert state["status"] == "finished" and state["parent_run_id"] == parent.info.run_id
 
