@@ -196,6 +196,7 @@ BAD_VALUES: list[tuple[tuple[str, ...], st.SearchStrategy[Any]]] = [
         ("space", "k"),
         st.one_of(st.lists(NOT_POSITIVE_INT, min_size=1, max_size=3), st.just([1, 1])),
     ),
+    (("keep_checkpoint",), st.one_of(st.sampled_from(["yes", "no", "true", 1, 0]), NOT_SCALAR)),
     (("trials",), st.one_of(WORD, st.integers(), st.dictionaries(WORD, st.integers(), min_size=1))),
     (("trials", 0), st.one_of(WORD, st.integers(), st.lists(st.integers(), min_size=1))),
     (("trials", 1, "eps"), st.one_of(NEGATIVE, st.just(math.nan), BAD_FLOAT_TYPE)),
@@ -293,7 +294,7 @@ def attack_for_a_method_without_targets(doc: dict[str, Any], draw: Draw) -> str:
 
 
 MUTATIONS = [
-    bad_value,  # four times: it has 37 paths to cover
+    bad_value,  # four times: it has 38 paths to cover
     bad_value,
     bad_value,
     bad_value,
@@ -421,6 +422,7 @@ KNOWN_BUGS = {
     "a key given twice (the first value is dropped silently)": (
         BASE_TEXT + "seeds: [5]\n"
     ).encode(),
+    "a source key (the internal field: overwritten silently)": (BASE_TEXT + "source: x\n").encode(),
     "hp named model (loads; every trial then raises TypeError)": (
         BASE_TEXT.replace("epochs: 2", "epochs: 2\n  hp: {model: 1}").encode()
     ),
