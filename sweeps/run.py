@@ -218,7 +218,8 @@ def method_args(name: str) -> set[str]:
     """Keyword arguments method ``name`` accepts (besides the model)."""
     cls = methods.get_class(name)
     params = inspect.signature(cls).parameters
-    return {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n for n, p in params.items() if p.kind in kinds and n != "model"}
 
 
 def _build_method(

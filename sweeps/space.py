@@ -18,6 +18,7 @@ expansion of one spec gives the same list. TPE/random searches sample through
 from __future__ import annotations
 
 import itertools
+import string
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -109,6 +110,10 @@ def _variant(template: str | None, trial: Mapping[str, Any], loc: str) -> str:
     fields = {k: _fmt(v) for k, v in trial.items() if k not in ("hp", "seed", "variant")}
     fields.update({k: _fmt(v) for k, v in (trial.get("hp") or {}).items()})
     try:
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        unknown = [f for f in names if f not in fields]  # also '{eps.real}', '{eps[0]}'
+        if unknown:
+            raise KeyError(unknown[0])
         return template.format_map(fields)
     except (KeyError, IndexError, ValueError) as e:
         raise SpecError(

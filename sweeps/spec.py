@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -131,6 +132,8 @@ class TrialFields(_Strict):
     def _eps(cls, v: float | None) -> float | None:
         if v is not None and not v >= 0:
             raise ValueError(f"expected eps >= 0, got {v}")
+        if v == math.inf:
+            raise ValueError(f"expected a finite eps, got {v}")
         return v
 
     @field_validator("p")
@@ -161,6 +164,7 @@ class TrialFields(_Strict):
 
 #: Trial fields only some methods take (``standard`` takes none of them).
 METHOD_FIELDS = frozenset({"attack", "eps", "p", "k", "groups"})
+MAX_SEEDS = 1000  # a typo such as `seeds: 100000000` must not expand into 10^8 trials
 #: Fields a ``space`` axis may vary.
 AXES = (
     "task", "method", "attack", "eps", "p", "k", "groups", "train_size", "epochs",
@@ -301,12 +305,12 @@ class Spec(_Strict):
     @classmethod
     def _seeds(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool):
-            if v < 1:
-                raise ValueError(f"expected a list of seeds or a count >= 1, got {v}")
+            if not 1 <= v <= MAX_SEEDS:
+                raise ValueError(f"expected a list of seeds or a count in 1..{MAX_SEEDS}, got {v}")
             return list(range(v))
         if isinstance(v, list):
-            if not v:
-                raise ValueError("expected at least one seed")
+            if not 1 <= len(v) <= MAX_SEEDS:
+                raise ValueError(f"expected 1..{MAX_SEEDS} seeds, got {len(v)}")
             if len(set(map(str, v))) != len(v):
                 raise ValueError(f"seeds repeat: {v}")
         return v
@@ -475,6 +479,9 @@ def _check_axis(name: str, raw: Any, algorithm: str, errors: _Errors) -> Axis | 
         else:
             for bound in ("low", "high"):
                 value = getattr(axis, bound)
+                if not math.isfinite(value):
+                    errors.add(f"{loc}.{bound}", f"expected a finite number, got {value}")
+                    continue
                 _validated(
                     name, int(value) if name in _INT_AXES else value, f"{loc}.{bound}", errors
                 )
@@ -627,6 +634,22 @@ def parse_spec(
     return spec
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_spec(name_or_path: str | Path) -> Spec:
     """Read and validate a spec: a shipped name (``quickstart``) or a YAML file path.
 
@@ -639,14 +662,25 @@ def load_spec(name_or_path: str | Path) -> Spec:
 
     path = _find(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        # A SafeLoader subclass: as safe as yaml.safe_load, plus duplicate keys refused.
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(f"{path}:{where}: invalid YAML: {problem}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {e.start}); save the spec as UTF-8"
+        ) from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a spec") from None
+    except ValueError as e:  # e.g. an integer past Python's digit limit
+        raise SpecError(f"{path}: invalid YAML value: {e}") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read: {e.strerror}") from None
+    if isinstance(data, Mapping) and "source" in data:
+        raise SpecError(f"{path}: source: not a spec field (it is set to the file's path)")
 
     def expand(spec: Spec) -> None:
         if spec.search.algorithm == "grid":

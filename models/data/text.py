@@ -32,6 +32,7 @@ labels to train or evaluate on and is not read.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -145,7 +146,8 @@ def read_csv(path: Path, columns: Sequence[str], num_classes: int) -> TextTable:
                 raise DataError(
                     f"{path}: columns {header}; expected {list(columns)} (the authors' layout)"
                 )
-            text_col, label_col = header.index("text"), header.index("label")
+            names = [h.strip() for h in header]
+            text_col, label_col = names.index("text"), names.index("label")
             for row in reader:
                 line = reader.line_num
                 if len(row) != len(columns):
@@ -170,9 +172,12 @@ def _check_text(text: object, where: str) -> str:
     return text
 
 
+_LABEL = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: str.isdigit() accepts '²'
+
+
 def _check_label(value: object, num_classes: int, where: str) -> int:
     label = None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _LABEL.fullmatch(value.strip()):
         label = int(value.strip())
     elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         label = int(value)

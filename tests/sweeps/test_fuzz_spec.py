@@ -402,7 +402,8 @@ def test_cli_answers_malformed_specs_with_an_error_line(
 # should not. Strict xfails: when sweeps/spec.py handles one, its case passes and fails the
 # run, so the case moves up into the generators.
 
-KNOWN_BUGS = {
+# Inputs the fuzzer once found escaping as other errors (or silently accepted); fixed.
+FOUND_BY_FUZZING = {
     "invalid UTF-8 (UnicodeDecodeError, no file named)": BASE_TEXT.encode() + b"# \xff\xfe\n",
     "deep nesting (RecursionError)": b"space: " + b"[" * 3000 + b"]" * 3000 + b"\n",
     "an integer of 5000 digits (ValueError of int(), no file named)": (
@@ -429,10 +430,25 @@ KNOWN_BUGS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="sweeps/spec.py does not turn this input into a SpecError")
-@pytest.mark.parametrize("data", list(KNOWN_BUGS.values()), ids=list(KNOWN_BUGS))
-def test_known_loader_gaps(folder: Path, data: bytes) -> None:
+@pytest.mark.parametrize("data", list(FOUND_BY_FUZZING.values()), ids=list(FOUND_BY_FUZZING))
+def test_inputs_found_by_fuzzing_give_a_spec_error(folder: Path, data: bytes) -> None:
     path = folder / "bug.yaml"
     path.write_bytes(data)
     with pytest.raises(SpecError, match=f"^{path}"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (("seeds:\n- 0\n- 1", "seeds: 100000000"), r"seeds: .*1\.\.1000"),
+        (("epochs: 2", "epochs: 2\n  eps: .inf"), r"finite eps"),
+        (("variant: a", "variant: '{eps[0]}'"), r"variant: cannot fill"),
+    ],
+)
+def test_limits_found_while_fuzzing(folder: Path, change: tuple[str, str], match: str) -> None:
+    assert change[0] in BASE_TEXT
+    path = folder / "limit.yaml"
+    path.write_text(BASE_TEXT.replace(*change))
+    with pytest.raises(SpecError, match=match):
         load_spec(path)
