@@ -463,7 +463,7 @@ def test_submit_sweep_runs_the_driver_on_the_head(
 ) -> None:
     """The real project folder is shipped and ``dropattack sweep quickstart`` runs there
     (``--dry-run``: it prints the resolved trials, identical to a local dry run)."""
-    from sweeps.driver import dry_run
+    from sweeps.space import describe_trials
     from sweeps.spec import load_spec
 
     code, out, err = run_cli(
@@ -473,7 +473,7 @@ def test_submit_sweep_runs_the_driver_on_the_head(
     assert code == 0, out + err
     assert job.startswith("raysubmit_")
     assert f"{job} SUCCEEDED" in err
-    local = dry_run(load_spec("quickstart"))
+    local = describe_trials(load_spec("quickstart"))
     remote = [line for line in out.splitlines()[1:] if line.strip()]
     assert [line for line in remote if line in local] == local
 
