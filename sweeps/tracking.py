@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -255,8 +257,19 @@ class SweepRun:
     def ui_command(self) -> str:
         """The command that opens the MLflow UI on this sweep's runs."""
         if is_local_store(self.uri):
-            return f"mlflow ui --backend-store-uri {self.uri}"
+            return f"{_mlflow_executable()} ui --backend-store-uri {self.uri}"
         return f"open {self.uri.rstrip('/')}/#/experiments/{self.experiment_id}"
+
+
+def _mlflow_executable() -> str:
+    """The ``mlflow`` beside this Python (``.venv/bin/mlflow``), as a user can type it."""
+    beside = Path(sys.executable).parent / "mlflow"
+    if not beside.is_file() or shutil.which("mlflow") == str(beside):
+        return "mlflow"
+    try:
+        return os.path.relpath(beside)
+    except ValueError:
+        return str(beside)
 
 
 def _param_value(value: Any) -> str:
