@@ -13,13 +13,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.netutil import free_port, wait_http
 
 # pytest puts tests/ on sys.path for this file, where tests/models and tests/dropattack would
 # shadow the packages of the same name as namespace packages: the checkout goes first.
@@ -28,27 +28,6 @@ if sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
 
 
 @dataclass

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from base64 import b64encode
 from pathlib import Path
 
 import pytest
+
+from tests.netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -102,12 +103,6 @@ def test_refuses_missing_and_placeholder_secrets(change: dict, message: str) -> 
     )
     assert done.returncode == 2
     assert done.stderr.startswith("mlflow-server: ") and message in done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, auth: tuple[str, str] | None = None, host: str | None = None) -> int:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 from sweeps import cli
+from tests.netutil import free_port
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(["sweep", *argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_dry_run_prints_every_trial_and_starts_nothing(capsys, tmp_path):
