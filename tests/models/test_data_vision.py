@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from models.data import DataError, DataOptions, load, read_cifar_batch
+from models.data.vision import digits_arrays
 
 
 def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -60,6 +61,14 @@ def test_digits_are_real_upsampled_and_split_80_10_10():
     assert abs(x.mean().item()) < 1e-4 and abs(x.std().item() - 1) < 1e-3
     again = load("digits")
     torch.testing.assert_close(again.test.x, data.test.x)
+
+
+def test_digits_file_reader_matches_scikit_learn():
+    sk = pytest.importorskip("sklearn.datasets").load_digits()
+    images, labels = digits_arrays()
+    np.testing.assert_array_equal(images, sk.images)
+    np.testing.assert_array_equal(labels, sk.target)
+    assert labels.dtype == np.int64
 
 
 def test_mnist_reads_idx_files_through_torchvision(tmp_path):
