@@ -18,6 +18,8 @@ artifacts, the Optuna storage and Tune's experiment folders all under ``./runs``
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import shlex
@@ -29,24 +31,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
-
-from sweeps import progress
-from sweeps.space import DefineByRun, expand_grid
+from sweeps.space import expand_grid
 from sweeps.spec import Spec
-from sweeps.tracking import (
-    TAG,
-    SweepContext,
-    SweepRun,
-    UnreachableError,
-    is_local_store,
-    probe,
-    sqlite_uri,
-)
+from sweeps.store import UnreachableError, is_local_store, probe, sqlite_uri
+
+if TYPE_CHECKING:
+    from sweeps.progress import SweepProgress
+    from sweeps.tracking import SweepRun
 
 __all__ = [
     "STATE_FILE",
@@ -197,6 +191,28 @@ def _write_state(folder: Path, state: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- ray
 
 
+#: Modules that ``ray.init`` imports on first use (Ray 2.60). The driver imports them before
+#: its import thread starts, so that the thread and ``ray.init`` never import one module at
+#: the same moment (CPython raises ``_DeadlockError`` when two threads enter the two halves
+#: of a circular import at once). A name another Ray version lacks is skipped.
+RAY_INIT_IMPORTS = (
+    "click",
+    "colorful",
+    "ray._common.usage.usage_lib",
+    "ray._private.node",
+    "ray._private.runtime_env.uv_runtime_env_hook",
+    "ray._private.thirdparty.pynvml",
+    "ray.autoscaler.v2.utils",
+    "ray.dashboard.optional_deps",
+)
+
+
+def _import_for_ray_init() -> None:
+    for name in RAY_INIT_IMPORTS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
 def _init_ray(address: str | None) -> None:
     import ray
 
@@ -249,60 +265,6 @@ def _trial_name(trial: Any) -> str:
     return f"t{index}_{trial.trial_id}"
 
 
-def _search_alg(spec: Spec, paths: _Paths, study_name: str) -> tuple[Any, dict[str, str]]:
-    if spec.search.algorithm == "grid":
-        return None, {}
-    import optuna
-
-    url = spec.search.storage or sqlite_uri(paths.optuna_db)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-    searcher = FailAwareOptunaSearch(
-        space=DefineByRun(spec),
-        metric=spec.search.metric,
-        mode=spec.search.mode,
-        sampler=samplers[spec.search.algorithm](seed=spec.search.seed),
-        study_name=study_name,
-        storage=optuna.storages.RDBStorage(url),
-    )
-    return searcher, {"storage": url, "study": study_name}
-
-
-class FailAwareOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that tells Optuna FAIL (not PRUNED) for a trial whose last result
-    says ``failed`` (a diverged or misconfigured trial ends without raising)."""
-
-    def on_trial_complete(
-        self, trial_id: str, result: dict | None = None, error: bool = False
-    ) -> None:
-        if result and result.get("failed"):
-            result, error = None, True
-        super().on_trial_complete(trial_id, result=result, error=error)
-
-
-class RecordingASHA(ASHAScheduler):
-    """ASHA that tells the live view which trials it stopped (so they do not look
-    interrupted: their last result is not a final one)."""
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        action = super().on_trial_result(tune_controller, trial, result)
-        if action == self.STOP:
-            progress.record_stop(trial.trial_id)
-        return action
-
-
-def _scheduler(spec: Spec, max_t: int) -> Any:
-    if spec.search.scheduler == "none":
-        return None
-    return RecordingASHA(
-        time_attr="training_iteration",
-        max_t=max_t,
-        grace_period=min(spec.search.grace_period, max_t),
-        reduction_factor=spec.search.reduction_factor,
-    )
-
-
 # --------------------------------------------------------------------------- run
 
 
@@ -339,16 +301,26 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
     trials = expand_grid(spec) if spec.search.algorithm == "grid" else None
     total = len(trials) if trials is not None else int(spec.search.num_samples or 0)
 
-    # MLflow's parent run is set up while Ray starts (both take seconds).
+    # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
+    # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run.
+    _import_for_ray_init()
     with ThreadPoolExecutor(1) as pool:
-        opening = pool.submit(_open_tracking, uri, experiment, paths, spec, opts, trials, state)
+        opening = pool.submit(_prepare, uri, experiment, paths, spec, opts, trials, state)
         try:
             _init_ray(opts.address)
         except BaseException as e:
+            from sweeps.tracking import TAG
+
             tracking, _ = opening.result()
             tracking.finish("FAILED", {}, {TAG["error"]: _describe(e)})
             raise
         tracking, study = opening.result()
+    from ray import tune
+
+    from sweeps import progress
+    from sweeps.search import search_alg
+    from sweeps.tracking import TAG, SweepContext
+
     state = {
         "spec": spec.name,
         "spec_hash": spec.hash,
@@ -360,8 +332,6 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         "optuna": {},
     }
     _write_state(exp_dir, state)
-
-    from ray import tune
 
     cpus = spec.resources.cpus
     gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
@@ -393,7 +363,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         )
         searcher_info = (previous or {}).get("optuna") or {}
     else:
-        searcher, searcher_info = _search_alg(spec, paths, study)
+        searcher, searcher_info = search_alg(spec, sqlite_uri(paths.optuna_db), study)
         tuner = _new_tuner(spec, runnable, trials, searcher, paths, experiment, limit, total)
     state["optuna"] = searcher_info
     _write_state(exp_dir, state)
@@ -445,6 +415,9 @@ def _new_tuner(
     """A Tuner over the grid's explicit trials (each once), or over the searcher's samples."""
     from ray import tune
 
+    from sweeps import progress
+    from sweeps.search import scheduler
+
     return tune.Tuner(
         runnable,
         param_space={"trial": tune.grid_search(trials)} if trials is not None else None,
@@ -452,7 +425,7 @@ def _new_tuner(
             metric=spec.search.metric,
             mode=spec.search.mode,
             search_alg=searcher,
-            scheduler=_scheduler(spec, _max_epochs(spec, trials)),
+            scheduler=scheduler(spec, _max_epochs(spec, trials)),
             num_samples=1 if trials is not None else total,
             max_concurrent_trials=limit,
             reuse_actors=spec.resources.reuse_actors,
@@ -470,6 +443,24 @@ def _new_tuner(
     )
 
 
+def _prepare(
+    uri: str,
+    experiment: str,
+    paths: _Paths,
+    spec: Spec,
+    opts: SweepOptions,
+    trials: list[dict[str, Any]] | None,
+    state: dict[str, Any] | None,
+) -> tuple[SweepRun, str]:
+    """What the driver does while Ray starts: import Tune, Optuna, MLflow and the trainable's
+    modules (seconds of CPU on a small machine), then open the MLflow parent run."""
+    for name in ("ray.tune", "sweeps.search", "sweeps.tracking"):
+        importlib.import_module(name)
+    if opts.trainable is None:
+        importlib.import_module("sweeps.trial")
+    return _open_tracking(uri, experiment, paths, spec, opts, trials, state)
+
+
 def _open_tracking(
     uri: str,
     experiment: str,
@@ -480,6 +471,8 @@ def _open_tracking(
     state: dict[str, Any] | None,
 ) -> tuple[SweepRun, str]:
     """The experiment and the parent run (new, or reopened on resume); the study name."""
+    from sweeps.tracking import SweepRun
+
     tracking = SweepRun(uri, experiment, artifact_root=paths.artifacts)
     if opts.resume:
         tracking.reopen(state["parent_run_id"])
@@ -568,12 +561,14 @@ def _spec_text(spec: Spec) -> str:
 def _summarize(
     grid: Any,
     spec: Spec,
-    view: progress.SweepProgress,
+    view: SweepProgress,
     experiment: str,
     tracking: SweepRun,
     t_start: float,
     concurrency: int,
 ) -> SweepResult:
+    from sweeps.progress import COMPLETED
+
     c = view.counts
     counts = {
         "done": c["done"],
@@ -585,7 +580,7 @@ def _summarize(
     seconds: list[float] = []
     for r in grid:
         metrics = r.metrics or {}
-        counts["skipped"] += int(bool(metrics.get("skipped") and metrics.get(progress.COMPLETED)))
+        counts["skipped"] += int(bool(metrics.get("skipped") and metrics.get(COMPLETED)))
         if isinstance(metrics.get("trial_seconds"), (int, float)) and not metrics.get("skipped"):
             seconds.append(float(metrics["trial_seconds"]))
     interrupted = view.interrupted

@@ -22,18 +22,17 @@ import os
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+
+from sweeps.store import UnreachableError, is_local_store, probe, sqlite_uri
 
 __all__ = [
     "CHECKPOINT_ARTIFACT",
@@ -88,52 +87,8 @@ _HTTP_DEFAULTS = {
 _PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
 
 
-class UnreachableError(ConnectionError):
-    """The tracking server (or another service) does not answer; nothing was launched."""
-
-
 class TrackingError(RuntimeError):
     """MLflow could not take a trial's records before the retry deadline."""
-
-
-def sqlite_uri(path: str | Path) -> str:
-    """``sqlite:///`` URI of an absolute path (trials change their working directory)."""
-    return f"sqlite:///{Path(path).resolve()}"
-
-
-def is_local_store(uri: str) -> bool:
-    """A store only this machine can reach (sqlite or a file path), not a server."""
-    scheme = urlparse(uri).scheme
-    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" paths
-
-
-def probe(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast when ``uri`` cannot be used: an HTTP server that does not answer ``/health``
-    or a sqlite file in a folder that cannot be created.
-
-    Raises:
-        UnreachableError: with a one-line reason naming the URI.
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        url = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                if resp.status != 200:
-                    raise UnreachableError(f"MLflow at {uri}: /health answered {resp.status}")
-        except urllib.error.HTTPError as e:
-            raise UnreachableError(f"MLflow at {uri}: /health answered {e.code}") from None
-        except OSError as e:  # URLError and timeouts are OSErrors
-            reason = getattr(e, "reason", e)
-            raise UnreachableError(f"cannot reach MLflow at {uri}: {reason}") from None
-    elif parsed.scheme == "sqlite":
-        path = Path(uri.removeprefix("sqlite:///"))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UnreachableError(
-                f"MLflow store {uri}: cannot create {path.parent}: {e}"
-            ) from None
 
 
 _CLIENTS: dict[str, MlflowClient] = {}

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(describe_trials(spec)))
         return 0
     from sweeps.driver import SweepError, SweepOptions, run_sweep
-    from sweeps.tracking import UnreachableError
+    from sweeps.store import UnreachableError
 
     for name in ("mlflow", "optuna"):  # the live view is the console
         logging.getLogger(name).setLevel(logging.WARNING)

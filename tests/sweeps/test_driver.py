@@ -271,3 +271,44 @@ def test_tpe_search_with_asha_keeps_its_study_in_storage(ray_local, mlflow_serve
             assert "test_acc" not in r.data.metrics and steps == [1]
         assert r.data.tags[TAG["trial_key"]].endswith(tuple(f"sample={i}" for i in range(4)))
     assert sum(r.info.status == "FINISHED" for r in kids) == result.counts["done"] >= 1
+
+
+_NEW_MODULES = """
+import json, sys
+import ray
+import sweeps.driver as driver
+from sweeps.spec import load_spec
+
+load_spec("quickstart")  # what the command has imported when the sweep starts
+driver._import_for_ray_init()
+before = set(sys.modules)
+if sys.argv[1] == "init":
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+else:
+    for name in ("ray.tune", "sweeps.search", "sweeps.tracking", "sweeps.trial"):
+        __import__(name)
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def _new_modules(step: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _NEW_MODULES, step],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_ray_init_and_the_import_thread_never_import_the_same_module():
+    """The driver imports Tune, MLflow and the trainable in a thread while ``ray.init`` runs;
+    two threads importing one module at once can deadlock, so ``RAY_INIT_IMPORTS`` must hold
+    whatever ``ray.init`` would otherwise import that the thread also imports."""
+    by_init = _new_modules("init")
+    by_thread = _new_modules("thread")
+    assert by_thread, "the thread imports nothing: the check would prove nothing"
+    assert not by_init & by_thread, sorted(by_init & by_thread)
