@@ -7,6 +7,7 @@ and ``run(args) -> int``; this file only wires them together.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -55,5 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """The ``dropattack`` console script: :func:`main`, then exit.
+
+    The objects torch, Ray and MLflow leave behind are frozen first, so the interpreter does
+    not garbage-collect them one last time on the way out (about 2 s on 2 cores, measured).
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
