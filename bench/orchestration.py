@@ -94,7 +94,7 @@ def case_cli(runs_dir: Path, tree: Path = ROOT, address: str | None = None) -> d
     inside = sum(r.data.metrics["trial_seconds"] for r in kids)
     first = min(r.info.start_time for r in kids) / 1000
     last = max(r.info.end_time for r in kids) / 1000
-    n, conc = len(kids), 2
+    n, conc = len(kids), min(len(kids), os.cpu_count() or 1)  # the quickstart: 1 CPU a trial
     return {
         "case": "cli-warm" if address else "cli",
         "tree": str(tree),

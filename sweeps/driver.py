@@ -453,24 +453,12 @@ def _prepare(
     state: dict[str, Any] | None,
 ) -> tuple[SweepRun, str]:
     """What the driver does while Ray starts: import Tune, Optuna, MLflow and the trainable's
-    modules (seconds of CPU on a small machine), then open the MLflow parent run."""
-    for name in ("ray.tune", "sweeps.search", "sweeps.tracking"):
+    modules (seconds of CPU on a small machine), then open the experiment and the parent run
+    (new, or reopened on resume). Returns the parent run and the Optuna study name."""
+    for name in ("ray.tune", "sweeps.search"):
         importlib.import_module(name)
     if opts.trainable is None:
         importlib.import_module("sweeps.trial")
-    return _open_tracking(uri, experiment, paths, spec, opts, trials, state)
-
-
-def _open_tracking(
-    uri: str,
-    experiment: str,
-    paths: _Paths,
-    spec: Spec,
-    opts: SweepOptions,
-    trials: list[dict[str, Any]] | None,
-    state: dict[str, Any] | None,
-) -> tuple[SweepRun, str]:
-    """The experiment and the parent run (new, or reopened on resume); the study name."""
     from sweeps.tracking import SweepRun
 
     tracking = SweepRun(uri, experiment, artifact_root=paths.artifacts)
