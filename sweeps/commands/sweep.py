@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from sweeps.commands.argtypes import gpu_share, positive_int
+
+if TYPE_CHECKING:
+    from sweeps.driver import SweepOptions
+    from sweeps.spec import Spec
 
 NAME = "sweep"
 HELP = (
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(describe_trials(spec)))
         return 0
-    from sweeps.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.driver import SweepError, SweepOptions
     from sweeps.store import UnreachableError
 
     for name in ("mlflow", "optuna"):  # the live view is the console
@@ -81,10 +86,23 @@ def run(args: argparse.Namespace) -> int:
         command=shlex.join(["dropattack", *sys.argv[1:]]),
         live=False if args.no_live else None,
     )
+    import ray
+
+    ours = not ray.is_initialized()
     try:
-        result = run_sweep(spec, options)
+        return _run(args, spec, options)
     except (UnreachableError, SweepError) as e:
         raise UsageError(str(e)) from None
+    finally:
+        if ours and ray.is_initialized():
+            ray.shutdown()  # now: at interpreter exit Ray first sleeps 0.5 s for worker logs
+
+
+def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
+    """Run the sweep and print its summary; the exit status."""
+    from sweeps.driver import run_sweep
+
+    result = run_sweep(spec, options)
     c = result.counts
     print(
         f"{result.experiment}: {c['done']} done ({c['skipped']} before this run), "
