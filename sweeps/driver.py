@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -28,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,7 @@ class SweepOptions:
     command: str = ""
     live: bool | None = None
     trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trial
+    status: Callable[[str], None] | None = None  # hears what the startup seconds go to
 
 
 @dataclass
@@ -232,6 +235,15 @@ def _init_ray(address: str | None) -> None:
         raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
 
 
+def _ray_name(address: str | None) -> str:
+    """Which Ray a sweep runs on, for the status line."""
+    import ray
+
+    if ray.is_initialized():
+        return "the Ray this process already uses"
+    return f"Ray at {address}" if address else "a new local Ray (starting it)"
+
+
 def _concurrency(cpus: float, gpus: float, limit: int | None) -> int:
     import ray
 
@@ -301,6 +313,8 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
     trials = expand_grid(spec) if spec.search.algorithm == "grid" else None
     total = len(trials) if trials is not None else int(spec.search.num_samples or 0)
 
+    if opts.status is not None:
+        opts.status(f"{experiment}: {total} trials on {_ray_name(opts.address)}, MLflow at {uri}")
     # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
     # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run.
     _import_for_ray_init()
@@ -455,10 +469,16 @@ def _prepare(
     """What the driver does while Ray starts: import Tune, Optuna, MLflow and the trainable's
     modules (seconds of CPU on a small machine), then open the experiment and the parent run
     (new, or reopened on resume). Returns the parent run and the Optuna study name."""
-    for name in ("ray.tune", "sweeps.search"):
+    # MLflow and Optuna set their loggers' levels when first imported; keep any level the
+    # caller set before (``dropattack sweep`` quiets both: the live view is the console).
+    levels = {name: logging.getLogger(name).level for name in ("mlflow", "optuna")}
+    for name in ("ray.tune", "sweeps.search", "sweeps.tracking"):
         importlib.import_module(name)
     if opts.trainable is None:
         importlib.import_module("sweeps.trial")
+    for name, level in levels.items():
+        if level != logging.NOTSET:
+            logging.getLogger(name).setLevel(level)
     from sweeps.tracking import SweepRun
 
     tracking = SweepRun(uri, experiment, artifact_root=paths.artifacts)

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         command=shlex.join(["dropattack", *sys.argv[1:]]),
         live=False if args.no_live else None,
+        status=lambda line: print(line, flush=True),
     )
     import ray
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from sweeps import cli
 from tests.netutil import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -87,3 +92,30 @@ def test_bad_flags(capsys, flag, value, message):
         cli.main(["sweep", "quickstart", flag, value])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
+    """MLflow and Optuna, imported while Ray starts, do not print their INFO logs (a new
+    sqlite store's migrations, a new study) into the sweep's console."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        "name: tiny\n"
+        "defaults: {task: digits-lenet5, epochs: 1, train_size: 100}\n"
+        "space: {eps: {low: 1, high: 5}}\n"
+        "search: {algorithm: tpe, num_samples: 2}\n"
+        "resources: {cpus: 1}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--address", ray_local]
+        + ["--runs-dir", str(tmp_path / "runs"), "--no-live"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert out.startswith(f"tiny: 2 trials on Ray at {ray_local}, MLflow at sqlite:///"), out
+    assert "tiny: 2 done" in out
+    noise = [line for line in out.splitlines() if " INFO " in line or "[I 20" in line]
+    assert not noise, noise

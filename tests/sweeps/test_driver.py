@@ -57,12 +57,19 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
     path = write_spec(tmp_path, GRID, "e2e")
     spec = load_spec(path)
     trials = expand_grid(spec)
+    said: list[str] = []
     result = run_sweep(
         spec,
         SweepOptions(
-            mlflow_uri=mlflow_server.uri, runs_dir=tmp_path / "runs", live=False, command="cmd x"
+            mlflow_uri=mlflow_server.uri,
+            runs_dir=tmp_path / "runs",
+            live=False,
+            command="cmd x",
+            status=said.append,
         ),
     )
+    ray_name = "the Ray this process already uses"
+    assert said == [f"e2e: 6 trials on {ray_name}, MLflow at {mlflow_server.uri}"]
     assert result.counts == {"done": 6, "failed": 0, "stopped": 0, "unfinished": 0, "skipped": 0}
     assert not result.interrupted and len(result.trial_seconds) == 6
     assert result.best is not None and result.best["key"] in {t["key"] for t in trials}
