@@ -290,7 +290,7 @@ load_spec("quickstart")  # what the command has imported when the sweep starts
 driver._import_for_ray_init()
 before = set(sys.modules)
 if sys.argv[1] == "init":
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    driver._init_ray(sys.argv[2] or None)  # a new local Ray, or the one at this address
 else:
     for name in ("ray.tune", "sweeps.search", "sweeps.tracking", "sweeps.trial"):
         __import__(name)
@@ -298,9 +298,9 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
 
-def _new_modules(step: str) -> set[str]:
+def _new_modules(step: str, address: str = "") -> set[str]:
     proc = subprocess.run(
-        [sys.executable, "-c", _NEW_MODULES, step],
+        [sys.executable, "-c", _NEW_MODULES, step, address],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -311,11 +311,14 @@ def _new_modules(step: str) -> set[str]:
     return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def test_ray_init_and_the_import_thread_never_import_the_same_module():
-    """The driver imports Tune, MLflow and the trainable in a thread while ``ray.init`` runs;
-    two threads importing one module at once can deadlock, so ``RAY_INIT_IMPORTS`` must hold
-    whatever ``ray.init`` would otherwise import that the thread also imports."""
-    by_init = _new_modules("init")
+@pytest.mark.parametrize("where", ["local", "address"])
+def test_ray_init_and_the_import_thread_never_import_the_same_module(where, request):
+    """The driver imports Tune, MLflow and the trainable in a thread while ``ray.init`` runs
+    (starting a local Ray, or connecting to one at an address); two threads importing one
+    module at once can deadlock, so ``RAY_INIT_IMPORTS`` must hold whatever ``ray.init``
+    would otherwise import that the thread also imports."""
+    address = request.getfixturevalue("ray_local") if where == "address" else ""
+    by_init = _new_modules("init", address)
     by_thread = _new_modules("thread")
     assert by_thread, "the thread imports nothing: the check would prove nothing"
     assert not by_init & by_thread, sorted(by_init & by_thread)
