@@ -68,4 +68,8 @@ def console_main() -> None:
 
 
 if __name__ == "__main__":
-    console_main()
+    # ``python -m sweeps.cli`` runs this file as ``__main__``; the commands raise
+    # ``sweeps.cli.UsageError``, so run the imported module's main, which catches that class.
+    from sweeps import cli
+
+    cli.console_main()

@@ -235,6 +235,33 @@ def _init_ray(address: str | None) -> None:
         raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
 
 
+def _is_client(address: str | None) -> bool:
+    """A Ray Client address: Tune then runs the experiment on the cluster, not here."""
+    return (address or "").startswith("ray://")
+
+
+@dataclass
+class _EndedTrial:
+    """A trial as Tune's result grid reports it: what the live view reads of a Tune trial."""
+
+    trial_id: str
+    status: str
+    last_result: dict[str, Any]
+    config: dict[str, Any]
+
+
+def _ended_trials(grid: Any) -> list[_EndedTrial]:
+    return [
+        _EndedTrial(
+            trial_id=str((r.metrics or {}).get("trial_id") or Path(r.path).name),
+            status="ERROR" if r.error else "TERMINATED",
+            last_result=dict(r.metrics or {}),
+            config=dict(r.config or {}),
+        )
+        for r in grid
+    ]
+
+
 def _ray_name(address: str | None) -> str:
     """Which Ray a sweep runs on, for the status line."""
     import ray
@@ -315,11 +342,17 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
 
     if opts.status is not None:
         opts.status(f"{experiment}: {total} trials on {_ray_name(opts.address)}, MLflow at {uri}")
+        if _is_client(opts.address):
+            opts.status(f"{experiment}: Tune runs on the cluster (Ray Client); results at the end")
     # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
-    # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run.
+    # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run. Ray
+    # Client (ray://) imports modules the thread imports too (pyarrow, starlette, cloudpickle,
+    # ...) and only connects, so there the thread finishes first.
     _import_for_ray_init()
     with ThreadPoolExecutor(1) as pool:
         opening = pool.submit(_prepare, uri, experiment, paths, spec, opts, trials, state)
+        if _is_client(opts.address):
+            opening.result()
         try:
             _init_ray(opts.address)
         except BaseException as e:
@@ -404,6 +437,8 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         raise
     finally:
         progress.attach(None)
+    if _is_client(opts.address):
+        view.replay(_ended_trials(grid))
     result = _summarize(grid, spec, view, experiment, tracking, t_start, concurrency)
     result.ray_path = str(exp_dir)
     result.optuna = searcher_info or {}

@@ -156,6 +156,20 @@ class SweepProgress:
         if self._live is not None:
             self._live.update(self.render())
 
+    def replay(self, trials: Sequence[Any]) -> None:
+        """Count trials that no callback brought here, once each, as just ended.
+
+        Through Ray Client, Tune runs the experiment on the cluster and its callbacks never
+        reach this process; the driver replays the results it gets back. A trial that ended
+        without its final result was stopped by the scheduler (the sweep itself ended).
+        """
+        self.earlier = set()
+        self._quiet = False
+        for t in trials:
+            if t.status == "TERMINATED" and not (t.last_result or {}).get(COMPLETED):
+                self.stopped.add(t.trial_id)
+        self.update(trials, force=True)
+
     def _finished(self, trial: Any, state: str) -> None:
         result = trial.last_result or {}
         seconds = result.get("trial_seconds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     for name in ("mlflow", "optuna"):  # the live view is the console
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # printed below
 
     options = SweepOptions(
         address=args.address,

@@ -271,6 +271,7 @@ class RayHead:
     token: str
     temp: Path
     pgid: int
+    client: str = ""  # the Ray Client address, ray://127.0.0.1:PORT
 
 
 def _alive(pgid: int) -> bool:
@@ -356,7 +357,7 @@ def ray_head() -> Iterator[RayHead]:
             cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     pgid = proc.pid
-    head = RayHead(f"http://127.0.0.1:{dash}", token, temp, pgid)
+    head = RayHead(f"http://127.0.0.1:{dash}", token, temp, pgid, f"ray://127.0.0.1:{client}")
     try:
         if proc.wait(timeout=120) != 0:
             pytest.fail(f"ray start failed:\n{log.read_text(errors='replace')[-3000:]}")
@@ -577,3 +578,37 @@ def test_compose_healthcheck_script_against_the_head(ray_head: RayHead) -> None:
         timeout=30,
     )
     assert good.returncode == 0, good.stderr
+
+
+def test_sweep_through_ray_client_reports_what_ran_on_the_cluster(
+    authed: RayHead, mlflow_server, tmp_path: Path
+) -> None:
+    """Through Ray Client, Tune runs the experiment on the cluster and its callbacks never
+    reach the driver: the summary and the parent run come from the results Tune returns."""
+    from mlflow import MlflowClient
+
+    path = tmp_path / "viaclient.yaml"
+    path.write_text(
+        "name: viaclient\n"
+        "defaults: {task: digits-lenet5, epochs: 1, train_size: 100}\n"
+        "space: {eps: [1, 5]}\n"
+        "resources: {cpus: 1}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--address", authed.client]
+        + ["--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "RAY_AUTH_MODE": "token"},  # the client needs the mode and the token
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "viaclient: 2 done (0 before this run), 0 failed, 0 stopped early, 0 unfinished" in out
+    assert "best val_acc" in out and "View run" not in out
+    client = MlflowClient(mlflow_server.uri)
+    exp = client.get_experiment_by_name("viaclient")
+    runs = client.search_runs([exp.experiment_id])
+    roles = sorted((r.data.tags["dropattack.role"], r.info.status) for r in runs)
+    assert roles == [("sweep", "FINISHED"), ("trial", "FINISHED"), ("trial", "FINISHED")]
