@@ -119,3 +119,19 @@ def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
     assert "tiny: 2 done" in out
     noise = [line for line in out.splitlines() if " INFO " in line or "[I 20" in line]
     assert not noise, noise
+
+
+def test_python_m_sweeps_cli_prints_usage_errors_as_one_line(tmp_path):
+    """``python -m sweeps.cli`` runs the module as ``__main__``; its errors must still be the
+    one-line messages of ``sweeps.cli.UsageError``, not tracebacks."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "sweep", "quickstart", "--resume"]
+        + ["--runs-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("dropattack sweep: error: --resume: no sweep to resume at")
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
