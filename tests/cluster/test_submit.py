@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 from sweeps import cluster
 from sweeps.cli import main
 from tests.netutil import free_ports
+from tests.procutil import kill_group
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -274,38 +274,6 @@ class RayHead:
     client: str = ""  # the Ray Client address, ray://127.0.0.1:PORT
 
 
-def _alive(pgid: int) -> bool:
-    """Whether a process of the group still runs (zombies waiting for init do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def _stop_group(pgid: int) -> None:
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pgid):
-                return
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
     """A real Ray head: dashboard + job API on 127.0.0.1, token auth, 1 CPU, own ports."""
@@ -375,7 +343,7 @@ def ray_head() -> Iterator[RayHead]:
                 time.sleep(0.5)
         yield head
     finally:
-        _stop_group(pgid)
+        kill_group(pgid, grace=5.0)
         shutil.rmtree(temp, ignore_errors=True)
 
 
