@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 import torch
-import yaml
 
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
@@ -83,6 +82,10 @@ def parse_pairs(items: list[str], flag: str) -> dict[str, Any]:
         ValueError: an item without ``=`` or with an empty key.
     """
     out: dict[str, Any] = {}
+    if not items:
+        return out
+    import yaml  # only when pairs are given: the train path needs no more than torch
+
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
