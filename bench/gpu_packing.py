@@ -1,24 +1,26 @@
-"""IMDB LSTM trials packed 1, 2, 4 and 8 per GPU: sweep throughput and per-trial slowdown.
+"""IMDB LSTM trials packed 1, 2, 4 and 8 on one GPU: throughput, per-trial slowdown, GPU load.
 
-Needs a CUDA GPU: without one it says so and exits 0, measuring nothing.
+Ray's fractional GPUs (``resources: {gpus: 0.25}``) run one trial per worker process, several
+processes sharing the GPU. This benchmark does exactly that without Ray (the GPU machine has
+none): for each packing N it starts N ``dropattack train imdb-lstm --device cuda --json``
+processes at once and compares them with the same N trials run one after another (the first N
+of one sequential series of max(N) trials). NVML is sampled every 0.2 s for GPU utilisation,
+device memory and each trial process's memory. Figures per N:
 
-For each packing K, a fresh process starts a local Ray with the first GPU and this machine's
-CPUs and runs ``K x rounds`` DropAttack trials of imdb-lstm (one per seed) through
-``run_sweep`` with ``--gpus-per-trial 1/K``, so Ray places K trials on the GPU at once; MLflow
-logs to a sqlite store in a temp folder. Figures per K:
+- ``trials/min``: N / wall time of the concurrent group x 60; ``sequential trials/min`` the same
+  for the N trials one after another; ``speed-up`` their ratio;
+- ``slowdown``: a packed trial's mean wall time over a sequential trial's (how long each waits
+  for the shared GPU);
+- ``util %``: mean and max GPU utilisation while the group ran; ``memory``: peak device memory
+  and the largest single trial process's.
 
-- ``trials/min``: trials / sweep wall time x 60 (Ray and Tune start included);
-- ``steady trials/min``: over the span from the first trial's MLflow start to the last end;
-- ``s/trial``: mean time inside a trial; ``slowdown``: that over the K=1 figure (how much
-  each packed trial waits for the shared GPU).
+``--ray`` runs the packings through the real sweep driver instead (``run_sweep`` with
+``gpus: 1/N``, MLflow in a temp folder), on a machine with Ray. ``--cpu`` runs the process
+plumbing on the CPU to check the script; its figures say nothing about GPUs.
 
-Data: the task's data root (``--data-dir``, default as ``dropattack train`` finds it); with
-``--synthetic N``, N random-word reviews in the authors' CSV layout (throughput depends on
-lengths and vocabulary size, not on the words). ``--cpu`` runs the same plumbing on CPU
-workers to check the script on a machine without a GPU; its figures say nothing about GPUs.
-
-Run: ``.venv/bin/python bench/gpu_packing.py [--packing 1,2,4,8] [--rounds 2] [--epochs 1]
-[--train-size 2000] [--synthetic 5000]``. Prints one JSON object per K and a Markdown table.
+Data: the task's data root (``--data-dir``); ``--synthetic N`` writes N random-word reviews in
+the authors' CSV layout. Run: ``python bench/gpu_packing.py [--packing 1,2,4,8] [--epochs 1]
+[--train-size 1000] [--json PATH]``. Prints one JSON object per N and a Markdown table.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ import os
 import random
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +62,151 @@ def write_synthetic(folder: Path, rows: int, seed: int = 0) -> Path:
     return folder
 
 
-def _child(packing: int, args: argparse.Namespace) -> dict:
+class NvmlSampler:
+    """GPU utilisation, device memory and per-process memory, sampled in a thread via NVML."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.samples: list[dict] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # no NVML (CPU check): sample nothing
+            self._nvml = None
+
+    def __enter__(self) -> NvmlSampler:
+        if self._nvml is not None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        nv, h = self._nvml, self._handle
+        while not self._stop.is_set():
+            util = nv.nvmlDeviceGetUtilizationRates(h)
+            mem = nv.nvmlDeviceGetMemoryInfo(h)
+            procs = nv.nvmlDeviceGetComputeRunningProcesses(h)
+            self.samples.append(
+                {
+                    "t": time.monotonic(),
+                    "util": util.gpu,
+                    "used": mem.used,
+                    "procs": {p.pid: p.usedGpuMemory or 0 for p in procs},
+                }
+            )
+            self._stop.wait(self.interval)
+
+    def summary(self) -> dict:
+        """Mean/max utilisation, peak device memory and the largest process's memory (MiB)."""
+        if not self.samples:
+            return {
+                "util_mean": None,
+                "util_max": None,
+                "mem_peak_mib": None,
+                "proc_peak_mib": None,
+            }
+        utils = [s["util"] for s in self.samples]
+        per_proc = [m for s in self.samples for m in s["procs"].values()]
+        return {
+            "util_mean": sum(utils) / len(utils),
+            "util_max": max(utils),
+            "mem_peak_mib": max(s["used"] for s in self.samples) / 2**20,
+            "proc_peak_mib": max(per_proc, default=0) / 2**20,
+        }
+
+
+def trial_command(seed: int, args: argparse.Namespace) -> list[str]:
+    """One packed trial: ``dropattack train imdb-lstm`` (DropAttack on the embedding), JSON out."""
+    cmd = [sys.executable, "-m", "sweeps.cli", "train", "imdb-lstm", "--json"]
+    cmd += ["--attack", "Embedding", "--seed", str(seed), "--epochs", str(args.epochs)]
+    cmd += ["--train-size", str(args.train_size), "--threads", str(args.threads)]
+    cmd += ["--device", "cpu" if args.cpu else "cuda"]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    for item in args.model_arg:
+        cmd += ["--model-arg", item]
+    return cmd
+
+
+def run_group(seeds: list[int], args: argparse.Namespace, concurrent: bool) -> dict:
+    """Run one trial per seed, all at once or one after another; wall times and NVML load."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    walls: list[float] = []
+    trial_s: list[float] = []
+
+    def finish(proc: subprocess.Popen, started: float) -> None:
+        out, err = proc.communicate()
+        walls.append(time.perf_counter() - started)
+        if proc.returncode != 0:
+            raise RuntimeError(f"trial failed ({proc.returncode}): {err[-2000:]}")
+        trial_s.append(json.loads(out.strip().splitlines()[-1])["seconds"])
+
+    def start(seed: int) -> tuple[subprocess.Popen, float]:
+        popen = subprocess.Popen(
+            trial_command(seed, args), cwd=ROOT, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        return popen, time.perf_counter()
+
+    t0 = time.perf_counter()
+    with NvmlSampler() as nvml:
+        if concurrent:
+            for proc, started in [start(s) for s in seeds]:
+                finish(proc, started)
+        else:
+            for s in seeds:
+                finish(*start(s))
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "trial_wall_s": walls,
+        "trial_train_s": trial_s,
+        **nvml.summary(),
+    }
+
+
+def packing_rows(args: argparse.Namespace) -> list[dict]:
+    """The sequential series, then each packing's concurrent group, as rows of figures."""
+    packings = [int(k) for k in args.packing.split(",")]
+    seq = run_group(list(range(max(packings))), args, concurrent=False)
+    rows = []
+    for n in packings:
+        group = seq if n == 1 else run_group(list(range(n)), args, concurrent=True)
+        walls = group["trial_wall_s"][:n]
+        seq_wall = sum(seq["trial_wall_s"][:n])
+        wall = walls[0] if n == 1 else group["wall_s"]
+        seq_mean = seq_wall / n
+        rows.append(
+            {
+                "packing": n,
+                "wall_s": wall,
+                "sequential_wall_s": seq_wall,
+                "trials_per_min": 60 * n / wall,
+                "sequential_trials_per_min": 60 * n / seq_wall,
+                "speedup": seq_wall / wall,
+                "mean_trial_wall_s": sum(walls) / n,
+                "mean_trial_train_s": sum(group["trial_train_s"][:n]) / n,
+                "slowdown": (sum(walls) / n) / seq_mean,
+                **{k: group[k] for k in ("util_mean", "util_max", "mem_peak_mib", "proc_peak_mib")},
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _ray_child(packing: int, args: argparse.Namespace) -> dict:
     import ray
     import torch
     from mlflow import MlflowClient
@@ -117,19 +265,69 @@ def _child(packing: int, args: argparse.Namespace) -> dict:
     }
 
 
+def ray_rows(args: argparse.Namespace) -> list[dict]:
+    """Each packing through the real sweep driver, one fresh Ray per packing (``--ray``)."""
+    rows = []
+    for packing in (int(k) for k in args.packing.split(",")):
+        cmd = [sys.executable, __file__, "--child", str(packing)]
+        for flag in ("rounds", "epochs", "train_size", "data_dir"):
+            value = getattr(args, flag)
+            if value is not None:
+                cmd += [f"--{flag.replace('_', '-')}", str(value)]
+        cmd += ["--cpu"] if args.cpu else []
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"packing {packing} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        rows.append(json.loads(line.removeprefix("RESULT ")))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"\nimdb-lstm, train_size {args.train_size}, {args.epochs} epoch(s)\n")
+    if args.ray:
+        base = rows[0]["mean_trial_s"]
+        print("| per GPU | trials | wall s | trials/min | steady trials/min | s/trial | slowdown |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(
+                f"| {r['packing']} | {r['trials']} | {r['wall_s']:.1f} | "
+                f"{r['trials_per_min']:.1f} | {r['steady_trials_per_min']:.1f} | "
+                f"{r['mean_trial_s']:.1f} | {r['mean_trial_s'] / base:.2f}x |"
+            )
+        return
+    print("| per GPU | trials/min | one after another | speed-up | slowdown | util % mean/max |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        util = "-" if r["util_mean"] is None else f"{r['util_mean']:.0f} / {r['util_max']:.0f}"
+        print(
+            f"| {r['packing']} | {r['trials_per_min']:.1f} | "
+            f"{r['sequential_trials_per_min']:.1f} | {r['speedup']:.2f}x | "
+            f"{r['slowdown']:.2f}x | {util} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packing", default="1,2,4,8", help="trials per GPU, comma-separated")
-    parser.add_argument("--rounds", type=int, default=2, help="trials per GPU slot")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--train-size", type=int, default=2000)
+    parser.add_argument("--train-size", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per trial")
     parser.add_argument("--data-dir", default=None, help="data root (default: the task's)")
     parser.add_argument("--synthetic", type=int, default=None, help="use N synthetic reviews")
-    parser.add_argument("--cpu", action="store_true", help="CPU workers: checks the script only")
+    parser.add_argument(
+        "--model-arg", action="append", default=[], help="model override (KEY=VALUE)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument("--cpu", action="store_true", help="CPU trials: checks the script only")
+    parser.add_argument("--ray", action="store_true", help="through the sweep driver on Ray")
+    parser.add_argument("--rounds", type=int, default=2, help="--ray: trials per GPU slot")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(_child(args.child, args)), flush=True)
+        print("RESULT " + json.dumps(_ray_child(args.child, args)), flush=True)
         return
 
     import torch
@@ -140,34 +338,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-packing-data-") as tmp:
         if args.synthetic:
             args.data_dir = str(write_synthetic(Path(tmp), args.synthetic))
-        rows = []
-        for packing in (int(k) for k in args.packing.split(",")):
-            cmd = [sys.executable, __file__, "--child", str(packing)]
-            for flag in ("rounds", "epochs", "train_size", "data_dir"):
-                value = getattr(args, flag)
-                if value is not None:
-                    cmd += [f"--{flag.replace('_', '-')}", str(value)]
-            cmd += ["--cpu"] if args.cpu else []
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                sys.exit(f"packing {packing} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-            row = json.loads(line.removeprefix("RESULT "))
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    base = next((r["mean_trial_s"] for r in rows if r["packing"] == 1), rows[0]["mean_trial_s"])
-    print()
-    print(f"{rows[0]['device']}, imdb-lstm, train_size {args.train_size}, {args.epochs} epoch(s)")
-    print()
-    print("| per GPU | trials | wall s | trials/min | steady trials/min | s/trial | slowdown |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(
-            f"| {r['packing']} | {r['trials']} | {r['wall_s']:.1f} | {r['trials_per_min']:.1f} | "
-            f"{r['steady_trials_per_min']:.1f} | {r['mean_trial_s']:.1f} | "
-            f"{r['mean_trial_s'] / base:.2f}x |"
+        rows = ray_rows(args) if args.ray else packing_rows(args)
+    device = "cpu" if args.cpu else torch.cuda.get_device_name(0)
+    if args.json:
+        args.json.write_text(
+            json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=1)
         )
+    print_table(rows, args)
 
 
 if __name__ == "__main__":
