@@ -194,8 +194,8 @@ def engine_step(run: Run) -> dict:
 def text_step(run: Run) -> dict:
     target = run.out / "text_step.json"
     cmd = [sys.executable, "bench/text_step.py", "--device", run.args.device, "--json", str(target)]
-    cmd += ["--data-dir", str(run.args.data_dir), "--packed"]
-    cmd += ["--batches", "1", "--reps", "1"] if run.args.tiny else []
+    cmd += ["--data-dir", str(run.args.data_dir), "--reference"]
+    cmd += ["--batches", "1", "--batch-size", "8", "--reps", "1"] if run.args.tiny else []
     proc = run.command("text_step", cmd, limit=100)
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {proc.stderr[-1500:]}")
