@@ -300,8 +300,18 @@ def _max_epochs(spec: Spec, trials: list[dict[str, Any]] | None) -> int:
 
 
 def _trial_name(trial: Any) -> str:
-    index = (trial.config or {}).get("trial", {}).get("index", "")
-    return f"t{index}_{trial.trial_id}"
+    """Tune's name of a trial: its readable name (:mod:`sweeps.names`) and Tune's id."""
+    from sweeps.names import trial_name
+
+    cfg = (trial.config or {}).get("trial")
+    return f"{trial_name(cfg)} ({trial.trial_id})" if cfg and "task" in cfg else trial.trial_id
+
+
+def _trial_dirname(trial: Any) -> str:
+    """The trial's folder under the experiment's: readable and file-system safe."""
+    from sweeps.names import folder_name
+
+    return folder_name((trial.config or {}).get("trial"), trial.trial_id)
 
 
 # --------------------------------------------------------------------------- run
@@ -479,7 +489,7 @@ def _new_tuner(
             max_concurrent_trials=limit,
             reuse_actors=spec.resources.reuse_actors,
             trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_name,
+            trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=experiment,
