@@ -104,6 +104,7 @@ class SweepResult:
     trial_seconds: list[float] = field(default_factory=list)
     concurrency: int = 1
     ui_command: str = ""
+    ui_url: str = ""  # the sweep's runs in the UI (what ``ui_command`` serves, for a local store)
     ray_path: str = ""
     optuna: dict[str, str] = field(default_factory=dict)
     best_n: int = 0  # finished seeds behind best_value
@@ -402,6 +403,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
             paper_table=spec.paper_table,
             algorithm=spec.search.algorithm,
             keep_checkpoint=spec.keep_checkpoint,
+            system_metrics=spec.system_metrics_interval,
         ).as_dict(),
         "cpus_per_trial": cpus,
         "gpus_per_trial": gpus,
@@ -665,4 +667,5 @@ def _summarize(
         trial_seconds=seconds,
         concurrency=concurrency,
         ui_command=tracking.ui_command(),
+        ui_url=tracking.ui_url(),
     )

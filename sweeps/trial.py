@@ -193,6 +193,7 @@ def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
         tracker.restart()
     tracker.log_params(trial_params(trial))
     tracker.set_tags({TAG["trial_id"]: tune_ctx.get_trial_id()})
+    tracker.start_system_metrics()
     reporter = _Reporter(tracker, _epochs(trial), t0)
     try:
         result = run_trial(_config(trial), callbacks=[reporter], resume=resume)

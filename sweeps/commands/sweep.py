@@ -121,6 +121,8 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         )
     print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
     print(f"open the MLflow UI: {result.ui_command}")
+    if result.ui_url and not result.ui_command.endswith(result.ui_url):
+        print(f"  then its runs at {result.ui_url}")
     if result.optuna:
         print(f"open the Optuna study: optuna-dashboard {result.optuna['storage']}")
     if result.interrupted:
