@@ -113,11 +113,12 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         f"in {result.wall_seconds:.1f}s"
     )
     if result.best is not None:
+        from sweeps.names import config_name
+
         b = result.best
-        variant = f" [{b['variant']}]" if b.get("variant") else ""
         print(
             f"best {result.metric} {result.best_value:.4f} (mean of {result.best_n} seeds): "
-            f"{b['cell']}{variant}"
+            f"{config_name(b)}  ({b['cell']})"
         )
     print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
     print(f"open the MLflow UI: {result.ui_command}")

@@ -21,6 +21,7 @@ import yaml
 
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
+from sweeps.names import trial_name
 from sweeps.run import TrialConfig, TrialResult, effective, run_trial
 
 NAME = "train"
@@ -275,7 +276,9 @@ def run_logged(
         [f"task={cfg.task}", f"method={cfg.method}", f"attack={attack}"]
         + [f"{name}={hp[name]}" for name in ("eps", "p", "k")]
     )
-    with mlflow.start_run(run_name=f"{cfg.task}-{cfg.method}-seed{cfg.seed}"):
+    name = trial_name({"task": cfg.task, "method": cfg.method, "attack": cfg.attack, **hp,
+                       "train_size": cfg.train_size, "hp": cfg.hp, "seed": cfg.seed})  # fmt: skip
+    with mlflow.start_run(run_name=name):
         mlflow.set_tags(
             {"dropattack.role": "trial", "dropattack.cell": cell, "dropattack.command": "train"}
         )

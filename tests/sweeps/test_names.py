@@ -36,3 +36,18 @@ def test_folder_names_are_file_system_safe_unique_and_short():
     name = folder_name(long, "abc_00001")
     assert len(name) <= 160 and name.endswith("_abc_00001") and "/" not in name
     assert folder_name({}, "abc_00002") == "t_abc_00002"
+
+
+def test_dropattack_train_names_its_mlflow_run_the_same_way(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from sweeps.cli import main
+
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps artifacts in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["train", "digits-lenet5", "--epochs", "1", "--train-size", "100", "--p", "0.3"]
+    assert main([*argv, "--seed", "1", "--mlflow-uri", uri, "--experiment", "names"]) == 0
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("names").experiment_id])
+    # the method's own eps and k, the p given, the training-set size asked for
+    assert run.info.run_name == "digits-lenet5 dropattack eps=5 p=0.3 k=1 train_size=100 s1"
