@@ -22,7 +22,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.driver import SweepOptions, run_sweep
-from sweeps.names import trial_name
+from sweeps.names import folder_name, trial_name
 from sweeps.space import expand_grid
 from sweeps.spec import load_spec
 from sweeps.tracking import TAG, compare_url
@@ -156,3 +156,14 @@ def _pixels(path: Path) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(path).convert("RGB"), dtype=float)
+
+
+def test_ray_trial_folders_carry_the_same_names(sweep):
+    result, _, children, trials = sweep
+    folders = sorted(p.name for p in Path(result.ray_path).iterdir() if p.is_dir())
+    ids = {r.data.tags[TAG["trial_id"]] for r in children}
+    expected = sorted(
+        folder_name(t, next(i for i in ids if i.endswith(f"_{t['index']:05d}"))) for t in trials
+    )
+    assert folders == expected
+    assert "t7_digits-lenet5_dropattack_ih_Input-Conv.1.w_eps=5_p=0.3_k=1_s1_" in " ".join(folders)

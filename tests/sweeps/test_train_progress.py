@@ -31,11 +31,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_in_terminal(*argv: str) -> tuple[int, str, str]:
+def run_in_terminal(*argv: str, prog: str = PROG) -> tuple[int, str, str]:
     """stdout on a pseudo-terminal (what a user's shell gives), stderr on a pipe."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-c", PROG, *argv],
+        [sys.executable, "-c", prog, *argv],
         cwd=REPO, stdout=follower, stderr=subprocess.PIPE, env=_env(),
     )  # fmt: skip
     os.close(follower)
@@ -83,3 +83,12 @@ def test_no_bar_with_json_or_off_a_terminal(terminal):
     assert "ex/s" not in out and "\x1b[" not in out
     lines = out.replace("\r\n", "\n").strip().splitlines()
     assert [line[:9] for line in lines[:2]] == ["epoch 1/2", "epoch 2/2"] and len(lines) == 3
+
+
+def test_without_rich_a_terminal_gets_the_epoch_lines_only():
+    # the GPU image has no rich: ``import rich`` fails there as it does here
+    rc, out, err = run_in_terminal(*TRAIN, prog="import sys; sys.modules['rich'] = None; " + PROG)
+    assert rc == 0, err[-3000:]
+    assert "ex/s" not in out and "batches" not in out
+    lines = [line for line in out.replace("\r\n", "\n").splitlines() if line.strip()]
+    assert [line[:9] for line in lines] == ["epoch 1/2", "epoch 2/2", "test_acc "]
