@@ -25,7 +25,7 @@ from sweeps.driver import SweepOptions, run_sweep
 from sweeps.names import folder_name, trial_name
 from sweeps.space import expand_grid
 from sweeps.spec import load_spec
-from sweeps.tracking import TAG, compare_url
+from sweeps.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG, compare_url
 from tests.browser import Browser
 
 #: The expander of a parent run's row in the runs table (MLflow 3's run-name cell).
@@ -82,6 +82,30 @@ def test_the_printed_experiment_address_opens_on_its_runs_parent_then_nested_chi
     browser.eval(f"document.querySelector({json.dumps(EXPANDER)}).click()")
     text = browser.wait_for_text(*names)
     assert text.index(parent.info.run_name) < min(text.index(n) for n in names)
+
+
+def test_the_plain_address_opens_on_the_runs_once_the_browser_is_in_model_training_mode(
+    sweep, browser
+):
+    """MLflow 3.17 lands on what the browser's GenAI / Model training switch says (it ignores
+    the experiment's ``mlflow.experimentKind`` tag there): flipped once, the plain address
+    of the experiment opens on its runs too, as the README says."""
+    result, parent, _, _ = sweep
+    plain = f"{result.tracking_uri}/#/experiments/{result.experiment_id}"
+    client = MlflowClient(result.tracking_uri)
+    assert client.get_experiment(result.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    browser.goto(plain)
+    browser.wait_for(f"document.title.includes('Experiment {result.experiment_id}')")
+    switch = (
+        "[...document.querySelectorAll('[role=button]')]"
+        ".find(e => e.innerText.trim() === 'Model training')"
+    )
+    browser.wait_for(f"!!{switch}", what="the sidebar's Model training switch")
+    browser.eval(f"{switch}.click()")
+    browser.goto("about:blank")
+    browser.goto(plain)
+    browser.wait_for_text("11 matching runs", parent.info.run_name)
+    assert browser.eval("document.title").startswith("Runs - Experiment")
 
 
 def test_the_compare_view_shows_the_parent_the_children_and_their_eps_p_and_attack(
