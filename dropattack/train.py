@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,6 +76,14 @@ class Callback:
 
     def on_fit_start(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Called once before the first epoch."""
+
+    def on_epoch_start(self, epoch: int, batches: int | None) -> None:
+        """Called before each epoch's first batch: ``epoch`` counts from 1, ``batches`` is
+        the number of training batches (``None`` when the data has no length)."""
+
+    def on_batch_end(self, epoch: int, step: int, examples: int) -> None:
+        """Called after each training step: ``step`` counts from 1 within the epoch and
+        ``examples`` is the batch's size (a progress bar's input)."""
 
     def on_epoch_end(self, metrics: EpochMetrics, model: nn.Module, state: dict[str, Any]) -> None:
         """Called after each epoch's validation. ``state`` holds what a checkpoint needs."""
@@ -166,8 +174,11 @@ def fit(
     t0 = time.perf_counter() - sum(m.seconds for m in history)
     for cb in callbacks:
         cb.on_fit_start(model, optimizer)
+    batches = len(train) if isinstance(train, Sized) else None
     for epoch in range(start_epoch, epochs):
         te = time.perf_counter()
+        for cb in callbacks:
+            cb.on_epoch_start(epoch + 1, batches)
         train_loss, train_acc = _train_epoch(
             model,
             method,
@@ -179,6 +190,7 @@ def fit(
             scaler,
             autocast_dtype,
             epoch,
+            callbacks,
         )
         v = evaluate(model, val, device)
         m = EpochMetrics(
@@ -225,6 +237,7 @@ def _train_epoch(
     scaler: torch.amp.GradScaler | None,
     autocast_dtype: torch.dtype | None,
     epoch: int,
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[float, float]:
     """One epoch; train accuracy is read off each step's first (clean) forward pass."""
     model.train()
@@ -262,6 +275,8 @@ def _train_epoch(
             if first:
                 correct += (first[0].argmax(1) == y).sum()
             n += y.numel()
+            for cb in callbacks:
+                cb.on_batch_end(epoch + 1, step + 1, y.numel())
     finally:
         handle.remove()
     if n == 0:

@@ -104,6 +104,7 @@ class SweepResult:
     trial_seconds: list[float] = field(default_factory=list)
     concurrency: int = 1
     ui_command: str = ""
+    ui_url: str = ""  # the sweep's runs in the UI (what ``ui_command`` serves, for a local store)
     ray_path: str = ""
     optuna: dict[str, str] = field(default_factory=dict)
     best_n: int = 0  # finished seeds behind best_value
@@ -300,8 +301,18 @@ def _max_epochs(spec: Spec, trials: list[dict[str, Any]] | None) -> int:
 
 
 def _trial_name(trial: Any) -> str:
-    index = (trial.config or {}).get("trial", {}).get("index", "")
-    return f"t{index}_{trial.trial_id}"
+    """Tune's name of a trial: its readable name (:mod:`sweeps.names`) and Tune's id."""
+    from sweeps.names import trial_name
+
+    cfg = (trial.config or {}).get("trial")
+    return f"{trial_name(cfg)} ({trial.trial_id})" if cfg and "task" in cfg else trial.trial_id
+
+
+def _trial_dirname(trial: Any) -> str:
+    """The trial's folder under the experiment's: readable and file-system safe."""
+    from sweeps.names import folder_name
+
+    return folder_name((trial.config or {}).get("trial"), trial.trial_id)
 
 
 # --------------------------------------------------------------------------- run
@@ -392,6 +403,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
             paper_table=spec.paper_table,
             algorithm=spec.search.algorithm,
             keep_checkpoint=spec.keep_checkpoint,
+            system_metrics=spec.system_metrics_interval,
         ).as_dict(),
         "cpus_per_trial": cpus,
         "gpus_per_trial": gpus,
@@ -479,7 +491,7 @@ def _new_tuner(
             max_concurrent_trials=limit,
             reuse_actors=spec.resources.reuse_actors,
             trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_name,
+            trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=experiment,
@@ -655,4 +667,5 @@ def _summarize(
         trial_seconds=seconds,
         concurrency=concurrency,
         ui_command=tracking.ui_command(),
+        ui_url=tracking.ui_url(),
     )

@@ -14,6 +14,7 @@ keep their best weights::
     search: {algorithm: grid, metric: val_acc, mode: max}
     resources: {cpus: 1}
     keep_checkpoint: true   # each trial logs checkpoint/best.pt (false: metrics only)
+    system_metrics: true    # CPU, memory (GPU via NVML) on each trial's run; false, or seconds
 
 Every error names the file, the field path (``space.eps[1]``) and what was expected; task
 names and attack aliases are checked against :mod:`models.tasks` (imported on first use).
@@ -61,6 +62,12 @@ PAPER_TABLES = (
     "", *(f"table{i}" for i in range(2, 11)), "figure2", "search", "quickstart",
 )  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+#: Seconds between system-metrics samples with ``system_metrics: true`` (MLflow's default).
+SYSTEM_METRICS_INTERVAL = 10.0
+#: Spec fields that change how a sweep is observed, not what it computes (not hashed).
+_UNHASHED = {"system_metrics"}
 
 
 class SpecError(ValueError):
@@ -266,6 +273,13 @@ class Spec(_Strict):
     weights to its MLflow run as ``checkpoint/best.pt``, which ``dropattack landscape`` loads.
     Set it to ``false`` for large sweeps of large models (a text model with a 250,000-word
     vocabulary weighs hundreds of MB per trial) when no landscape is wanted.
+
+    ``system_metrics`` (default ``true``): each trial's MLflow run gets MLflow's system
+    metrics (``system/cpu_utilization_percentage``, ``system/system_memory_usage_megabytes``,
+    disk and network; ``system/gpu_0_utilization_percentage`` and GPU memory through NVML
+    where there is a GPU), sampled every 10 s; a number sets the seconds between samples
+    (at least 1), ``false`` turns them off. It changes what is observed, not what is
+    computed, so it is not part of :attr:`hash`: a sweep resumes with it switched.
     """
 
     name: str
@@ -278,6 +292,7 @@ class Spec(_Strict):
     search: Search = Search()
     resources: Resources = Resources()
     keep_checkpoint: bool = True
+    system_metrics: bool | float = True
     source: str = Field(default="", exclude=True)
 
     @field_validator("name")
@@ -301,6 +316,22 @@ class Spec(_Strict):
             raise ValueError(f"expected true or false, got {v!r}")
         return v
 
+    @field_validator("system_metrics", mode="before")
+    @classmethod
+    def _system_metrics(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)) and math.isfinite(v) and v >= 1:
+            return float(v)
+        raise ValueError(f"expected true, false or the seconds between samples (>= 1), got {v!r}")
+
+    @property
+    def system_metrics_interval(self) -> float:
+        """Seconds between system-metrics samples; 0 when they are off."""
+        if isinstance(self.system_metrics, bool):
+            return SYSTEM_METRICS_INTERVAL if self.system_metrics else 0.0
+        return float(self.system_metrics)
+
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
@@ -322,7 +353,8 @@ class Spec(_Strict):
     @property
     def hash(self) -> str:
         """SHA-256 of the validated content (YAML layout and comments do not count)."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json", exclude=_UNHASHED)
+        canon = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
     def to_yaml(self) -> str:

@@ -16,8 +16,10 @@ reads runs by these tags.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import yaml
 from mlflow import MlflowClient
@@ -36,6 +39,8 @@ from sweeps.store import UnreachableError, is_local_store, probe, sqlite_uri
 
 __all__ = [
     "CHECKPOINT_ARTIFACT",
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
     "MODEL_PARAM_PREFIX",
     "TAG",
     "SweepContext",
@@ -44,6 +49,8 @@ __all__ = [
     "TrialTracker",
     "UnreachableError",
     "client_for",
+    "compare_url",
+    "experiment_url",
     "model_overrides",
     "probe",
     "sqlite_uri",
@@ -69,6 +76,16 @@ TAG = {
     "parent": "mlflow.parentRunId",
 }
 
+#: The experiment tag MLflow's UI reads for an experiment's kind, and the value that marks
+#: model training ("Machine learning" in MLflow 3's kind selector; GenAI experiments open on
+#: traces instead of runs).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: MLflow 3.17's UI picks the landing tab from its own "workflow type" (GenAI or model
+#: training, a browser setting defaulting to GenAI), not from the tag: links the service
+#: prints carry it, so they open on the runs table.
+UI_WORKFLOW = "workflowType=machine_learning"
+
 #: A finished trial's best-on-validation weights (a state dict saved with ``torch.save``).
 CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
 #: Params named ``model.<name>`` hold the trial's model overrides (``model.embed_dim``).
@@ -85,6 +102,9 @@ _HTTP_DEFAULTS = {
 }
 # Error codes that retrying cannot fix (a bug or a deleted run), as opposed to outages.
 _PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
+
+
+_log = logging.getLogger(__name__)
 
 
 class TrackingError(RuntimeError):
@@ -118,6 +138,7 @@ class SweepContext:
     paper_table: str = ""
     algorithm: str = "grid"
     keep_checkpoint: bool = True  # the spec's ``keep_checkpoint``: log checkpoint/best.pt
+    system_metrics: float = 0.0  # seconds between MLflow system-metrics samples; 0: none
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,11 +158,17 @@ class SweepRun:
         if found is not None:
             if found.lifecycle_stage != "active":
                 self.client.restore_experiment(found.experiment_id)
+            if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                self.client.set_experiment_tag(
+                    found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                )
             return found.experiment_id
         location = None
         if artifact_root is not None and is_local_store(self.uri):
             location = (Path(artifact_root).resolve() / name).as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        return self.client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
 
     def start(
         self,
@@ -213,7 +240,27 @@ class SweepRun:
         """The command that opens the MLflow UI on this sweep's runs."""
         if is_local_store(self.uri):
             return f"{_mlflow_executable()} ui --backend-store-uri {self.uri}"
-        return f"open {self.uri.rstrip('/')}/#/experiments/{self.experiment_id}"
+        return f"open {self.ui_url()}"
+
+    def ui_url(self) -> str:
+        """The address of this sweep's runs in the UI (``mlflow ui``'s default for a local
+        store)."""
+        server = "http://127.0.0.1:5000" if is_local_store(self.uri) else self.uri
+        return experiment_url(server, self.experiment_id)
+
+
+def experiment_url(server: str, experiment_id: str) -> str:
+    """The UI's page of an experiment, on its runs table (see :data:`UI_WORKFLOW`)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?{UI_WORKFLOW}"
+
+
+def compare_url(server: str, experiment_id: str, run_ids: list[str]) -> str:
+    """The UI's comparison view of ``run_ids`` (params and metrics side by side)."""
+    query = urlencode(
+        {"runs": json.dumps(run_ids), "experiments": json.dumps([experiment_id])},
+        quote_via=quote,
+    )
+    return f"{server.rstrip('/')}/#/compare-runs?{query}&{UI_WORKFLOW}"
 
 
 def _mlflow_executable() -> str:
@@ -256,6 +303,31 @@ def _permanent(e: Exception) -> bool:
     return isinstance(e, MlflowException) and e.error_code in _PERMANENT
 
 
+@functools.cache
+def _system_metrics_monitor() -> type:
+    """MLflow's system-metrics monitor (imported on first use: it needs ``psutil``), made to
+    log at least one sample: a run shorter than a sampling interval gets one at its end."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    class TrialSystemMetrics(SystemMetricsMonitor):
+        published = 0
+
+        def publish_metrics(self, metrics: dict[str, float]) -> None:
+            super().publish_metrics(metrics)
+            self.published += 1
+
+        def finish(self) -> None:
+            super().finish()  # joins the sampling thread
+            if self.published == 0:
+                for monitor in self.monitors:
+                    monitor.clear_metrics()
+                self.collect_metrics()
+                self.publish_metrics(self.aggregate_metrics())
+                self.mlflow_logger.flush()
+
+    return TrialSystemMetrics
+
+
 class TrialTracker:
     """One trial's child run, buffered.
 
@@ -284,6 +356,8 @@ class TrialTracker:
         self.status: str | None = None
         self.found = False  # the run existed before this process (a retry or a resume)
         self.last_error: str = ""
+        self._monitor: Any = None
+        self._monitor_wanted = False
 
     @property
     def hash(self) -> str:
@@ -357,6 +431,46 @@ class TrialTracker:
         stale = [TAG["error"], TAG["error_type"], TAG["error_kind"], TAG["stopped"]]
         self.pending.insert(0, {"op": "reopen", "untag": stale})
 
+    # -- system metrics (MLflow's own, straight to the run: samples, not records to keep)
+
+    def start_system_metrics(self) -> None:
+        """Sample CPU, memory, disk, network (GPU through NVML) onto the run every
+        ``ctx.system_metrics`` seconds until :meth:`terminate`; nothing when that is 0.
+
+        Sends what is pending first (a restarted run must be RUNNING again, or the monitor
+        stops at once); while MLflow is unreachable, the flush that reaches it starts them.
+        """
+        if self.ctx.system_metrics <= 0:
+            return
+        self._monitor_wanted = True
+        self.flush()
+
+    def _start_monitor(self) -> None:
+        if not self._monitor_wanted or self._monitor is not None or self.run_id is None:
+            return
+        self._monitor_wanted = False
+        try:
+            monitor = _system_metrics_monitor()(
+                self.run_id,
+                sampling_interval=self.ctx.system_metrics,
+                resume_logging=self.found,
+                tracking_uri=self.ctx.tracking_uri,
+            )
+        except Exception as e:  # psutil missing, most often: the trial runs without them
+            _log.warning("no system metrics for run %s: %s: %s", self.run_id, type(e).__name__, e)
+            return
+        monitor.start()
+        self._monitor = monitor
+
+    def _stop_monitor(self) -> None:
+        self._monitor_wanted = False
+        if self._monitor is not None:
+            monitor, self._monitor = self._monitor, None
+            try:
+                monitor.finish()
+            except Exception as e:  # samples are best effort; the run's records are not
+                _log.warning("system metrics of run %s: %s: %s", self.run_id, type(e).__name__, e)
+
     # -- recording (buffered)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -397,6 +511,7 @@ class TrialTracker:
         """Queue the run's end: FINISHED, FAILED (with ``dropattack.error``) or KILLED."""
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise ValueError(f"status: expected FINISHED, FAILED or KILLED, got {status!r}")
+        self._stop_monitor()
         if error is not None:
             msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
             kind = "" if isinstance(error, str) else type(error).__name__
@@ -422,6 +537,7 @@ class TrialTracker:
                 raise
             self.last_error = f"{type(e).__name__}: {e}"
             return False
+        self._start_monitor()
         return True
 
     def flush_final(self, timeout: float | None = None) -> None:

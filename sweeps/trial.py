@@ -38,6 +38,7 @@ from ray import tune
 
 from dropattack.train import Callback, EpochMetrics, NonFiniteLossError
 from models import tasks
+from sweeps.names import trial_name
 from sweeps.progress import COMPLETED, FAILED
 from sweeps.run import TrialConfig, TrialResult, run_trial
 from sweeps.tracking import (
@@ -91,13 +92,8 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_name(trial: dict[str, Any]) -> str:
-    """A short run name: task, variant or method, the changed values, the seed."""
-    parts = [trial["task"], trial.get("variant") or trial["method"]]
-    for name in ("eps", "p", "k", "train_size"):
-        if trial.get(name) is not None:
-            parts.append(f"{name}={trial[name]:g}")
-    parts.append(f"s{trial['seed']}")
-    return " ".join(parts)
+    """The MLflow run name: the trial's one readable name (:func:`sweeps.names.trial_name`)."""
+    return trial_name(trial)
 
 
 def _config(trial: dict[str, Any]) -> TrialConfig:
@@ -139,6 +135,8 @@ class _Reporter(Callback):
             "val_acc": self.best.val_acc,
             "val_f1": self.best.val_f1,
             "trial_seconds": time.perf_counter() - self.t0,
+            "epoch_seconds": m.seconds,
+            "epochs_total": self.epochs,  # for the live view's epoch i/n and ETA
         }
 
     def on_epoch_end(self, metrics: EpochMetrics, model: Any, state: dict[str, Any]) -> None:
@@ -195,6 +193,7 @@ def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
         tracker.restart()
     tracker.log_params(trial_params(trial))
     tracker.set_tags({TAG["trial_id"]: tune_ctx.get_trial_id()})
+    tracker.start_system_metrics()
     reporter = _Reporter(tracker, _epochs(trial), t0)
     try:
         result = run_trial(_config(trial), callbacks=[reporter], resume=resume)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real ``mlflow server`` process, a real local Ray, a switchable TCP relay.
+"""Shared fixtures: a real ``mlflow server`` process, a real local Ray, a switchable TCP relay,
+headless Chromium.
 
 Everything runs on 127.0.0.1 with free ports and temporary folders, and is torn down after
 the session.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import BrowserUnavailable, find_chromium
 from tests.netutil import free_port, wait_http
 
 # pytest puts tests/ on sys.path for this file, where tests/models and tests/dropattack would
@@ -69,6 +71,15 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, installed with apt-get when missing (see tests/browser.py)."""
+    try:
+        return find_chromium()
+    except BrowserUnavailable as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")

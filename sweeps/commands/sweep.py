@@ -113,14 +113,17 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         f"in {result.wall_seconds:.1f}s"
     )
     if result.best is not None:
+        from sweeps.names import config_name
+
         b = result.best
-        variant = f" [{b['variant']}]" if b.get("variant") else ""
         print(
             f"best {result.metric} {result.best_value:.4f} (mean of {result.best_n} seeds): "
-            f"{b['cell']}{variant}"
+            f"{config_name(b)}  ({b['cell']})"
         )
     print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
     print(f"open the MLflow UI: {result.ui_command}")
+    if result.ui_url and not result.ui_command.endswith(result.ui_url):
+        print(f"  then its runs at {result.ui_url}")
     if result.optuna:
         print(f"open the Optuna study: optuna-dashboard {result.optuna['storage']}")
     if result.interrupted:

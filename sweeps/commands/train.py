@@ -1,7 +1,10 @@
 """``dropattack train TASK``: one trial in the foreground, no Ray (MLflow only with --mlflow-uri).
 
-Prints one progress line per epoch; with ``--json`` the last line of stdout is the result as
-one JSON object (:meth:`sweeps.run.TrialResult.as_json`).
+Prints one progress line per epoch; on a terminal a progress bar within each epoch comes
+before it (batches, examples/s, ETA; ``rich``, imported only then and skipped where it is not
+installed). With ``--json`` the last line of stdout is the result as one JSON object
+(:meth:`sweeps.run.TrialResult.as_json`) and no bar is drawn. Runs on torch and tokenizers
+alone: no Ray, MLflow, Optuna or pydantic unless ``--mlflow-uri`` asks for MLflow.
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import time
 from typing import Any
 
 import torch
 
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
+from sweeps.names import trial_name
 from sweeps.run import TrialConfig, TrialResult, effective, run_trial
 
 NAME = "train"
@@ -136,6 +142,70 @@ class ProgressLine(Callback):
         )
 
 
+class EpochBar(Callback):
+    """A progress bar within each epoch (batches, examples/s, ETA), gone before its epoch line.
+
+    ``progress`` is a ``rich.progress.Progress`` (see :func:`epoch_bar`).
+    """
+
+    def __init__(self, progress: Any, epochs: int | None) -> None:
+        self.progress = progress
+        self.epochs = epochs
+        self.task: Any = None
+        self.examples = 0
+        self.t0 = 0.0
+
+    def on_epoch_start(self, epoch: int, batches: int | None) -> None:
+        total = f"/{self.epochs}" if self.epochs else ""
+        self.examples, self.t0 = 0, time.perf_counter()
+        self.progress.start()
+        self.task = self.progress.add_task(f"epoch {epoch}{total}", total=batches, rate="")
+
+    def on_batch_end(self, epoch: int, step: int, examples: int) -> None:
+        self.examples += examples
+        seconds = time.perf_counter() - self.t0
+        rate = f"{self.examples / seconds:,.0f} ex/s" if seconds > 0 else ""
+        self.progress.update(self.task, completed=step, rate=rate)
+
+    def on_epoch_end(self, metrics: EpochMetrics, model, state) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Take the bar off the screen (after an epoch, or when training raised)."""
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.progress.stop()
+
+
+def epoch_bar(epochs: int | None, show: bool) -> EpochBar | None:
+    """The epoch bar when ``show`` (stdout is a terminal, no ``--json``) and rich is there."""
+    if not show:
+        return None
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:  # the GPU image has no rich: epoch lines only
+        return None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("batches  {task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stdout),
+        transient=True,
+    )
+    return EpochBar(progress, epochs)
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.threads is not None:
@@ -148,11 +218,16 @@ def run(args: argparse.Namespace) -> int:
         epochs = tasks.get(cfg.task).epochs
     else:
         epochs = cfg.epochs
-    callbacks: list[Callback] = [ProgressLine(epochs)]
-    if args.mlflow_uri:
-        result = run_logged(args.mlflow_uri, args.experiment, cfg, epochs, callbacks)
-    else:
-        result = run_trial(cfg, callbacks)
+    bar = epoch_bar(epochs, show=not args.json and sys.stdout.isatty())
+    callbacks: list[Callback] = [*([bar] if bar else []), ProgressLine(epochs)]
+    try:
+        if args.mlflow_uri:
+            result = run_logged(args.mlflow_uri, args.experiment, cfg, epochs, callbacks)
+        else:
+            result = run_trial(cfg, callbacks)
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
     else:
@@ -204,7 +279,9 @@ def run_logged(
         [f"task={cfg.task}", f"method={cfg.method}", f"attack={attack}"]
         + [f"{name}={hp[name]}" for name in ("eps", "p", "k")]
     )
-    with mlflow.start_run(run_name=f"{cfg.task}-{cfg.method}-seed{cfg.seed}"):
+    name = trial_name({"task": cfg.task, "method": cfg.method, "attack": cfg.attack, **hp,
+                       "train_size": cfg.train_size, "hp": cfg.hp, "seed": cfg.seed})  # fmt: skip
+    with mlflow.start_run(run_name=name):
         mlflow.set_tags(
             {"dropattack.role": "trial", "dropattack.cell": cell, "dropattack.command": "train"}
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -20,8 +21,9 @@ class T:
     config: dict = field(default_factory=dict)
 
 
-def cfg(i: int) -> dict:
-    return {"trial": {"cell": f"task=x;eps={i}", "seed": 0, "variant": f"v{i}"}}
+def cfg(i: int, seed: int = 0) -> dict:
+    trial = {"task": "x", "method": "dropattack", "attack": ["Input", "Conv.1.w"], "eps": i}
+    return {"trial": {**trial, "cell": f"task=x;eps={i}", "seed": seed, "variant": f"v{i}"}}
 
 
 def view(total: int = 6, live: bool = False) -> tuple[SweepProgress, io.StringIO]:
@@ -47,7 +49,8 @@ def test_counts_best_and_eta():
     assert p.eta() == 20.0
     text = p.render().plain
     assert "2 done · 1 running · 2 failed · 1 pending · 6 total" in text
-    assert "ETA 0:20" in text and "best val_acc 0.9000 (mean of 1): task=x;eps=2 (v2)" in text
+    assert "ETA 0:20" in text
+    assert "best val_acc 0.9000 (mean of 1): x v2 Input+Conv.1.w eps=2" in text
 
 
 def test_stopped_by_the_scheduler_or_by_an_interruption():
@@ -63,8 +66,10 @@ def test_stopped_by_the_scheduler_or_by_an_interruption():
     p.update(trials, force=True)
     assert p.counts == {"done": 1, "running": 0, "failed": 0, "stopped": 1, "pending": 2}
     assert p.interrupted and p.best.trial_id == "c"
-    assert "a task=x;eps=1;seed=0 stopped by the scheduler at epoch 1" in buf.getvalue()
-    assert " b " not in buf.getvalue()
+    assert (
+        "x v1 Input+Conv.1.w eps=1 s0  stopped by the scheduler at epoch 1  (a)" in buf.getvalue()
+    )
+    assert "(b)" not in buf.getvalue()
     # in a resumed run, trials that had ended before count as stopped, not pending
     again, _ = view(total=2)
     again.update(trials[:2], force=True)
@@ -95,7 +100,7 @@ def test_a_resumed_sweep_counts_earlier_trials_without_a_line_each():
     p.update([earlier[0], b], force=True)
     assert p.counts["pending"] == 1  # the third trial does not exist yet: pending
     line = buf.getvalue().splitlines()[-1]
-    assert line.startswith("[2/3] b task=x;eps=2;seed=0 val_acc=0.7000")
+    assert line == "[2/3] x v2 Input+Conv.1.w eps=2 s0  val_acc=0.7000  (b)"
 
 
 def test_failed_trial_line_names_the_error():
@@ -150,3 +155,93 @@ def test_best_is_the_configuration_with_the_best_mean_over_seeds():
     # eps=1 has the single best trial (0.99) but the lower mean (0.90 < 0.94).
     assert p.best.trial["cell"] == "task=x;eps=2"
     assert abs(p.best.value - 0.94) < 1e-12 and p.best.n == 2
+
+
+class Clock:
+    """A clock the test moves by hand (the view's ``clock``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def epoch(i: int, acc: float, trial_seconds: float, total: int = 4) -> dict:
+    """What the trainable reports to Tune after epoch ``i`` (see sweeps.trial._Reporter)."""
+    return {
+        "epoch": i,
+        "epochs_total": total,
+        "epoch_val_acc": acc,
+        "val_acc": max(acc, 0.5),
+        "epoch_seconds": 10.0,
+        "trial_seconds": trial_seconds,
+    }
+
+
+def test_running_trials_rows_epoch_metric_elapsed_and_eta():
+    clock = Clock()
+    buf = io.StringIO()
+    console = Console(file=buf, width=200, force_terminal=False)
+    p = SweepProgress("demo", 2, "val_acc", "max", 2, live=False, console=console, clock=clock)
+    a, b = T("a", "RUNNING", {}, cfg(1)), T("b", "RUNNING", {}, cfg(2, seed=1))
+    p.update([a, b], force=True)
+    clock.now = 12.0
+    p.report(a, epoch(1, 0.25, trial_seconds=12.0))  # the epoch's value, not the best-so-far
+    clock.now = 15.0
+    rows = io.StringIO()
+    Console(file=rows, width=200).print(p.render_live())
+    lines = rows.getvalue().splitlines()
+    assert lines[0].startswith("demo  0 done · 2 running")
+    # 10 s per epoch x 3 epochs left, less the 3 s since the last report
+    words = [" ".join(line.split()) for line in lines]
+    assert words[1] == "x v1 Input+Conv.1.w eps=1 s0 epoch 1/4 val_acc 0.2500 elapsed 0:15 ETA 0:27"
+    assert words[2].startswith("x v2 Input+Conv.1.w eps=2 s1 epoch 0/?")
+    assert "epoch 0/?" in lines[2] and "ETA ?" in lines[2]
+    assert buf.getvalue() == ""  # no epoch line within the first 30 s
+
+
+def test_plain_output_gains_an_epoch_line_per_running_trial_at_most_every_30s():
+    clock = Clock()
+    p, buf = view(total=1)
+    p.clock = clock
+    a = T("a", "RUNNING", {}, cfg(1))
+    p.update([a], force=True)
+    for i, t in enumerate((12.0, 31.0, 40.0, 55.0, 62.0), start=1):
+        clock.now = t
+        p.report(a, epoch(i, 0.9, trial_seconds=t, total=5))
+    lines = buf.getvalue().splitlines()
+    # at 31 s (30 s after the trial showed up) and at 62 s (31 s after that line); not at
+    # 12, 40 or 55 s
+    assert [line.split("  ")[2] for line in lines] == ["epoch 2/5", "epoch 5/5"]
+    assert lines[0].startswith("  x v1 Input+Conv.1.w eps=1 s0  epoch 2/5  val_acc 0.9000")
+    p.report(a, {**epoch(5, 0.9, 70.0, total=5), "completed": 1})  # the final result: no line
+    done = T("a", "TERMINATED", {"val_acc": 0.9, "completed": 1, "trial_seconds": 70.0}, cfg(1))
+    p.update([done], force=True)
+    assert p.running == {}
+    assert (
+        buf.getvalue().splitlines()[-1]
+        == "[1/1] x v1 Input+Conv.1.w eps=1 s0  val_acc=0.9000 70.0s  (a)"
+    )
+
+
+def test_live_panel_refreshes_running_rows_and_logs_ended_trials_above():
+    clock = Clock()
+    buf = io.StringIO()
+    console = Console(file=buf, width=160, force_terminal=True)
+    p = SweepProgress("demo", 2, "val_acc", "max", 2, live=True, console=console, clock=clock)
+    a, b = T("a", "RUNNING", {}, cfg(1)), T("b", "RUNNING", {}, cfg(2))
+    with p:
+        p.update([a, b], force=True)
+        clock.now = 5.0
+        p.report(a, epoch(1, 0.5, trial_seconds=5.0))
+        p.update([a, b], force=True)
+        clock.now = 7.0 * 60 + 13  # no report, no update: Live's own refresh redraws
+        time.sleep(1.0)
+        assert "elapsed 7:13" in buf.getvalue()  # b: never reported, timed since seen
+        assert "epoch 1/4" in buf.getvalue() and "val_acc 0.5000" in buf.getvalue()
+        ended = T("a", "TERMINATED", {"val_acc": 0.5, "completed": 1, "trial_seconds": 6.0}, cfg(1))
+        p.update([ended, b], force=True)
+        assert set(p.running) == {"b"}
+    assert "[1/2] x v1 Input+Conv.1.w eps=1 s0  val_acc=0.5000 6.0s  (a)" in buf.getvalue()
+    assert p.running == {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import statistics
 import subprocess
 import time
@@ -340,29 +339,6 @@ def test_checkpoint_missing_is_explained_and_present_is_loaded(store, tmp_path):
     client.log_artifact(rid, str(src), "checkpoint")
     path = checkpoint_path(client, rid, tmp_path / "dl")
     assert torch.equal(torch.load(path, weights_only=True)["w"], state["w"])
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's chromium, installed with apt-get when missing (the test setup)."""
-    exe = shutil.which("chromium")
-    if exe:
-        return exe
-    try:
-        subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            check=True,
-            capture_output=True,
-            timeout=900,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        pytest.skip(f"chromium is not installed and `apt-get install chromium` failed: {e}")
-    exe = shutil.which("chromium")
-    if not exe:
-        pytest.skip("apt-get installed chromium but no `chromium` executable is on PATH")
-    return exe
 
 
 def _screenshot(chromium: str, page, out_dir) -> np.ndarray:

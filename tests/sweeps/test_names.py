@@ -1,0 +1,53 @@
+"""One readable trial name: the quickstart's trials, method hyperparameters, folder names."""
+
+from __future__ import annotations
+
+import re
+
+from sweeps.names import config_name, folder_name, trial_name
+from sweeps.space import expand_grid
+from sweeps.spec import load_spec
+
+
+def test_quickstart_trials_are_named_task_variant_attack_values_seed():
+    trials = expand_grid(load_spec("quickstart"))
+    names = [trial_name(t) for t in trials]
+    assert names[0] == "digits-lenet5 baseline s0"
+    assert "digits-lenet5 dropattack_ih Input+Conv.1.w eps=5 p=0.3 k=1 s1" in names
+    assert len(set(names)) == len(trials)  # every trial of the grid has its own name
+
+
+def test_method_without_variant_hyperparameters_and_train_size():
+    trial = {"task": "imdb-textrnn", "method": "l2", "hp": {"lam": 1e-4}, "seed": 2}
+    assert trial_name(trial) == "imdb-textrnn l2 lam=0.0001 s2"
+    sized = {"task": "t", "method": "dropattack", "attack": ["Embedding"], "eps": 1.0,
+             "p": 0.7, "k": 1, "train_size": 500, "seed": 0}  # fmt: skip
+    assert config_name(sized) == "t dropattack Embedding eps=1 p=0.7 k=1 train_size=500"
+
+
+def test_folder_names_are_file_system_safe_unique_and_short():
+    trials = expand_grid(load_spec("quickstart"))
+    folders = [folder_name(t, f"abc_{i:05d}") for i, t in enumerate(trials)]
+    assert (
+        folders[7] == "t7_digits-lenet5_dropattack_ih_Input-Conv.1.w_eps=5_p=0.3_k=1_s1_abc_00007"
+    )
+    assert all(re.fullmatch(r"[A-Za-z0-9._=-]+", f) for f in folders)
+    long = {**trials[7], "attack": ["Lstm.ih.w/*"] * 40, "hp": {"x y": "a:b"}}
+    name = folder_name(long, "abc_00001")
+    assert len(name) <= 160 and name.endswith("_abc_00001") and "/" not in name
+    assert folder_name({}, "abc_00002") == "t_abc_00002"
+
+
+def test_dropattack_train_names_its_mlflow_run_the_same_way(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from sweeps.cli import main
+
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps artifacts in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["train", "digits-lenet5", "--epochs", "1", "--train-size", "100", "--p", "0.3"]
+    assert main([*argv, "--seed", "1", "--mlflow-uri", uri, "--experiment", "names"]) == 0
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("names").experiment_id])
+    # the method's own eps and k, the p given, the training-set size asked for
+    assert run.info.run_name == "digits-lenet5 dropattack eps=5 p=0.3 k=1 train_size=100 s1"
