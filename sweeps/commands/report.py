@@ -76,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
             f"  selected {c.task or '?'}: {c.best.key} (highest mean {a.selection_metric} "
             f"{_num(c.best.selection_mean, 4)}), {a.metric} {c.best.mean:.2f} (n={c.best.n})"
             + (f", vs baseline {c.difference:+.2f}" if c.difference is not None else "")
-            + (f", p {c.pvalue:.3g} raw, {c.pvalue_adjusted:.3g} Holm" if c.pvalue_adjusted else "")
+            + (
+                f", p {c.pvalue:.3g} raw, {c.pvalue_adjusted:.3g} Holm"
+                if c.pvalue is not None and c.pvalue_adjusted is not None
+                else ""
+            )
         )
         confirmed = a.confirmation.selected.get(c.task) if a.confirmation else None
         if confirmed is not None:

@@ -299,9 +299,7 @@ def _family(cells: Sequence[CellStats]) -> dict[str, float]:
     return dict(zip(raw, holm(list(raw.values())), strict=True))
 
 
-def _compare(
-    task: str, cells: list[CellStats], selection_metric: str, mode: str
-) -> Comparison:
+def _compare(task: str, cells: list[CellStats], selection_metric: str, mode: str) -> Comparison:
     test_best = max(cells, key=lambda c: (c.mean, c.n))
     best = selected(cells, mode)
     why = ""

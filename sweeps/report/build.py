@@ -29,8 +29,8 @@ from sweeps.report.collect import (
 from sweeps.report.figures import Figure, FigureSet, curves_figure, grid_figures
 from sweeps.report.match import matcher_for
 from sweeps.report.tables import (
-    ci_text,
     cells_table,
+    ci_text,
     comparison_table,
     confirmation_table,
     describe,

@@ -286,9 +286,7 @@ def confirm_experiment(experiment: str) -> str:
     return f"{experiment}-confirm"
 
 
-def collect_confirmation(
-    sweep: SweepRuns, client: MlflowClient | None = None
-) -> SweepRuns | None:
+def collect_confirmation(sweep: SweepRuns, client: MlflowClient | None = None) -> SweepRuns | None:
     """The newest confirmation sweep of ``sweep`` (a parent run in ``EXPERIMENT-confirm``
     tagged with ``sweep``'s parent run id) with its runs; None when there is none."""
     client = client or MlflowClient(sweep.tracking_uri)
