@@ -60,6 +60,8 @@ def flow(ray_local, tmp_path_factory):
     assert cli.main(["report", EXPERIMENT, *common, "--out", str(out["first"])]) == 0
     argv = ["confirm", EXPERIMENT, "--seeds", "2", *common, "--no-live"]
     assert cli.main(argv) == 0
+    out["resumed"] = cli.main([*argv, "--resume"])  # a finished confirmation: nothing to run
+    out["changed"] = cli.main(["confirm", EXPERIMENT, "--seeds", "3", *common, "--resume"])
     out["second"] = runs_dir / "second"
     assert cli.main(["report", EXPERIMENT, *common, "--out", str(out["second"])]) == 0
     return out
@@ -92,6 +94,9 @@ def test_confirmation_runs_the_selected_and_the_baseline_on_fresh_seeds(flow):
     c_parent, c_runs = _children(client, CONFIRM)
     assert c_parent.data.tags["dropattack.confirms"] == parent.info.run_id
     assert c_parent.info.status == "FINISHED" and len(c_runs) == 4
+    # resumed like any sweep: the same parent run (one only) and no run twice
+    assert flow["resumed"] == 0 and len(_by_cell(c_runs)) == 2
+    assert flow["changed"] == 2  # --resume of another confirmation (3 seeds) is refused
     assert all(r.info.status == "FINISHED" for r in c_runs)
     sweep_seeds = {r.data.params["seed"] for r in runs}
     confirm_seeds = {r.data.params["seed"] for r in c_runs}
