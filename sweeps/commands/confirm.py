@@ -139,14 +139,12 @@ def chosen_cells(analysis: Analysis, top: int) -> dict[str, list[CellStats]]:
     return out
 
 
-def _typed(text: str) -> Any:
-    import yaml
-
-    with contextlib.suppress(yaml.YAMLError):
-        value = yaml.safe_load(text)
-        if isinstance(value, (bool, int, float, str)):
-            return value
-    return text
+def _typed(text: str) -> bool | int | float | str:
+    """A hyperparameter param back as the value the spec gave (``"1e-05"`` -> 1e-05)."""
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def trial_fields(cell: CellStats) -> dict[str, Any]:

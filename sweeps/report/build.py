@@ -230,7 +230,7 @@ def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
     blocks: list = [
         render.Heading(f"DropAttack sweep report: {experiment}", 1),
         render.Bullets(_summary(analysis)),
-        render.Heading("Best configuration"),
+        render.Heading("Best configuration: selected on validation, reported on test"),
         render.Bullets(_best_lines(analysis)),
     ]
     layout = layout_tables(analysis)

@@ -393,7 +393,7 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
             *(plain(cell.params.get(k, DASH) or "∅") for k in names),
             plain(cell.n),
             plain(num(cell.selection_mean, 4)),
-            plain(num(cell.mean) + (SELECTED if cell.key in chosen else "")),
+            plain(num(cell.mean) + (SELECTED if cell.key in chosen else ""), cell.key in chosen),
             plain(num(cell.std)),
             plain(ci),
             plain(num(cell.paper_metric)),

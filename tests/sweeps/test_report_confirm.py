@@ -200,3 +200,33 @@ def test_unknown_experiment_is_one_line(tmp_path, capsys):
     assert cli.main(["confirm", "nope", "--mlflow-uri", uri]) == 2
     err = capsys.readouterr().err
     assert "no MLflow experiment named 'nope'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"task": "imdb-lstm", "method": "dropattack", "attack": ["Embedding", "Lstm.ih.w"],
+         "eps": 7, "p": 0.7, "train_size": 2000, "groups": "joint"},
+        {"task": "imdb-lstm", "method": "l1", "hp": {"lam": 1.0e-5}, "epochs": 3, "lr": 0.002},
+        {"task": "digits-lenet5", "method": "dropout", "hp": {"rate": 0.5}, "batch_size": 32},
+        {"task": "digits-lenet5", "method": "standard"},
+    ],
+)  # fmt: skip
+def test_a_configuration_is_rebuilt_from_its_params_with_the_same_cell_key(fields):
+    """What confirm reruns is what the sweep ran: spec entry from params -> the same cell."""
+    from sweeps.commands.confirm import trial_fields
+    from sweeps.report.aggregate import CellStats
+    from sweeps.space import expand_grid, make_trial
+    from sweeps.spec import parse_spec
+    from sweeps.trial import trial_params
+
+    trial = make_trial(fields, seed=0, index=0)
+    params = {k: str(v) for k, v in trial_params(trial).items() if k != "seed"}
+    params["train_size"] = params.get("train_size", "800")  # logged even when left default
+    params["epochs"] = params.get("epochs", "2")
+    cell = CellStats(trial["cell"], params, "", [1.0], ["0"], ["r"])
+    spec = parse_spec({"name": "rebuilt", "trials": [trial_fields(cell)], "seeds": [7]})
+    (again,) = expand_grid(spec)
+    assert again["cell"] == trial["cell"] and again["seed"] == 7
+    for name in ("method", "attack", "eps", "p", "k", "groups", "hp", "lr", "batch_size"):
+        assert again[name] == trial[name], name
