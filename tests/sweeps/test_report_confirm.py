@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -148,7 +149,8 @@ def test_report_adds_the_confirmed_difference(flow):
 
 def _store_with(uri: str, name: str, trials: list[tuple[str, str, str]]) -> None:
     """A sweep written by the tracking code: (cell, method, status) per trial, no training."""
-    sweep = SweepRun(uri, name)
+    root = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+    sweep = SweepRun(uri, name, artifact_root=root)
     parent = sweep.start(name, "h", "", "", "test", {"metric": "val_acc", "mode": "max"}, {})
     ctx = SweepContext(uri, sweep.experiment_id, parent, name)
     for i, (cell, method, status) in enumerate(trials):

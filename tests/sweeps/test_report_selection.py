@@ -228,9 +228,9 @@ def test_holm_adjustment_matches_its_definition():
         assert all(a >= b for a, b in zip(holm(list(p)), p, strict=True))
 
 
-def _write_store(uri: str, val: np.ndarray, test: np.ndarray, design: Design) -> str:
+def _write_store(uri: str, val: np.ndarray, test: np.ndarray, design: Design, root) -> str:
     """The sweep written as a real sweep writes it: parent run, then one tracker per trial."""
-    sweep = SweepRun(uri, "known-truth")
+    sweep = SweepRun(uri, "known-truth", artifact_root=root / "artifacts")
     parent = sweep.start(
         "known-truth", "hash", "quickstart", "", "test", {"metric": "val_acc", "mode": "max"}, {}
     )
@@ -253,7 +253,7 @@ def test_report_json_of_a_real_store_matches_an_independent_computation(tmp_path
     lift[4] = 1.0
     val, test = _draw(rng, lift, rho=0.8, design=d)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    parent = _write_store(uri, val, test, d)
+    parent = _write_store(uri, val, test, d, tmp_path)
     report = build_report("known-truth", tracking_uri=uri, out_dir=tmp_path / "r", formats="md")
     data = json.loads((tmp_path / "r" / "report.json").read_text())  # written with every format
     assert (data["experiment"], data["selection_metric"], data["metric"]) == (
