@@ -171,6 +171,7 @@ def _original_spec(sweep: SweepRuns) -> dict[str, Any]:
     """The sweep's spec as its parent run stored it (``spec.yaml``), or {} when absent."""
     import yaml
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = MlflowClient(sweep.tracking_uri)
@@ -178,7 +179,7 @@ def _original_spec(sweep: SweepRuns) -> dict[str, Any]:
         try:
             path = client.download_artifacts(sweep.parent.run_id, "spec.yaml", tmp)
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except Exception:  # an older or foreign store: fall back to the parent's params
+        except (MlflowException, OSError, yaml.YAMLError):  # none stored: the parent's params
             return {}
     return data if isinstance(data, dict) else {}
 
