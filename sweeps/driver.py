@@ -84,6 +84,7 @@ class SweepOptions:
     live: bool | None = None
     trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trial
     status: Callable[[str], None] | None = None  # hears what the startup seconds go to
+    parent_tags: dict[str, str] = field(default_factory=dict)  # extra tags of the parent run
 
 
 @dataclass
@@ -604,6 +605,7 @@ def _start_parent(
             else spec.resources.gpus,
         },
         files=files,
+        tags=opts.parent_tags,
     )
 
 

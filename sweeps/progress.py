@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweeps.names import config_name, trial_name
+from sweeps.selection import exact_mean, select
 
 __all__ = [
     "Best",
@@ -284,11 +285,10 @@ class SweepProgress:
         """Rank configurations (cells) by their mean over seeds, not single lucky trials."""
         entry = self._by_cell.setdefault(cfg.get("cell", trial_id), ([], cfg, trial_id))
         entry[0].append(value)
-        sign = 1 if self.mode == "max" else -1
-        values, best_cfg, best_id = max(
-            self._by_cell.values(), key=lambda e: sign * sum(e[0]) / len(e[0])
-        )
-        self.best = Best(sum(values) / len(values), best_cfg, best_id, len(values))
+        # the report's rule (sweeps.selection): the same configuration, ties included
+        cell = select(((k, e[0]) for k, e in self._by_cell.items()), self.mode)
+        values, best_cfg, best_id = self._by_cell[cell]
+        self.best = Best(exact_mean(values), best_cfg, best_id, len(values))
 
     def _line(self, trial: Any, state: str, value: Any, seconds: Any) -> str:
         finished = len(self._seen)

@@ -73,6 +73,7 @@ TAG = {
     "error_type": "dropattack.error_type",
     "error_kind": "dropattack.error_kind",
     "stopped": "dropattack.stopped",
+    "confirms": "dropattack.confirms",
     "parent": "mlflow.parentRunId",
 }
 
@@ -179,9 +180,11 @@ class SweepRun:
         command: str,
         params: Mapping[str, Any],
         files: Mapping[str, str],
+        tags: Mapping[str, str] | None = None,
     ) -> str:
-        """Create the parent run with the contract's tags; ``files`` are logged as text."""
+        """Create the parent run with the contract's tags (and ``tags``); ``files`` as text."""
         tags = {
+            **(tags or {}),
             TAG["role"]: "sweep",
             TAG["spec"]: spec_name,
             TAG["spec_hash"]: spec_hash,

@@ -11,7 +11,8 @@ from sweeps.report.collect import default_tracking_uri
 NAME = "report"
 HELP = (
     "Report a sweep from MLflow: the paper's table layout with its numbers beside the measured "
-    "ones, verdicts, best-vs-baseline t-test, cost Pareto set, heatmap and figures."
+    "ones, verdicts, the configuration selected on validation against its baseline (95% CI, "
+    "raw and Holm-adjusted p), its confirmation on fresh seeds, cost Pareto set and figures."
 )
 
 
@@ -49,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _num(x: float | None, digits: int) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
 def run(args: argparse.Namespace) -> int:
     out = args.out or default_out_dir(args.experiment, args.runs_dir)
     report = build_report(
@@ -67,7 +72,22 @@ def run(args: argparse.Namespace) -> int:
         f"{sum(c.n for c in a.cells)} finished runs ({len(a.failed)} failed)"
     )
     for c in a.comparisons:
-        print(f"  best {c.task or '?'}: {c.best.key} mean {c.best.mean:.2f} (n={c.best.n})")
+        print(
+            f"  selected {c.task or '?'}: {c.best.key} (highest mean {a.selection_metric} "
+            f"{_num(c.best.selection_mean, 4)}), {a.metric} {c.best.mean:.2f} (n={c.best.n})"
+            + (f", vs baseline {c.difference:+.2f}" if c.difference is not None else "")
+            + (
+                f", p {c.pvalue:.3g} raw, {c.pvalue_adjusted:.3g} Holm"
+                if c.pvalue is not None and c.pvalue_adjusted is not None
+                else ""
+            )
+        )
+        confirmed = a.confirmation.selected.get(c.task) if a.confirmation else None
+        if confirmed is not None:
+            print(
+                f"    confirmed on {confirmed.cell.n} fresh seeds: {confirmed.diff.value:+.2f}"
+                + (f", p {confirmed.diff.pvalue:.3g}" if confirmed.diff.pvalue is not None else "")
+            )
     for name, path in report.files.items():
         print(f"  wrote {name}: {path}")
     if report.logged:

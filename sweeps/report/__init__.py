@@ -1,13 +1,32 @@
 """Reports of sweeps: the paper's tables beside measured ones, verdicts, tests, figures."""
 
-from sweeps.report.aggregate import Analysis, CellStats, Comparison, Verdict, analyze, verdict
+from sweeps.report.aggregate import (
+    Analysis,
+    CellStats,
+    Comparison,
+    Confirmation,
+    Difference,
+    Verdict,
+    analyze,
+    confirm,
+    holm,
+    verdict,
+)
 from sweeps.report.build import Report, build_report
-from sweeps.report.collect import RunRecord, SweepRuns, checkpoint_path, collect
+from sweeps.report.collect import (
+    RunRecord,
+    SweepRuns,
+    checkpoint_path,
+    collect,
+    collect_confirmation,
+)
 
 __all__ = [
     "Analysis",
     "CellStats",
     "Comparison",
+    "Confirmation",
+    "Difference",
     "Report",
     "RunRecord",
     "SweepRuns",
@@ -16,5 +35,8 @@ __all__ = [
     "build_report",
     "checkpoint_path",
     "collect",
+    "collect_confirmation",
+    "confirm",
+    "holm",
     "verdict",
 ]

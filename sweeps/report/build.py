@@ -1,7 +1,8 @@
 """``build_report``: one sweep's MLflow runs in, Markdown/HTML/JSON report files out.
 
-Flow: collect (MLflow) -> analyze (cells, verdicts, tests, Pareto) -> tables and figures ->
-render -> files in the output folder, also logged as artifacts of the sweep's parent run.
+Flow: collect (MLflow) -> analyze (cells, verdicts, selection on validation, tests, Pareto;
+the confirmation sweep when there is one) -> tables and figures -> render -> files in the
+output folder (``report.json`` always), also logged as artifacts of the sweep's parent run.
 """
 
 from __future__ import annotations
@@ -18,18 +19,26 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from sweeps.report import render
-from sweeps.report.aggregate import Analysis, analyze
-from sweeps.report.collect import check_store, collect, default_tracking_uri
+from sweeps.report.aggregate import Analysis, CellStats, Comparison, Difference, analyze, confirm
+from sweeps.report.collect import (
+    check_store,
+    collect,
+    collect_confirmation,
+    default_tracking_uri,
+)
 from sweeps.report.figures import Figure, FigureSet, curves_figure, grid_figures
 from sweeps.report.match import matcher_for
 from sweeps.report.tables import (
     cells_table,
+    ci_text,
     comparison_table,
+    confirmation_table,
     describe,
     failures_table,
     layout_tables,
     mean_std,
     num,
+    p_text,
     pareto_table,
     varying_params,
 )
@@ -101,6 +110,9 @@ def _summary(analysis: Analysis) -> list[str]:
         ),
         f"Paper table: {sweep.paper_table or 'none'} — layout: {analysis.matcher.title}",
         f"Metric: {analysis.metric}" + (" (in %, as the paper)" if analysis.unit else ""),
+        f"Selection: each task's best configuration is the one with the highest mean "
+        f"{analysis.selection_metric} over its seeds ({analysis.mode}, as the sweep ranked "
+        f"them); the report shows its {analysis.metric}",
         f"Trial runs: {len(sweep.runs)} ({statuses}); aggregated "
         f"{sum(c.n for c in analysis.cells)} FINISHED runs into {len(analysis.cells)} "
         "configurations",
@@ -112,23 +124,88 @@ def _summary(analysis: Analysis) -> list[str]:
     return items
 
 
+def _difference_text(diff: Difference, unit: str) -> str:
+    ci = f", 95% CI {ci_text(diff.ci95)} (Welch)" if diff.ci95 else ""
+    return f"difference {diff.value:+.2f}{' points' if unit else ''}{ci}"
+
+
 def _best_lines(analysis: Analysis) -> list[str]:
     names = varying_params(analysis.cells)
+    sel = analysis.selection_metric
     lines = []
     for c in analysis.comparisons:
-        line = f"{c.task or 'task ?'}: best {describe(c.best, names)} — {mean_std(c.best)} "
-        line += f"(n={c.best.n})"
+        line = (
+            f"{c.task or 'task ?'}: selected {describe(c.best, names)} — highest mean {sel} "
+            f"({num(c.best.selection_mean, 4)}); {analysis.metric} {mean_std(c.best)} "
+            f"(n={c.best.n})"
+        )
         if c.baseline is not None:
             line += (
                 f"; baseline {describe(c.baseline, names)} — {mean_std(c.baseline)} "
                 f"(n={c.baseline.n})"
             )
-        if c.t is not None and math.isfinite(c.t):
-            line += f"; Welch t = {c.t:.3f}, p = {c.pvalue:.3g}"
+        if c.diff is not None:
+            line += f"; {_difference_text(c.diff, analysis.unit)}"
+        if c.pvalue is not None:
+            line += (
+                f"; p = {p_text(c.pvalue)} raw (as if it were the only configuration tested), "
+                f"p = {p_text(c.pvalue_adjusted)} Holm-adjusted over the {c.comparisons} "
+                "configurations compared with a baseline"
+            )
         if c.note:
             line += f" ({c.note})"
         lines.append(line)
-    return lines
+    return lines + _test_best_lines(analysis)
+
+
+def _test_best_lines(analysis: Analysis) -> list[str]:
+    """Where the cell with the highest test mean is not the selected one, say so."""
+    names = varying_params(analysis.cells)
+    return [
+        f"{c.task or 'task ?'}: the highest {analysis.metric} mean is "
+        f"{describe(c.test_best, names)} ({mean_std(c.test_best)}), not the selected "
+        f"configuration: picking it would choose on the test set."
+        for c in analysis.comparisons
+        if c.test_best is not None and c.test_best is not c.best
+    ]
+
+
+def _confirmation_blocks(analysis: Analysis) -> list:
+    """The confirmation on fresh seeds, or how to get one."""
+    blocks: list = [render.Heading("Confirmation on fresh seeds")]
+    conf = analysis.confirmation
+    experiment = analysis.sweep.experiment
+    if conf is None:
+        return blocks + [
+            render.Text(
+                f"Not confirmed yet: `dropattack confirm {experiment}` runs the selected "
+                "configurations and their baselines again on seeds the sweep did not use; the "
+                "difference it measures is free of the selection's bias."
+            )
+        ]
+    names = varying_params(analysis.cells)
+    items = [
+        f"Confirmation sweep: experiment {conf.sweep.experiment}, parent run "
+        f"{conf.sweep.parent.run_id}; seeds {', '.join(sorted(conf.seeds, key=_seed_order))} "
+        f"(the sweep used {', '.join(sorted(analysis.sweep.seeds, key=_seed_order))})"
+    ]
+    for c in analysis.comparisons:
+        row = conf.selected.get(c.task)
+        what = f"{c.task or 'task ?'}: {describe(c.best, names)}"
+        if row is None:
+            items.append(f"{what}: not confirmed ({c.note or 'not in the confirmation sweep'})")
+            continue
+        items.append(
+            f"{what} on {row.cell.n} fresh seeds: {mean_std(row.cell)} vs baseline "
+            f"{mean_std(row.baseline)} (n={row.baseline.n}); "
+            f"{_difference_text(row.diff, analysis.unit)}; p = {p_text(row.diff.pvalue)} "
+            "(the configuration was chosen before these runs: the unbiased answer)"
+        )
+    return blocks + [render.Bullets(items), confirmation_table(analysis, conf)]
+
+
+def _seed_order(seed: str) -> tuple:
+    return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
 
 
 def _verdict_lines(analysis: Analysis) -> list[str]:
@@ -153,12 +230,16 @@ def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
     blocks: list = [
         render.Heading(f"DropAttack sweep report: {experiment}", 1),
         render.Bullets(_summary(analysis)),
-        render.Heading("Best configuration"),
+        render.Heading("Best configuration: selected on validation, reported on test"),
         render.Bullets(_best_lines(analysis)),
     ]
     layout = layout_tables(analysis)
     if layout:
         blocks += [render.Heading("The paper's layout"), *layout]
+        differs = _test_best_lines(analysis)
+        if differs:
+            blocks.append(render.Bullets(differs))
+    blocks += _confirmation_blocks(analysis)
     blocks += [render.Heading("Verdicts"), render.Bullets(_verdict_lines(analysis))]
     if figures.figures:
         blocks += [render.Heading("Figures"), *figures.figures]
@@ -182,9 +263,12 @@ def _as_json(analysis: Analysis) -> dict:
 
     return {
         "experiment": analysis.sweep.experiment,
+        "selection_metric": analysis.selection_metric,
+        "selection_mode": analysis.mode,
+        "metric": analysis.metric,
+        "tasks": [_task_json(analysis, c) for c in analysis.comparisons],
         "parent_run_id": analysis.sweep.parent.run_id,
         "paper_table": analysis.sweep.paper_table,
-        "metric": analysis.metric,
         "status_counts": analysis.sweep.status_counts(),
         "cells": [
             {
@@ -211,12 +295,74 @@ def _as_json(analysis: Analysis) -> dict:
                 "baseline": c.baseline.key if c.baseline else None,
                 "t": clean(c.t),
                 "pvalue": clean(c.pvalue),
+                "pvalue_adjusted": c.pvalue_adjusted,
                 "note": c.note,
             }
             for c in analysis.comparisons
         ],
         "pareto": {task: [c.key for c in front] for task, front in analysis.fronts.items()},
         "failed": [{"run_id": r.run_id, "error": r.error} for r in analysis.failed],
+    }
+
+
+def _clean(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _number(params: dict[str, str], name: str, kind: type) -> float | int | None:
+    try:
+        return kind(float(params[name]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _config_json(cell: CellStats | None) -> dict | None:
+    """``{method, attack, eps, p, k, groups}`` of a cell; attack as MLflow's param (aliases
+    joined by ';'); absent values null."""
+    if cell is None:
+        return None
+    params = cell.params
+    return {
+        "method": params.get("method") or None,
+        "attack": params.get("attack") or None,
+        "eps": _number(params, "eps", float),
+        "p": _number(params, "p", float),
+        "k": _number(params, "k", int),
+        "groups": params.get("groups") or None,
+    }
+
+
+def _ci_json(ci: tuple[float, float] | None) -> list[float] | None:
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def _task_json(analysis: Analysis, c: Comparison) -> dict:
+    """One task of ``report.json`` (the keys are a contract: see the README)."""
+    confirmed = None
+    if analysis.confirmation is not None:
+        row = analysis.confirmation.selected.get(c.task)
+        if row is not None:
+            confirmed = {
+                "difference": row.diff.value,
+                "ci95": _ci_json(row.diff.ci95),
+                "p_value": row.diff.pvalue,
+                "n": row.cell.n,
+            }
+    return {
+        "task": c.task,
+        "best": _config_json(c.best),
+        "best_selection_mean": c.best.selection_mean,
+        "best_metric_mean": c.best.mean,
+        "best_metric_std": _clean(c.best.std),
+        "n": c.best.n,
+        "baseline": _config_json(c.baseline),
+        "baseline_metric_mean": c.baseline.mean if c.baseline else None,
+        "difference": c.difference,
+        "ci95": _ci_json(c.ci95),
+        "p_value": _clean(c.pvalue),
+        "p_value_adjusted": c.pvalue_adjusted,
+        "comparisons": c.comparisons,
+        "confirmed": confirmed,
     }
 
 
@@ -247,6 +393,9 @@ def build_report(
         sweep = collect(experiment, uri, parent, client)
     with clock("aggregate"):
         analysis = analyze(sweep, matcher_for(sweep.paper_table), metric)
+        confirmation = collect_confirmation(sweep, client)
+        if confirmation is not None:
+            analysis.confirmation = confirm(analysis, confirmation)
     with clock("figures"):
         figures = grid_figures(analysis)
         if curves or (curves is None and sweep.paper_table in CURVE_TABLES):
@@ -267,7 +416,7 @@ def build_report(
             "html": lambda: render.to_html(report.blocks, f"DropAttack sweep report: {experiment}"),
             "json": lambda: json.dumps(_as_json(analysis), indent=2) + "\n",
         }
-        for fmt in formats:
+        for fmt in dict.fromkeys([*formats, "json"]):  # report.json with every format
             path = out / f"report.{fmt}"
             path.write_text(writers[fmt](), encoding="utf-8")
             report.files[fmt] = path

@@ -17,10 +17,14 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
-from sweeps.tracking import CHECKPOINT_ARTIFACT
+from sweeps.selection import DEFAULT_METRIC, DEFAULT_MODE
+from sweeps.tracking import CHECKPOINT_ARTIFACT, TAG
 
 __all__ = [
     "CHECKPOINT_ARTIFACT",
+    "CONFIRMS_TAG",
+    "confirm_experiment",
+    "collect_confirmation",
     "default_tracking_uri",
     "RunRecord",
     "SweepRuns",
@@ -31,6 +35,8 @@ __all__ = [
 ]
 
 _PAGE = 1000
+#: Tag of a confirmation sweep's parent run: the id of the sweep parent run it confirms.
+CONFIRMS_TAG = TAG["confirms"]
 _HOW_TO_SWEEP = (
     "run a sweep first, e.g. `dropattack sweep SPEC --mlflow-uri URI` "
     "(the experiment is named after the spec)"
@@ -93,6 +99,22 @@ class SweepRuns:
             return tag
         votes = Counter(r.tags.get("dropattack.paper_table", "") for r in self.runs)
         return votes.most_common(1)[0][0] if votes else ""
+
+    @property
+    def selection_metric(self) -> str:
+        """The metric the sweep ranked configurations by (its spec's ``search.metric``, a
+        param of the parent run); ``val_acc`` for sweeps that did not record it."""
+        return self.parent.params.get("metric") or DEFAULT_METRIC
+
+    @property
+    def selection_mode(self) -> str:
+        mode = self.parent.params.get("mode")
+        return mode if mode in ("max", "min") else DEFAULT_MODE
+
+    @property
+    def seeds(self) -> set[str]:
+        """Every seed a trial of this sweep ran with (finished or not)."""
+        return {r.params["seed"] for r in self.runs if r.params.get("seed", "") != ""}
 
     @property
     def finished(self) -> list[RunRecord]:
@@ -257,3 +279,40 @@ def checkpoint_path(
     with contextlib.suppress(FileExistsError):
         dst.mkdir(parents=True)
     return Path(client.download_artifacts(run_id, CHECKPOINT_ARTIFACT, str(dst)))
+
+
+def confirm_experiment(experiment: str) -> str:
+    """The MLflow experiment of ``experiment``'s confirmation sweeps."""
+    return f"{experiment}-confirm"
+
+
+def collect_confirmation(sweep: SweepRuns, client: MlflowClient | None = None) -> SweepRuns | None:
+    """The newest confirmation sweep of ``sweep`` (a parent run in ``EXPERIMENT-confirm``
+    tagged with ``sweep``'s parent run id) with its runs; None when there is none."""
+    client = client or MlflowClient(sweep.tracking_uri)
+    name = confirm_experiment(sweep.experiment)
+    found = client.get_experiment_by_name(name)
+    if found is None or found.lifecycle_stage != "active":
+        return None
+    parents = _search(
+        client,
+        found.experiment_id,
+        f"tags.`dropattack.role` = 'sweep' and tags.`{CONFIRMS_TAG}` = '{sweep.parent.run_id}'",
+    )
+    if not parents:
+        return None
+    parent = RunRecord.from_run(parents[0])
+    children = [
+        RunRecord.from_run(r)
+        for r in _search(
+            client, found.experiment_id, f"tags.`mlflow.parentRunId` = '{parent.run_id}'", "ASC"
+        )
+    ]
+    return SweepRuns(
+        tracking_uri=sweep.tracking_uri,
+        experiment=name,
+        experiment_id=found.experiment_id,
+        parent=parent,
+        runs=children,
+        other_parents=[RunRecord.from_run(r) for r in parents[1:]],
+    )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sweeps.report import paper
-from sweeps.report.aggregate import NO_VERDICT, Analysis, CellStats, Verdict
+from sweeps.report.aggregate import NO_VERDICT, Analysis, CellStats, Confirmation, Verdict
 from sweeps.report.match import attack_set, dataset_of, param_float, param_int, table2_variant
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Table",
     "cells_table",
     "comparison_table",
+    "confirmation_table",
     "failures_table",
     "layout_tables",
     "pareto_table",
@@ -58,6 +59,20 @@ def plain(text: object, bold: bool = False) -> Entry:
 _MARKS = {True: " ✓", False: " ✗", None: ""}
 MARK_LEGEND = "✓ reproduced (paper within mean ± 2 std or the 95% CI), ✗ not reproduced"
 DASH = "–"
+SELECTED = " ◆"
+
+
+def selected_keys(analysis: Analysis) -> frozenset[str]:
+    """Cell keys of each task's configuration selected on validation."""
+    return frozenset(c.best.key for c in analysis.comparisons)
+
+
+def p_text(p: float | None) -> str:
+    return DASH if p is None else f"{p:.3g}"
+
+
+def ci_text(ci: tuple[float, float] | None) -> str:
+    return DASH if ci is None else f"[{num(ci[0])}, {num(ci[1])}]"
 
 
 def num(x: float | None, digits: int = 2) -> str:
@@ -99,15 +114,17 @@ def measured_entry(
     f1: bool = False,
     bold_measured: bool = False,
     bold_paper: bool = False,
+    selected: frozenset[str] = frozenset(),
 ) -> Entry:
-    """``mean ± std (paper) ✓`` for the best of the cells matching one paper number."""
+    """``mean ± std (paper) ✓`` for the best of the cells matching one paper number;
+    ``◆`` when one of them is a ``selected`` configuration."""
     paper_span = Span(_paper_text(paper_value, f1), bold_paper)
     if not cells:
         return (Span(DASH), Span(" ("), paper_span, Span(")"))
     cell = _best(cells)
     measured = mean_std(cell) + (_f1_text(cell) if f1 else "")
     more = f" [best of {len(cells)}]" if len(cells) > 1 else ""
-    mark = _mark(cell.verdict)
+    mark = _mark(cell.verdict) + (SELECTED if any(c.key in selected for c in cells) else "")
     return (Span(measured, bold_measured), Span(" ("), paper_span, Span(f"){mark}{more}"))
 
 
@@ -132,7 +149,8 @@ def _by_key(analysis: Analysis) -> dict[tuple, list[CellStats]]:
 def _caption(analysis: Analysis, extra: str = "") -> str:
     return (
         f"Each entry: measured {analysis.metric} in {analysis.unit or 'its unit'}, "
-        f"mean ± sample std over seeds (paper's value); {MARK_LEGEND}. {extra}"
+        f"mean ± sample std over seeds (paper's value); {MARK_LEGEND}; ◆ the configuration "
+        f"selected on validation (highest mean {analysis.selection_metric}). {extra}"
     ).strip()
 
 
@@ -160,6 +178,7 @@ def _table10(analysis: Analysis) -> list[Table]:
                     analysis.matcher.paper.get(key),
                     bold_measured=key in measured_top,
                     bold_paper=key in paper.TABLE10_TOP,
+                    selected=selected_keys(analysis),
                 )
             )
         table.rows.append(row)
@@ -191,7 +210,12 @@ def _rows_by_dataset(
         for d in datasets:
             key = (row, d)
             entries.append(
-                measured_entry(by_key.get(key, []), analysis.matcher.paper.get(key), f1=True)
+                measured_entry(
+                    by_key.get(key, []),
+                    analysis.matcher.paper.get(key),
+                    f1=True,
+                    selected=selected_keys(analysis),
+                )
             )
         table.rows.append(entries)
     return [table]
@@ -224,7 +248,11 @@ def _table3(analysis: Analysis) -> list[Table]:
         row = [plain(labels[variant])]
         for size in sizes:
             key = (size, variant)
-            row.append(measured_entry(by_key.get(key, []), paper.TABLE3.get(key)))
+            row.append(
+                measured_entry(
+                    by_key.get(key, []), paper.TABLE3.get(key), selected=selected_keys(analysis)
+                )
+            )
         table.rows.append(row)
     improvement = [plain("Improvement ↑")]
     for size in sizes:
@@ -266,22 +294,29 @@ def _targets(analysis: Analysis) -> list[Table]:
         for row in rows:
             key = tuple(round(v, 6) if isinstance(v, float) else v for v in row.key)
             known.add(key)
-            table.rows.append(_target_row(row.label, by_key.get(key, []), row.value, f1))
+            table.rows.append(
+                _target_row(row.label, by_key.get(key, []), row.value, f1, selected_keys(analysis))
+            )
         for key, cells in by_key.items():
             if key[0] == dataset and key not in known:
-                table.rows.append(_target_row(_attack_label(cells[0], model), cells, None, f1))
+                label = _attack_label(cells[0], model)
+                table.rows.append(_target_row(label, cells, None, f1, selected_keys(analysis)))
         tables.append(table)
     return tables
 
 
 def _target_row(
-    label: str, cells: list[CellStats], value: paper.PaperValue | None, f1: bool
+    label: str,
+    cells: list[CellStats],
+    value: paper.PaperValue | None,
+    f1: bool,
+    selected: frozenset[str] = frozenset(),
 ) -> list[Entry]:
     cell = _best(cells) if cells else None
     v = cell.verdict if cell else None
     return [
         plain(label),
-        measured_entry(cells, value, f1=f1),
+        measured_entry(cells, value, f1=f1, selected=selected),
         plain(num(v.diff) if v else DASH),
         plain(v.text if v else DASH),
     ]
@@ -321,10 +356,12 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
     """Every measured cell, best first: statistics, paper number, verdict and cost."""
     names = varying_params(analysis.cells)
     gpu = analysis.has_gpu
+    chosen = selected_keys(analysis)
     header = [
         "#",
         *names,
         "n",
+        f"mean {analysis.selection_metric}",
         f"mean ({analysis.unit or analysis.metric})",
         "std",
         "95% CI",
@@ -341,7 +378,9 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
         caption=(
             "Statistics over the seeds of each configuration (FINISHED runs only); std is the "
             "sample standard deviation; seconds is the mean trial wall time; Pareto marks the "
-            "configurations no other one beats on both accuracy and cost within its task."
+            "configurations no other one beats on both accuracy and cost within its task. "
+            f"Ranked by the test mean for reading only; ◆ marks each task's configuration "
+            f"selected on validation (highest mean {analysis.selection_metric})."
         ),
     )
     ranked = sorted(analysis.cells, key=lambda c: (-c.mean, c.key))
@@ -353,7 +392,8 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
             plain(i),
             *(plain(cell.params.get(k, DASH) or "∅") for k in names),
             plain(cell.n),
-            plain(num(cell.mean), bold=i == 1),
+            plain(num(cell.selection_mean, 4)),
+            plain(num(cell.mean) + (SELECTED if cell.key in chosen else ""), cell.key in chosen),
             plain(num(cell.std)),
             plain(ci),
             plain(num(cell.paper_metric)),
@@ -368,22 +408,30 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
 
 
 def comparison_table(analysis: Analysis) -> Table:
-    """Best configuration per task against its baseline (Welch's t-test)."""
+    """Each task's configuration selected on validation against its baseline, on test."""
     names = varying_params(analysis.cells)
     table = Table(
-        title="Best configuration vs baseline (Welch's t-test)",
+        title=f"Selected configuration vs baseline on {analysis.metric} (Welch's t-test)",
         header=[
             "task",
-            "best",
-            "best mean ± std (n)",
+            f"selected (best mean {analysis.selection_metric})",
+            "mean ± std (n)",
             "baseline",
             "baseline mean ± std (n)",
             "difference",
+            "95% CI (Welch)",
             "t",
-            "p-value",
+            "p (raw)",
+            "p (Holm)",
+            "configurations compared",
             "note",
         ],
-        caption="scipy.stats.ttest_ind(best, baseline, equal_var=False), two-sided.",
+        caption=(
+            "scipy.stats.ttest_ind(selected, baseline, equal_var=False), two-sided. The raw "
+            "p-value treats the selected configuration as the only one tested; the Holm p-value "
+            "adjusts it for every configuration of the task compared with a baseline (any of "
+            "them could have been selected)."
+        ),
     )
     for c in analysis.comparisons:
         base = c.baseline
@@ -394,12 +442,54 @@ def comparison_table(analysis: Analysis) -> Table:
                 plain(f"{mean_std(c.best)} ({c.best.n})", bold=True),
                 plain(describe(base, names) if base else DASH),
                 plain(f"{mean_std(base)} ({base.n})" if base else DASH),
-                plain(num(c.best.mean - base.mean) if base else DASH),
+                plain(num(c.difference)),
+                plain(ci_text(c.ci95)),
                 plain(num(c.t, 3)),
-                plain(f"{c.pvalue:.3g}" if c.pvalue is not None else DASH),
+                plain(p_text(c.pvalue)),
+                plain(p_text(c.pvalue_adjusted)),
+                plain(c.comparisons),
                 plain(c.note),
             ]
         )
+    return table
+
+
+def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
+    """The confirmed configurations against their baselines, on the fresh seeds only."""
+    names = varying_params(analysis.cells)
+    table = Table(
+        title=f"Confirmation on fresh seeds: {analysis.metric} (Welch's t-test)",
+        header=[
+            "task",
+            "configuration",
+            "mean ± std (n)",
+            "baseline mean ± std (n)",
+            "difference",
+            "95% CI (Welch)",
+            "p (raw)",
+            "p (Holm, confirmed configurations)",
+        ],
+        caption=(
+            "Runs of the confirmation sweep only (seeds the sweep did not use). The selected "
+            "configuration (◆) was fixed before these runs, so its raw p-value needs no "
+            "adjustment; the Holm p-value adjusts over the configurations confirmed per task."
+        ),
+    )
+    chosen = selected_keys(analysis)
+    for task, rows in confirmation.by_task.items():
+        for r in rows:
+            table.rows.append(
+                [
+                    plain(task or DASH),
+                    plain(describe(r.cell, names) + (SELECTED if r.cell.key in chosen else "")),
+                    plain(f"{mean_std(r.cell)} ({r.cell.n})", bold=r.cell.key in chosen),
+                    plain(f"{mean_std(r.baseline)} ({r.baseline.n})"),
+                    plain(num(r.diff.value)),
+                    plain(ci_text(r.diff.ci95)),
+                    plain(p_text(r.diff.pvalue)),
+                    plain(p_text(r.pvalue_adjusted)),
+                ]
+            )
     return table
 
 

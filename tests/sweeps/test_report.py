@@ -265,13 +265,13 @@ def test_table10_layout_has_the_paper_grid_with_bold_top_ten(report):
         == f"{100 * np.mean(ACCS[(7.0, 0.7)]):.2f} ± {100 * np.std(ACCS[(7.0, 0.7)], ddof=1):.2f}"
     )
     assert best[0].bold and best[2].text == "90.36" and best[2].bold
-    assert best[-1].text.endswith("✓")
+    assert best[-1].text.endswith("✓ ◆")  # reproduced; selected on validation (val_acc)
     unmeasured = text[("p = 0.1", "ε = 0.01")]
     assert unmeasured[0].text == "–" and unmeasured[2].text == "89.60"
     bold_paper = sum(e[2].bold for r in grid.rows for e in r[1:])
     assert bold_paper == 11  # ten best with the tie at 90.18 (three cells)
     not_repro = text[("p = 0.7", "ε = 5")]
-    assert not_repro[-1].text.endswith("✗") and not_repro[2].text == "90.18"
+    assert not_repro[-1].text.endswith(") ✗") and not_repro[2].text == "90.18"
 
 
 def test_files_written_and_logged_to_the_parent_run(report, store):

@@ -120,7 +120,7 @@ def test_verdict_rules():
 
 
 def _run(i, params, acc, *, variant="", seconds=1.0, f1=None, status="FINISHED"):
-    metrics = {"test_acc": acc, "seconds": seconds}
+    metrics = {"test_acc": acc, "val_acc": acc, "seconds": seconds}
     if f1 is not None:
         metrics["test_f1"] = f1
     cell = ";".join(f"{k}={v}" for k, v in params.items())
@@ -185,7 +185,8 @@ def test_table2_layout_methods_by_datasets_with_pheme_acc_and_f1():
     ih = "".join(s.text for s in rows["Baseline + DropAttack-(I-H)"][2])  # derived variant
     assert ih.startswith("87.00 ± 1.00/82.00 ± 1.00 (87.15/81.31)")
     fgm = "".join(s.text for s in rows["Baseline + FGM"][1])
-    assert fgm == "89.00 ± 0.00 (89.26) ✗"  # zero spread: only an exact match would reproduce
+    # zero spread: only an exact match would reproduce; the task's only configuration: selected
+    assert fgm == "89.00 ± 0.00 (89.26) ✗ ◆"
     cells = {c.key: c for c in a.cells}
     pheme = next(c for c in cells.values() if c.variant == "baseline")
     assert pheme.f1_verdict.reproduced is True and pheme.paper_f1 == 78.99

@@ -160,9 +160,17 @@ def test_report_cells_and_statistics_match_the_runs(sweep, tmp_path):
         assert cell.is_baseline == (p["method"] == "standard")
 
     (comparison,) = analysis.comparisons
-    best_mean, best, best_accs = max(means.values(), key=lambda m: m[0])
+    # selected on validation: the highest mean val_acc over seeds, reported on test_acc
+    val = {}
+    for key, (_, cell, _) in means.items():
+        p = cell.params
+        members = by_config[(p["method"], p["attack"], p.get("eps"), p.get("p"))]
+        val[key] = statistics.mean(r.data.metrics["val_acc"] for r in members)
+    best_key = max(val, key=val.get)
+    best_mean, best, best_accs = means[best_key]
     assert comparison.task == TASK and comparison.best.key == best.key
     assert comparison.best.mean == pytest.approx(best_mean)
+    assert data["tasks"][0]["best_selection_mean"] == pytest.approx(val[best_key], abs=1e-12)
     base = next(c for c in analysis.cells if c.params["method"] == "standard")
     if best is base:
         assert comparison.baseline is None

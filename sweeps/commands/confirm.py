@@ -1,0 +1,293 @@
+"""``dropattack confirm EXPERIMENT``: run a sweep's selected configurations again on fresh seeds.
+
+The top ``--top`` configurations of each task, ranked on validation by the rule the sweep and
+the report use (:mod:`sweeps.selection`), and the baseline each is compared with run again on
+``--seeds`` seeds the sweep never used, through the same driver, as the sweep
+``EXPERIMENT-confirm`` (its own MLflow experiment; the parent run is tagged
+``dropattack.confirms=<the sweep's parent run id>``). ``dropattack report EXPERIMENT`` then
+adds the confirmed difference: the configuration was fixed before these runs, so their
+difference to the baseline carries no selection bias.
+
+The confirmation is a generated grid spec: one ``trials`` entry per configuration, rebuilt
+from its runs' params (and checked to give the same cell key), and the fresh seeds. Being a
+spec, it resumes like any sweep (``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeps.commands.argtypes import positive_int
+
+if TYPE_CHECKING:
+    from sweeps.report.aggregate import Analysis, CellStats
+    from sweeps.report.collect import SweepRuns
+    from sweeps.spec import Spec
+
+NAME = "confirm"
+HELP = (
+    "Confirm a sweep's result: rerun the top K configurations of each task (selected on "
+    "validation) and their baselines on N fresh seeds, as the sweep EXPERIMENT-confirm; "
+    "`dropattack report EXPERIMENT` then adds the confirmed difference."
+)
+
+#: Trial fields a spec entry takes directly from a run's params.
+_DIRECT = ("task", "method", "attack", "eps", "p", "k", "data_dir")
+#: Fields a run logs even when its trial left them at the default: taken only when the
+#: configuration's cell key names them (the trial set them).
+_IF_IN_CELL = ("groups", "train_size", "epochs", "batch_size", "lr")
+#: Params that are not hyperparameters of the method.
+_NOT_HP = frozenset({*_DIRECT, *_IF_IN_CELL, "attacked", "seed", "vectors", "dataset"})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
+    parser.add_argument(
+        "--top",
+        type=positive_int,
+        default=1,
+        help="configurations per task to confirm, best on validation first (default 1)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=5,
+        help="fresh seeds per configuration, none of them used by the sweep (default 5)",
+    )
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        help="tracking URI of the sweep (default: MLFLOW_TRACKING_URI, else "
+        "sqlite:///RUNS_DIR/mlflow.db); the confirmation logs there too",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
+    )
+    parser.add_argument(
+        "--parent", default=None, help="sweep parent run id (default: the newest in EXPERIMENT)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted confirmation"
+    )
+    parser.add_argument(
+        "--max-concurrent", type=positive_int, default=None, help="at most N trials at once"
+    )
+    parser.add_argument(
+        "--runs-dir", default="runs", help="local folder for stores and results (default: runs)"
+    )
+    parser.add_argument(
+        "--no-live", action="store_true", help="one line per finished trial, no live panel"
+    )
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def fresh_seeds(used: set[str], count: int) -> list[int]:
+    """``count`` seeds after the largest integer seed in ``used`` (so none of them)."""
+    numbers = [int(s) for s in used if s.lstrip("-").isdigit()]
+    start = max(numbers, default=-1) + 1
+    return list(range(start, start + count))
+
+
+def chosen_cells(analysis: Analysis, top: int) -> dict[str, list[CellStats]]:
+    """Per task: its ``top`` best configurations on validation that are not baselines, each
+    followed by the baseline it is compared with (once per task).
+
+    Raises UsageError for a task without a baseline or without any other configuration.
+    """
+    from sweeps.cli import UsageError
+    from sweeps.report.aggregate import baseline_of
+    from sweeps.selection import rank_key
+
+    by_task: dict[str, list[CellStats]] = defaultdict(list)
+    for cell in analysis.cells:
+        by_task[cell.task].append(cell)
+    out: dict[str, list[CellStats]] = {}
+    for task, cells in by_task.items():
+        ranked = sorted(
+            (c for c in cells if not c.is_baseline),
+            key=lambda c: rank_key(c.key, c.selection_values, analysis.mode),
+        )
+        if not any(c.is_baseline for c in cells):
+            raise UsageError(
+                f"sweep {analysis.sweep.experiment!r}, task {task!r}: no baseline configuration "
+                f"among its {len(cells)} finished configurations; a confirmation compares the "
+                "selected configuration with its baseline (add one to the spec, e.g. "
+                "`method: standard`)"
+            )
+        if not ranked:
+            raise UsageError(
+                f"sweep {analysis.sweep.experiment!r}, task {task!r}: only baseline "
+                "configurations finished; there is nothing to confirm against them"
+            )
+        picked: list[CellStats] = []
+        for cell in ranked[:top]:
+            base = baseline_of(cell, cells)
+            picked += [c for c in (cell, base) if c is not None and c not in picked]
+        out[task] = picked
+    return out
+
+
+def _typed(text: str) -> bool | int | float | str:
+    """A hyperparameter param back as the value the spec gave (``"1e-05"`` -> 1e-05)."""
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def trial_fields(cell: CellStats) -> dict[str, Any]:
+    """The spec ``trials`` entry of a configuration, from its runs' params."""
+    named = {part.split("=", 1)[0] for part in cell.key.split(";") if "=" in part}
+    params = cell.params
+    fields: dict[str, Any] = {k: params[k] for k in _DIRECT if params.get(k, "") != ""}
+    fields.update({k: params[k] for k in _IF_IN_CELL if k in named and params.get(k, "") != ""})
+    if "attack" in fields:
+        fields["attack"] = [a for a in fields["attack"].split(";") if a]
+    hp = {
+        k: _typed(v)
+        for k, v in params.items()
+        if k not in _NOT_HP and not k.startswith("model.") and k in named
+    }
+    if hp:
+        fields["hp"] = hp
+    if cell.variant:
+        fields["variant"] = cell.variant
+    return fields
+
+
+def _original_spec(sweep: SweepRuns) -> dict[str, Any]:
+    """The sweep's spec as its parent run stored it (``spec.yaml``), or {} when absent."""
+    import yaml
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = MlflowClient(sweep.tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="dropattack-confirm-") as tmp:
+        try:
+            path = client.download_artifacts(sweep.parent.run_id, "spec.yaml", tmp)
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (MlflowException, OSError, yaml.YAMLError):  # none stored: the parent's params
+            return {}
+    return data if isinstance(data, dict) else {}
+
+
+def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
+    """The confirmation sweep as a grid spec; its trials' cells are the chosen cells.
+
+    Raises UsageError when a configuration cannot be rebuilt from its params.
+    """
+    from sweeps.cli import UsageError
+    from sweeps.report.collect import confirm_experiment
+    from sweeps.space import expand_grid
+    from sweeps.spec import PAPER_TABLES, parse_spec
+
+    sweep = analysis.sweep
+    chosen = chosen_cells(analysis, top)
+    cells = [c for picked in chosen.values() for c in picked]
+    original = _original_spec(sweep)
+    params = sweep.parent.params
+    resources = original.get("resources") or {
+        k: float(params[p])
+        for k, p in (("cpus", "cpus_per_trial"), ("gpus", "gpus_per_trial"))
+        if params.get(p)
+    }
+    data = {
+        "name": confirm_experiment(sweep.experiment),
+        "description": (
+            f"confirmation of {sweep.experiment} (parent run {sweep.parent.run_id}): the top "
+            f"{top} configurations of each task on {analysis.selection_metric} and their "
+            "baselines, on fresh seeds"
+        ),
+        "paper_table": sweep.paper_table if sweep.paper_table in PAPER_TABLES else "",
+        "trials": [trial_fields(c) for c in cells],
+        "seeds": fresh_seeds(sweep.seeds, seeds),
+        "search": {
+            "algorithm": "grid",
+            "metric": analysis.selection_metric,
+            "mode": analysis.mode,
+        },
+        "resources": resources,
+        "keep_checkpoint": original.get("keep_checkpoint", True),
+    }
+    spec = parse_spec(data, f"confirmation of {sweep.experiment}")
+    got = {t["cell"] for t in expand_grid(spec)}
+    lost = [c.key for c in cells if c.key not in got]
+    if lost:
+        raise UsageError(
+            f"cannot rebuild configuration {lost[0]!r} of sweep {sweep.experiment!r} from its "
+            f"runs' params (the rebuilt trials are: {', '.join(sorted(got))})"
+        )
+    return spec
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import ray
+
+    from sweeps.cli import UsageError
+    from sweeps.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.report.aggregate import analyze
+    from sweeps.report.collect import CONFIRMS_TAG, collect, default_tracking_uri
+    from sweeps.report.match import matcher_for
+    from sweeps.store import UnreachableError
+
+    uri = args.mlflow_uri or default_tracking_uri(args.runs_dir)
+    sweep = collect(args.experiment, uri, args.parent)
+    analysis = analyze(sweep, matcher_for(sweep.paper_table))
+    spec = confirmation_spec(analysis, args.top, args.seeds)
+    for name in ("mlflow", "optuna"):  # the live view is the console
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    print(
+        f"{spec.name}: confirming {sweep.experiment} (parent run {sweep.parent.run_id}) on "
+        f"seeds {', '.join(map(str, spec.seeds))}",
+        flush=True,
+    )
+    options = SweepOptions(
+        address=args.address,
+        mlflow_uri=args.mlflow_uri,
+        experiment=spec.name,
+        resume=args.resume,
+        max_concurrent=args.max_concurrent,
+        runs_dir=args.runs_dir,
+        command=shlex.join(["dropattack", *sys.argv[1:]]),
+        live=False if args.no_live else None,
+        status=lambda line: print(line, flush=True),
+        parent_tags={CONFIRMS_TAG: sweep.parent.run_id},
+    )
+    ours = not ray.is_initialized()
+    try:
+        result = run_sweep(spec, options)
+    except (UnreachableError, SweepError) as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if ours and ray.is_initialized():
+            ray.shutdown()
+    c = result.counts
+    print(
+        f"{result.experiment}: {c['done']} done ({c['skipped']} before this run), "
+        f"{c['failed']} failed, {c['unfinished']} unfinished in {result.wall_seconds:.1f}s"
+    )
+    print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
+    if result.interrupted:
+        print(f"interrupted; continue with: dropattack confirm {args.experiment} --resume")
+        return 130
+    print(f"add it to the report: dropattack report {args.experiment}")
+    return 1 if c["failed"] else 0
