@@ -286,9 +286,10 @@ def plot_curves(curves: Sequence[tuple[str, LossCurve]]) -> bytes:
         acc_ax.set_ylabel("accuracy (%)")
         more = acc_ax.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, fontsize=8, loc="upper center")
+    rows = (len(handles) + 1) // 2
+    fig.legend(handles, labels, fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0))
     ax.set_title("Loss along one filter-normalised direction (trained weights at δ = 0)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

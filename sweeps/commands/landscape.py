@@ -120,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str], str]:
-    """The run's params and a label for it (task and variant, or task and method)."""
+    """The run's params and its variant tag (the paper table's row label; may be empty)."""
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -133,9 +133,7 @@ def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str]
             f"run {run_id} has no 'task' param, so its model cannot be rebuilt; landscapes "
             "need trial runs written by `dropattack sweep` or `dropattack train --mlflow-uri`"
         )
-    params = dict(run.data.params)
-    variant = run.data.tags.get(TAG["variant"]) or params.get("method", "")
-    return params, f"{params['task']} {variant}".strip()
+    return dict(run.data.params), run.data.tags.get(TAG["variant"], "")
 
 
 def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
@@ -187,13 +185,14 @@ def run(args: argparse.Namespace) -> int:
     surfaces: list[tuple[str, Landscape]] = []
     curves: list[tuple[str, LossCurve]] = []
     for run_id in run_ids:
-        params, label = _params(client, run_id, uri)
+        params, variant = _params(client, run_id, uri)
         ckpt = checkpoint_path(client, run_id, out / run_id)
         model, data = _load_model(params, ckpt, run_id)
         batches = _batches(data, args.split, args.samples, args.batch_size)
         curve = loss_curve(model, batches, span=args.span, steps=2 * args.grid - 1, seed=args.seed)
         land = loss_surface(model, batches, span=args.span, steps=args.grid, seed=args.seed)
-        title = f"{label} ({run_id[:8]})"
+        label = f"{params['task']} {params.get('method', '')}".strip()
+        title = f"{params['task']} {variant or params.get('method', '')} ({run_id[:8]})"
         curves.append((title, curve))
         surfaces.append((title, land))
         da, db = land.argmin()
