@@ -18,7 +18,9 @@ expansion of one spec gives the same list. TPE/random searches sample through
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 import string
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -78,28 +80,39 @@ def method_fields(method: str) -> frozenset[str]:
 def step_passes(trial: Mapping[str, Any]) -> int | None:
     """Forward/backward passes one training step of the trial's method costs (its ``passes``).
 
-    The method is built on the task's meta-device model (no data, no memory): DropAttack's
-    ``1 + K * G`` depends on how its targets fall into groups. ``None`` when the method cannot
-    be built there.
+    The method is built on a copy of the task's meta-device model (no data, no memory):
+    DropAttack's ``1 + K * G`` depends on how its targets fall into groups. ``None`` when the
+    method cannot be built there. The seed does not enter, so seeds of a cell share one build.
     """
-    import torch
-
-    from dropattack import methods
     from sweeps.run import method_args
 
-    model = meta_model(trial["task"])
     accepted = method_args(trial["method"])
     kwargs: dict[str, Any] = {
-        n: trial[n] for n in ("eps", "p", "k", "groups", "seed") if trial.get(n) is not None
+        n: trial[n] for n in ("eps", "p", "k", "groups") if trial.get(n) is not None
     }
     if "attack" in accepted:
         kwargs["attack"] = list(trial.get("attacked") or ())
-    if "optimizer" in accepted:
-        kwargs["optimizer"] = torch.optim.SGD(model.parameters(), lr=1.0)
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     kwargs.update(trial.get("hp") or {})
     try:
-        return int(methods.get(trial["method"], model, **kwargs).passes)
+        key = json.dumps(kwargs, sort_keys=True)
+    except TypeError:
+        return None
+    return _passes(trial["task"], trial["method"], key, "optimizer" in accepted)
+
+
+@cache
+def _passes(task: str, method: str, kwargs_json: str, optimizer: bool) -> int | None:
+    import torch
+
+    from dropattack import methods
+
+    kwargs = json.loads(kwargs_json)
+    try:
+        model = copy.deepcopy(meta_model(task))  # a method may set module fields (dropout p)
+        if optimizer:
+            kwargs["optimizer"] = torch.optim.SGD(model.parameters(), lr=1.0)
+        return int(methods.get(method, model, **kwargs).passes)
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None
 

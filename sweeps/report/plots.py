@@ -56,8 +56,10 @@ class Baseline:
     label: str = "baseline"
 
     def text(self, unit: str) -> str:
+        """``baseline 97.00 ± 0.50% (n=3)``: a unit other than % follows after a space."""
         spread = "" if not np.isfinite(self.std) else f" ± {self.std:.2f}"
-        return f"{self.label} {self.mean:.2f}{spread} {unit} (n={self.n})".replace(" %", "%")
+        unit = unit if unit in ("", "%") else f" {unit}"
+        return f"{self.label} {self.mean:.2f}{spread}{unit} (n={self.n})"
 
 
 @dataclass(frozen=True)
