@@ -130,7 +130,8 @@ def grid_figures(analysis: Analysis) -> FigureSet:
                 f"Measured mean {analysis.metric} over the ε × p grid ({task})"
                 + (
                     f"; the colour is centred on the {grid.baseline.text(grid.unit)}: blue "
-                    "cells lie above it, red cells below."
+                    "cells lie above it, red cells below; the scale reaches at least 2 std of "
+                    "the baseline, so cells within its noise stay pale."
                     if grid.baseline
                     else "; no baseline was measured, so the colour spans the cells' range."
                 ),

@@ -99,8 +99,9 @@ def _png(fig: plt.Figure) -> bytes:
 def heatmap_scale(grid: Grid) -> tuple[Colormap, Normalize]:
     """The heatmap's colours: diverging and centred on the baseline's mean when there is one.
 
-    The limits are symmetric about the baseline (the farther cell sets both), so one colour
-    intensity means one distance from the baseline on either side. Without a baseline the map
+    The limits are symmetric about the baseline (the farther cell sets both, and they reach
+    at least 2 std of the baseline's runs, so that cells within its noise stay pale), so one
+    colour intensity means one distance from the baseline on either side. Without a baseline the map
     is sequential over the cells' range. Unmeasured cells are grey (white is the baseline).
     """
     data = np.ma.masked_invalid(grid.mean)
@@ -109,7 +110,8 @@ def heatmap_scale(grid: Grid) -> tuple[Colormap, Normalize]:
         cmap = plt.get_cmap(SEQUENTIAL).with_extremes(bad=_UNMEASURED)
         return cmap, Normalize(lo, hi if hi > lo else lo + 1.0)
     centre = grid.baseline.mean
-    half = max(abs(hi - centre), abs(lo - centre))
+    noise = 2 * grid.baseline.std if np.isfinite(grid.baseline.std) else 0.0
+    half = max(abs(hi - centre), abs(lo - centre), noise)
     half = half if half > 0 else max(abs(centre) * 1e-3, 1e-6)
     cmap = plt.get_cmap(DIVERGING).with_extremes(bad=_UNMEASURED)
     return cmap, TwoSlopeNorm(centre, centre - half, centre + half)

@@ -130,3 +130,13 @@ def test_figure4_draws_the_baseline_as_a_band_of_mean_plus_minus_std():
     none = plots.figure4_figure(_grid([[95.0, 97.0, 98.0]], None))
     assert _band(none.axes[0]) is None
     plt.close(none)
+
+
+def test_cells_within_the_baselines_noise_stay_pale():
+    """The scale reaches at least 2 std of the baseline: a cell 1 std off is not saturated."""
+    noisy = plots.Baseline(mean=95.8, std=1.2, n=2)
+    fig = plots.heatmap_figure(_grid([[95.2, 96.1, 94.7]], noisy))
+    _, image = _image(fig)
+    assert image.norm(94.7) == pytest.approx(0.5 - 1.1 / (2 * 2 * 1.2))
+    assert image.norm(95.8 + 2 * 1.2) == pytest.approx(1.0)
+    plt.close(fig)
