@@ -70,6 +70,7 @@ def _span(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "%(prog)s RUN_ID [--other RUN_ID] [--grid N] [--span S] [options]"
     parser.add_argument(
         "run_ids",
         nargs="+",
