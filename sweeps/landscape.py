@@ -5,13 +5,16 @@ filter-normalised: each filter (slice along the first dimension) of a direction 
 the norm of the same filter of the weights, so the directions are on the scale of each layer's
 weights. One-dimensional parameters (biases, normalisation weights) are not perturbed, as in
 Li et al. The loss L(δ, η) = L(θ* + δα + ηβ) is evaluated on a grid centred on the trained
-weights θ*. This module needs torch, numpy and matplotlib only; the command reads runs.
+weights θ* (:func:`loss_surface`, drawn as 2-D contours and a 3-D surface), and along α alone,
+L(δ) = L(θ* + δα) (:func:`loss_curve`, the 1-D curves of the paper's Figure 3, several runs on
+one axis). This module needs torch, numpy and matplotlib only; the command reads runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -23,7 +26,15 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-__all__ = ["Landscape", "loss_surface", "plot_landscapes", "random_directions"]
+__all__ = [
+    "Landscape",
+    "LossCurve",
+    "loss_curve",
+    "loss_surface",
+    "plot_curves",
+    "plot_landscapes",
+    "random_directions",
+]
 
 Directions = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -57,6 +68,33 @@ class Landscape:
             "betas": self.betas.tolist(),
             "loss": self.loss.tolist(),
         }
+        if self.accuracy is not None:
+            out["accuracy"] = self.accuracy.tolist()
+        return out
+
+
+@dataclass
+class LossCurve:
+    """Loss (and accuracy) along one direction: ``loss[j]`` is at δ = ``alphas[j]``."""
+
+    alphas: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray | None = None
+
+    @property
+    def centre(self) -> int:
+        return len(self.alphas) // 2
+
+    @property
+    def centre_loss(self) -> float:
+        return float(self.loss[self.centre])
+
+    def argmin(self) -> float:
+        """The δ of the lowest loss."""
+        return float(self.alphas[int(np.argmin(self.loss))])
+
+    def as_dict(self) -> dict:
+        out = {"alphas": self.alphas.tolist(), "loss": self.loss.tolist()}
         if self.accuracy is not None:
             out["accuracy"] = self.accuracy.tolist()
         return out
@@ -98,6 +136,46 @@ def _evaluate(
     return total / n, (correct / n if classify else None)
 
 
+def _check_grid(steps: int, span: float, batches: Sequence) -> None:
+    if steps < 3 or steps % 2 == 0:
+        raise ValueError(
+            f"steps: expected an odd number >= 3 (the centre is a grid point), got {steps}"
+        )
+    if not span > 0:
+        raise ValueError(f"span: expected a positive number, got {span}")
+    if not batches:
+        raise ValueError("batches: expected at least one (x, y) batch to evaluate the loss on")
+
+
+@contextlib.contextmanager
+def _displaced(model: nn.Module) -> Iterator[Callable[[Callable[[str], torch.Tensor]], None]]:
+    """Eval mode, no gradients; yields ``move(offset)`` setting θ* + offset(name) on every
+    parameter; the trained weights and the training mode are restored on exit."""
+    params = dict(model.named_parameters())
+    origin = {n: p.detach().clone() for n, p in params.items()}
+    was_training = model.training
+    model.eval()
+
+    def move(offset: Callable[[str], torch.Tensor]) -> None:
+        for n, p in params.items():
+            p.copy_(origin[n] + offset(n).to(device=p.device, dtype=p.dtype))
+
+    try:
+        with torch.no_grad():
+            yield move
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(origin[n])
+        model.train(was_training)
+
+
+def _check_direction(model: nn.Module, *directions: dict[str, torch.Tensor]) -> None:
+    names = {n for n, _ in model.named_parameters()}
+    if any(set(d) != names for d in directions):
+        raise ValueError("directions: their parameter names differ from the model's")
+
+
 def loss_surface(
     model: nn.Module,
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -113,39 +191,49 @@ def loss_surface(
     ``batches`` are evaluated whole at each point (eval mode, no gradients); the weights are
     restored afterwards. ``steps`` must be odd so that the trained weights are the centre.
     """
-    if steps < 3 or steps % 2 == 0:
-        raise ValueError(
-            f"steps: expected an odd number >= 3 (the centre is a grid point), got {steps}"
-        )
-    if not span > 0:
-        raise ValueError(f"span: expected a positive number, got {span}")
-    if not batches:
-        raise ValueError("batches: expected at least one (x, y) batch to evaluate the loss on")
+    _check_grid(steps, span, batches)
     d1, d2 = directions or random_directions(model, seed)
-    params = dict(model.named_parameters())
-    if set(d1) != set(params) or set(d2) != set(params):
-        raise ValueError("directions: their parameter names differ from the model's")
-    origin = {n: p.detach().clone() for n, p in params.items()}
+    _check_direction(model, d1, d2)
     coords = np.linspace(-span, span, steps)
     loss = np.empty((steps, steps))
     acc = np.empty((steps, steps))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i, b in enumerate(coords):
-                for j, a in enumerate(coords):
-                    for n, p in params.items():
-                        step = a * d1[n] + b * d2[n]
-                        p.copy_(origin[n] + step.to(device=p.device, dtype=p.dtype))
-                    loss[i, j], accuracy = _evaluate(model, batches, loss_fn)
-                    acc[i, j] = np.nan if accuracy is None else accuracy
-    finally:
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(origin[n])
-        model.train(was_training)
+    with _displaced(model) as move:
+        for i, b in enumerate(coords):
+            for j, a in enumerate(coords):
+                move(lambda n, a=a, b=b: a * d1[n] + b * d2[n])
+                loss[i, j], accuracy = _evaluate(model, batches, loss_fn)
+                acc[i, j] = np.nan if accuracy is None else accuracy
     return Landscape(coords, coords.copy(), loss, None if np.isnan(acc).all() else acc)
+
+
+def loss_curve(
+    model: nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    loss_fn: LossFn = F.cross_entropy,
+    span: float = 1.0,
+    steps: int = 41,
+    seed: int = 0,
+    direction: dict[str, torch.Tensor] | None = None,
+) -> LossCurve:
+    """The loss at ``steps`` points δ in [-span, span] along one filter-normalised direction.
+
+    The direction is the first of :func:`random_directions` (α of :func:`loss_surface` with
+    the same seed), so the curve is the surface's η = 0 line, sampled as finely as asked.
+    ``steps`` must be odd so that the trained weights (δ = 0) are a point of the curve.
+    """
+    _check_grid(steps, span, batches)
+    d = direction if direction is not None else random_directions(model, seed)[0]
+    _check_direction(model, d)
+    coords = np.linspace(-span, span, steps)
+    loss = np.empty(steps)
+    acc = np.empty(steps)
+    with _displaced(model) as move:
+        for j, a in enumerate(coords):
+            move(lambda n, a=a: a * d[n])
+            loss[j], accuracy = _evaluate(model, batches, loss_fn)
+            acc[j] = np.nan if accuracy is None else accuracy
+    return LossCurve(coords, loss, None if np.isnan(acc).all() else acc)
 
 
 def plot_landscapes(landscapes: Sequence[tuple[str, Landscape]]) -> bytes:
@@ -167,6 +255,41 @@ def plot_landscapes(landscapes: Sequence[tuple[str, Landscape]]) -> bytes:
         ax3.set_zlabel("loss")
         ax3.set_title(f"{title}: loss surface")
     fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_curves(curves: Sequence[tuple[str, LossCurve]]) -> bytes:
+    """The 1-D loss curves of several runs on one axis (the paper's Figure 3), PNG bytes.
+
+    Solid lines are the loss (left axis), dotted lines the accuracy (right axis) when known.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    colors = plt.get_cmap("tab10")
+    acc_ax = None
+    for i, (title, curve) in enumerate(curves):
+        color = colors(i % 10)
+        ax.plot(curve.alphas, curve.loss, color=color, lw=2, label=f"{title}: loss")
+        if curve.accuracy is not None:
+            acc_ax = acc_ax or ax.twinx()
+            acc_ax.plot(
+                curve.alphas, 100 * curve.accuracy, color=color, ls=":", label=f"{title}: acc."
+            )
+    ax.axvline(0.0, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("δ (filter-normalised direction α)")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if acc_ax is not None:
+        acc_ax.set_ylabel("accuracy (%)")
+        more = acc_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    rows = (len(handles) + 1) // 2
+    fig.legend(handles, labels, fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0))
+    ax.set_title("Loss along one filter-normalised direction (trained weights at δ = 0)")
+    fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

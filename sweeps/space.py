@@ -8,7 +8,8 @@ A *trial* here is a plain dict (what Ray Tune carries in a trial's config): the 
   (``task=imdb-lstm;method=dropattack;attack=Embedding;Lstm.ih.w;eps=7;p=0.7;k=1``);
 - ``key``: what identifies the trial within its sweep (the cell and the seed; for sampled
   searches also the sample's number), used to find its MLflow run again on resume;
-- ``index``: its position in the grid (or the sample's number).
+- ``index``: its position in the grid (or the sample's number);
+- ``passes``: forward/backward passes a training step costs (:func:`step_passes`).
 
 A grid is expanded in a fixed order (entries, then axes in spec order, then seeds), so every
 expansion of one spec gives the same list. TPE/random searches sample through
@@ -17,7 +18,9 @@ expansion of one spec gives the same list. TPE/random searches sample through
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 import string
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -33,6 +36,7 @@ __all__ = [
     "expand_grid",
     "make_trial",
     "method_fields",
+    "step_passes",
 ]
 
 # TrialConfig fields a trial dict carries, in the order of the cell key's extras.
@@ -71,6 +75,46 @@ def method_fields(method: str) -> frozenset[str]:
     from sweeps.run import method_args
 
     return frozenset(method_args(method)) & METHOD_FIELDS
+
+
+def step_passes(trial: Mapping[str, Any]) -> int | None:
+    """Forward/backward passes one training step of the trial's method costs (its ``passes``).
+
+    The method is built on a copy of the task's meta-device model (no data, no memory):
+    DropAttack's ``1 + K * G`` depends on how its targets fall into groups. ``None`` when the
+    method cannot be built there. The seed does not enter, so seeds of a cell share one build.
+    """
+    from sweeps.run import method_args
+
+    accepted = method_args(trial["method"])
+    kwargs: dict[str, Any] = {
+        n: trial[n] for n in ("eps", "p", "k", "groups") if trial.get(n) is not None
+    }
+    if "attack" in accepted:
+        kwargs["attack"] = list(trial.get("attacked") or ())
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    kwargs.update(trial.get("hp") or {})
+    try:
+        key = json.dumps(kwargs, sort_keys=True)
+    except TypeError:
+        return None
+    return _passes(trial["task"], trial["method"], key, "optimizer" in accepted)
+
+
+@cache
+def _passes(task: str, method: str, kwargs_json: str, optimizer: bool) -> int | None:
+    import torch
+
+    from dropattack import methods
+
+    kwargs = json.loads(kwargs_json)
+    try:
+        model = copy.deepcopy(meta_model(task))  # a method may set module fields (dropout p)
+        if optimizer:
+            kwargs["optimizer"] = torch.optim.SGD(model.parameters(), lr=1.0)
+        return int(methods.get(method, model, **kwargs).passes)
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):
+        return None
 
 
 def _fmt(value: Any) -> str:
@@ -156,6 +200,7 @@ def make_trial(
     trial["hp"] = dict(trial["hp"] or {})
     trial["data_dir"] = fields.get("data_dir")
     trial["seed"] = int(seed)
+    trial["passes"] = step_passes(trial)
     trial["cell"] = cell_key(trial)
     trial["variant"] = _variant(variant, trial, loc)
     trial["key"] = f"{trial['cell']};seed={seed}"
@@ -337,5 +382,8 @@ def describe_trials(spec: Spec) -> list[str]:
     width = len(str(len(trials) - 1))
     for t in trials:
         variant = f" [{t['variant']}]" if t["variant"] else ""
-        lines.append(f"  {t['index']:>{width}} {t['cell']};seed={t['seed']}{variant}")
+        passes = "?" if t.get("passes") is None else t["passes"]
+        lines.append(
+            f"  {t['index']:>{width}} passes={passes} {t['cell']};seed={t['seed']}{variant}"
+        )
     return lines

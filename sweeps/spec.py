@@ -59,7 +59,7 @@ ALGORITHMS = ("grid", "tpe", "random")
 SCHEDULERS = ("none", "asha")
 METRICS = ("val_acc", "val_f1")
 PAPER_TABLES = (
-    "", *(f"table{i}" for i in range(2, 11)), "figure2", "search", "quickstart",
+    "", *(f"table{i}" for i in range(2, 11)), "figure2", "search", "quickstart", "extension",
 )  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

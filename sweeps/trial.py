@@ -78,7 +78,7 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
         "attacked": ",".join(trial.get("attacked") or ()),
         "seed": trial["seed"],
     }
-    for name in ("eps", "p", "k", "groups", "train_size", "epochs", "batch_size", "lr"):
+    for name in ("eps", "p", "k", "groups", "passes", "train_size", "epochs", "batch_size", "lr"):
         if trial.get(name) is not None:
             params[name] = trial[name]
     for name, value in (trial.get("hp") or {}).items():

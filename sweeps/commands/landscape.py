@@ -1,17 +1,22 @@
-"""``dropattack landscape RUN_ID...``: loss landscapes around trained runs' best weights.
+"""``dropattack landscape RUN_ID [--other RUN_ID] [--grid N] [--span S]``: loss landscapes
+around trained runs' best weights.
 
 Each run's ``checkpoint/best.pt`` (logged by its sweep trial unless the spec says
 ``keep_checkpoint: false``) is loaded into its task's model, rebuilt from the run's params
 (``task``, ``data_dir``, ``vectors`` and the ``model.<name>`` overrides), and the loss is
-evaluated on a grid of two filter-normalised random directions (the same directions seed for
-every run, so standard and DropAttack runs compare as in the paper's Figures 3, 5 and 6).
-Writes landscape.png and landscape.json, and logs both to each run.
+evaluated along one filter-normalised random direction (the 1-D curve of the paper's Figure 3,
+every run on one axis) and on a grid of two (2-D contours and 3-D surfaces, Figures 5 and 6),
+with the same directions seed for every run, so a standard and a DropAttack run compare as in
+the paper. ``--other`` names the run to compare with (``RUN_ID...`` and ``--steps`` are kept as
+aliases of several run ids and of ``--grid``). Writes landscape-1d.png, landscape.png and
+landscape.json, and logs them to each run. MLflow's download progress bar is off.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,20 +26,65 @@ from mlflow.exceptions import MlflowException
 
 from models import tasks
 from models.data import DataOptions
-from sweeps.landscape import Landscape, loss_surface, plot_landscapes
+from sweeps.landscape import (
+    Landscape,
+    LossCurve,
+    loss_curve,
+    loss_surface,
+    plot_curves,
+    plot_landscapes,
+)
 from sweeps.report.collect import check_store, checkpoint_path, default_tracking_uri
-from sweeps.tracking import model_overrides
+from sweeps.tracking import TAG, model_overrides
 
 NAME = "landscape"
 HELP = (
-    "Loss landscape (2-D contours and 3-D surface) around the best weights of trained runs, "
-    "read from their MLflow checkpoints."
+    "Loss landscape around the best weights of trained runs, read from their MLflow "
+    "checkpoints: the 1-D curve of both runs on one axis, 2-D contours and 3-D surfaces."
 )
 ARTIFACT_DIR = "landscape"
+#: MLflow reads it at each download; its tqdm bar would print into the command's output.
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def _odd_grid(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 3 or n % 2 == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected an odd number >= 3 (the trained weights are the centre), got {text!r}"
+        )
+    return n
+
+
+def _span(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        s = 0.0
+    if not 0 < s < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="MLflow run id of a trial")
+    parser.usage = "%(prog)s RUN_ID [--other RUN_ID] [--grid N] [--span S] [options]"
+    parser.add_argument(
+        "run_ids",
+        nargs="+",
+        metavar="RUN_ID",
+        help="MLflow run id of a trial (several may be given, as with --other)",
+    )
+    parser.add_argument(
+        "--other",
+        action="append",
+        default=[],
+        metavar="RUN_ID",
+        help="a run to compare with, drawn with the first on the same axes (e.g. the standard "
+        "baseline beside DropAttack); may be repeated",
+    )
     parser.add_argument(
         "--mlflow-uri",
         default=None,
@@ -49,14 +99,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--samples", type=int, default=512, help="examples evaluated per point")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=21, help="grid points per axis (odd)")
-    parser.add_argument("--span", type=float, default=1.0, help="grid covers [-span, span]^2")
+    parser.add_argument(
+        "--grid",
+        "--steps",
+        dest="grid",
+        type=_odd_grid,
+        default=21,
+        metavar="N",
+        help="points per axis of the 2-D grid, odd (default 21); the 1-D curve has 2N - 1",
+    )
+    parser.add_argument(
+        "--span",
+        type=_span,
+        default=1.0,
+        metavar="S",
+        help="the grid covers [-S, S]^2 and the curve [-S, S] (default 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     parser.add_argument("--out", default=None, help="output folder (default: RUNS_DIR/landscape)")
     parser.add_argument("--no-log", action="store_true", help="do not log files to the runs")
 
 
-def _params(client: MlflowClient, run_id: str, uri: str) -> dict[str, str]:
+def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str], str]:
+    """The run's params and its variant tag (the paper table's row label; may be empty)."""
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -69,7 +134,7 @@ def _params(client: MlflowClient, run_id: str, uri: str) -> dict[str, str]:
             f"run {run_id} has no 'task' param, so its model cannot be rebuilt; landscapes "
             "need trial runs written by `dropattack sweep` or `dropattack train --mlflow-uri`"
         )
-    return dict(run.data.params)
+    return dict(run.data.params), run.data.tags.get(TAG["variant"], "")
 
 
 def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
@@ -111,44 +176,53 @@ def _batches(data, split: str, samples: int, batch_size: int) -> list:
 def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise ValueError(f"--samples: expected a positive number, got {args.samples}")
+    os.environ[PROGRESS_BAR_ENV] = "false"
+    run_ids = list(dict.fromkeys([*args.run_ids, *args.other]))
     uri = args.mlflow_uri or default_tracking_uri(args.runs_dir)
     check_store(uri)
     client = MlflowClient(uri)
     out = Path(args.out) if args.out else Path(args.runs_dir) / "landscape"
     out.mkdir(parents=True, exist_ok=True)
-    results: list[tuple[str, Landscape]] = []
-    for run_id in args.run_ids:
-        params = _params(client, run_id, uri)
+    surfaces: list[tuple[str, Landscape]] = []
+    curves: list[tuple[str, LossCurve]] = []
+    for run_id in run_ids:
+        params, variant = _params(client, run_id, uri)
         ckpt = checkpoint_path(client, run_id, out / run_id)
         model, data = _load_model(params, ckpt, run_id)
         batches = _batches(data, args.split, args.samples, args.batch_size)
-        land = loss_surface(model, batches, span=args.span, steps=args.steps, seed=args.seed)
+        curve = loss_curve(model, batches, span=args.span, steps=2 * args.grid - 1, seed=args.seed)
+        land = loss_surface(model, batches, span=args.span, steps=args.grid, seed=args.seed)
         label = f"{params['task']} {params.get('method', '')}".strip()
-        results.append((f"{label} ({run_id[:8]})", land))
+        title = f"{params['task']} {variant or params.get('method', '')} ({run_id[:8]})"
+        curves.append((title, curve))
+        surfaces.append((title, land))
         da, db = land.argmin()
         print(
-            f"{run_id}: {label}: centre loss {land.centre_loss:.4f}, "
-            f"grid minimum at (δ={da:g}, η={db:g})"
+            f"{run_id}: {label}: centre loss {land.centre_loss:.4f}, 1-D curve minimum at "
+            f"δ={curve.argmin():g}, grid minimum at (δ={da:g}, η={db:g})"
         )
-    png, js = out / "landscape.png", out / "landscape.json"
-    png.write_bytes(plot_landscapes(results))
-    js.write_text(
+    files = [out / "landscape-1d.png", out / "landscape.png", out / "landscape.json"]
+    files[0].write_bytes(plot_curves(curves))
+    files[1].write_bytes(plot_landscapes(surfaces))
+    files[2].write_text(
         json.dumps(
             {
                 "split": args.split,
                 "samples": args.samples,
                 "seed": args.seed,
+                "span": args.span,
+                "grid": args.grid,
                 "runs": {
-                    rid: land.as_dict()
-                    for rid, (_, land) in zip(args.run_ids, results, strict=True)
+                    rid: {**land.as_dict(), "curve": curve.as_dict()}
+                    for rid, (_, land), (_, curve) in zip(run_ids, surfaces, curves, strict=True)
                 },
             }
         )
     )
-    print(f"wrote {png} and {js}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
     if not args.no_log:
-        for run_id in args.run_ids:
-            client.log_artifact(run_id, str(png), ARTIFACT_DIR)
-            client.log_artifact(run_id, str(js), ARTIFACT_DIR)
-        print(f"logged both to {len(args.run_ids)} run(s) under {ARTIFACT_DIR}/")
+        for run_id in run_ids:
+            for f in files:
+                client.log_artifact(run_id, str(f), ARTIFACT_DIR)
+        print(f"logged them to {len(run_ids)} run(s) under {ARTIFACT_DIR}/")
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from sweeps.report import render
+from sweeps.report import extension, render
 from sweeps.report.aggregate import Analysis, CellStats, Comparison, Difference, analyze, confirm
 from sweeps.report.collect import (
     check_store,
@@ -402,12 +402,15 @@ def build_report(
             drawn = curves_figure(analysis, client)
             figures.figures += drawn.figures
             figures.notes += drawn.notes
-    report = Report(analysis, [], figures.figures, notes=figures.notes, timings=timings)
+        study = extension.section(analysis)
+    report = Report(
+        analysis, [], figures.figures + study.figures, notes=figures.notes, timings=timings
+    )
     with clock("render"):
-        report.blocks = _blocks(analysis, figures, experiment)
+        report.blocks = extension.insert(_blocks(analysis, figures, experiment), study)
         out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
         out.mkdir(parents=True, exist_ok=True)
-        for fig in figures.figures:
+        for fig in report.figures:
             path = out / fig.name
             path.write_bytes(fig.png)
             report.files[fig.name] = path

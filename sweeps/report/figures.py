@@ -1,5 +1,6 @@
-"""Which figures a sweep gets, and their data: the ε × p grid (heatmap, Figure 4) and the
-per-epoch curves of Figure 2 (read from MLflow metric history only when that figure is drawn).
+"""Which figures a sweep gets, and their data: the ε × p grid (heatmap, Figure 4) set against
+the task's baseline, and the per-epoch curves of Figure 2 (read from MLflow metric history only
+when that figure is drawn).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sweeps.report.tables import describe, varying_params
 __all__ = [
     "Figure",
     "FigureSet",
+    "baseline_of",
     "curves_figure",
     "figure2_curves",
     "grid_figures",
@@ -44,6 +46,21 @@ class Figure:
 class FigureSet:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def baseline_of(cells: Sequence[CellStats]) -> plots.Baseline | None:
+    """The task's baseline: the runs of its baseline cells pooled (the matcher's choice).
+
+    Several baseline cells (Table 10's p = 0 column, one per ε) are the same training, so their
+    runs are pooled; ``None`` when the task has no baseline.
+    """
+    base = [c for c in cells if c.is_baseline]
+    values = [v for c in base for v in c.values]
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    label = base[0].variant if len(base) == 1 and base[0].variant else "baseline"
+    return plots.Baseline(statistics.fmean(values), std, len(values), label)
 
 
 def grid_of(analysis: Analysis, cells: Sequence[CellStats]) -> plots.Grid | str:
@@ -72,6 +89,7 @@ def grid_of(analysis: Analysis, cells: Sequence[CellStats]) -> plots.Grid | str:
         std=std,
         reference=_paper_lines(analysis, eps_axis),
         unit=analysis.unit or analysis.metric,
+        baseline=baseline_of(cells),
     )
 
 
@@ -109,7 +127,14 @@ def grid_figures(analysis: Analysis) -> FigureSet:
             Figure(
                 f"heatmap{suffix}.png",
                 plots.heatmap(grid),
-                f"Measured mean {analysis.metric} over the ε × p grid ({task}).",
+                f"Measured mean {analysis.metric} over the ε × p grid ({task})"
+                + (
+                    f"; the colour is centred on the {grid.baseline.text(grid.unit)}: blue "
+                    "cells lie above it, red cells below; the scale reaches at least 2 std of "
+                    "the baseline, so cells within its noise stay pale."
+                    if grid.baseline
+                    else "; no baseline was measured, so the colour spans the cells' range."
+                ),
             )
         )
         out.figures.append(
@@ -118,6 +143,7 @@ def grid_figures(analysis: Analysis) -> FigureSet:
                 plots.figure4(grid),
                 f"Figure 4: {analysis.metric} against attack probability p, one line per ε "
                 f"({task}); error bars are ± std over seeds"
+                + ("; the grey band is the baseline's mean ± std" if grid.baseline else "")
                 + ("; dashed lines are the paper's numbers." if grid.reference else "."),
             )
         )

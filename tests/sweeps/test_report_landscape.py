@@ -1,5 +1,5 @@
-"""Loss landscapes: the geometry on a convex problem, the directions, and the command on a real
-MLflow run with a real checkpoint of a task model (offline digits data)."""
+"""Loss landscapes: the geometry on a convex problem (surface and 1-D curve), the directions,
+and the command on real MLflow runs with real checkpoints of a task model (offline digits)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from torch import nn
 
 from sweeps import cli
-from sweeps.landscape import loss_surface, random_directions
+from sweeps.landscape import loss_curve, loss_surface, random_directions
 
 
 def _convex_problem(seed: int = 0):
@@ -75,6 +75,37 @@ def test_a_model_off_its_minimum_does_not_have_it_at_the_centre():
     assert alpha == pytest.approx(-0.3) and beta == pytest.approx(0.0)
 
 
+def test_1d_curve_of_a_convex_problem_has_its_minimum_at_0():
+    model, batches = _convex_problem()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    curve = loss_curve(model, batches, span=0.5, steps=21, seed=3)
+    assert curve.argmin() == 0.0 and curve.alphas[curve.centre] == 0.0
+    c = curve.centre
+    assert np.all(np.diff(curve.loss[c:]) > 0) and np.all(np.diff(curve.loss[: c + 1]) < 0)
+    with torch.no_grad():
+        full = F.cross_entropy(
+            model(torch.cat([b[0] for b in batches])), torch.cat([b[1] for b in batches])
+        )
+    assert curve.centre_loss == pytest.approx(float(full), rel=1e-6)
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n])
+    assert curve.accuracy is not None and curve.accuracy.shape == (21,)
+
+
+def test_1d_curve_finds_a_minimum_off_the_centre_and_is_the_surfaces_middle_line():
+    model, batches = _convex_problem()
+    d1, d2 = random_directions(model, seed=3)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.add_(0.2 * d1[n])
+    curve = loss_curve(model, batches, span=0.5, steps=21, direction=d1)
+    assert curve.argmin() == pytest.approx(-0.2)
+    # the default direction is the surface's first one (same seed): the curve is its η = 0 line
+    land = loss_surface(model, batches, span=0.5, steps=11, seed=3)
+    coarse = loss_curve(model, batches, span=0.5, steps=11, seed=3)
+    assert np.allclose(coarse.loss, land.loss[land.centre[0]], rtol=1e-12)
+
+
 def test_directions_are_filter_normalised_seeded_and_skip_1d_parameters():
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
     d1, d2 = random_directions(model, seed=7)
@@ -99,40 +130,53 @@ def test_bad_grid_arguments(kwargs, message):
     model, batches = _convex_problem()
     with pytest.raises(ValueError, match=message):
         loss_surface(model, batches, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        loss_curve(model, batches, **kwargs)
+
+
+def _trained(data, steps: int, seed: int) -> nn.Module:
+    from models import tasks
+
+    torch.manual_seed(seed)
+    model = tasks.get("digits-lenet5").build_model(data)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step, (x, y) in enumerate(data.batches("train", 64, seed=seed)):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if step == steps:
+            break
+    return model
 
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    """A real run: digits-lenet5 weights after a few steps, logged as checkpoint/best.pt."""
+    """Real runs: digits-lenet5 weights after a few steps, logged as checkpoint/best.pt (two
+    runs of different training, one run without a checkpoint)."""
     from models import tasks
 
-    task = tasks.get("digits-lenet5")
-    data = task.load()
-    torch.manual_seed(0)
-    model = task.build_model(data)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step, (x, y) in enumerate(data.batches("train", 64)):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        if step == 10:
-            break
+    data = tasks.get("digits-lenet5").load()
     tmp_path = tmp_path_factory.mktemp("landscape")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     exp = client.create_experiment("land", artifact_location=(tmp_path / "art").as_uri())
     with_ckpt = client.create_run(exp).info.run_id
+    other = client.create_run(exp).info.run_id
     without = client.create_run(exp).info.run_id
-    for rid in (with_ckpt, without):
+    for rid, method in ((with_ckpt, "standard"), (other, "dropattack"), (without, "standard")):
         client.log_param(rid, "task", "digits-lenet5")
-        client.log_param(rid, "method", "standard")
-    torch.save(model.state_dict(), tmp_path / "best.pt")
-    client.log_artifact(with_ckpt, str(tmp_path / "best.pt"), "checkpoint")
-    return uri, with_ckpt, without
+        client.log_param(rid, "method", method)
+    for rid, model in ((with_ckpt, _trained(data, 10, 0)), (other, _trained(data, 30, 1))):
+        folder = tmp_path / rid
+        folder.mkdir()
+        torch.save(model.state_dict(), folder / "best.pt")
+        client.log_artifact(rid, str(folder / "best.pt"), "checkpoint")
+    client.set_tag(other, "dropattack.variant", "dropattack_ih")
+    return uri, with_ckpt, without, other
 
 
 def test_landscape_command_on_a_logged_checkpoint(digits_run, tmp_path, capsys):
-    uri, rid, _ = digits_run
+    uri, rid, _, _ = digits_run
     out = tmp_path / "out"
     argv = [
         "landscape",
@@ -154,12 +198,57 @@ def test_landscape_command_on_a_logged_checkpoint(digits_run, tmp_path, capsys):
     assert loss.shape == (5, 5) and np.isfinite(loss).all() and loss.std() > 0
     assert (out / "landscape.png").stat().st_size > 10_000
     logged = {a.path for a in MlflowClient(uri).list_artifacts(rid, "landscape")}
-    assert logged == {"landscape/landscape.png", "landscape/landscape.json"}
+    assert logged == {
+        "landscape/landscape.png",
+        "landscape/landscape.json",
+        "landscape/landscape-1d.png",
+    }
     assert "centre loss" in capsys.readouterr().out
 
 
+def test_landscape_other_grid_span_draw_both_runs_and_print_no_progress_bar(
+    digits_run, tmp_path, capfd
+):
+    """The fixed form: RUN_ID --other RUN_ID --grid N --span S; both runs on one 1-D axis."""
+    uri, rid, _, other = digits_run
+    out = tmp_path / "out"
+    argv = ["landscape", rid, "--other", other, "--grid", "5", "--span", "0.5"]
+    argv += ["--samples", "128", "--mlflow-uri", uri, "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capfd.readouterr()
+    text = printed.out + printed.err
+    assert "Downloading artifacts" not in text and "%|" not in text  # MLflow's tqdm bar
+    assert text.count("1-D curve minimum at") == 2
+    data = json.loads((out / "landscape.json").read_text())
+    assert list(data["runs"]) == [rid, other] and data["grid"] == 5 and data["span"] == 0.5
+    for run in data["runs"].values():
+        assert np.array(run["loss"]).shape == (5, 5)
+        alphas, loss = np.array(run["curve"]["alphas"]), np.array(run["curve"]["loss"])
+        assert alphas.shape == loss.shape == (9,) and alphas[0] == -0.5 and alphas[-1] == 0.5
+        assert loss[4] == pytest.approx(run["loss"][2][2])  # δ = 0 is the surface's centre
+    curves = [np.array(r["curve"]["loss"]) for r in data["runs"].values()]
+    assert not np.allclose(curves[0], curves[1])  # two different trained models
+    assert (out / "landscape-1d.png").stat().st_size > 10_000
+    for run_id in (rid, other):
+        logged = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "landscape")}
+        assert "landscape/landscape-1d.png" in logged
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--grid", "4"), ("--grid", "x"), ("--span", "0")])
+def test_landscape_rejects_a_bad_grid_or_span_in_one_line(
+    digits_run, tmp_path, capsys, flag, value
+):
+    uri, rid, _, _ = digits_run
+    argv = ["landscape", rid, flag, value, "--mlflow-uri", uri, "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --grid/--steps: expected an odd number" in err or "--span: expected" in err
+
+
 def test_landscape_command_explains_a_missing_checkpoint_or_run(digits_run, tmp_path, capsys):
-    uri, _, without = digits_run
+    uri, _, without, _ = digits_run
     assert cli.main(["landscape", without, "--mlflow-uri", uri, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"run {without} has no artifact checkpoint/best.pt" in err and "re-run" in err

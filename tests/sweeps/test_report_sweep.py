@@ -230,7 +230,11 @@ def test_landscape_loads_a_trials_checkpoint(sweep, digits, tmp_path, capsys):
     assert loss[2, 2] == pytest.approx(centre, rel=1e-5)
     assert (out / "landscape.png").stat().st_size > 10_000
     logged = {a.path for a in client.list_artifacts(rid, "landscape")}
-    assert logged == {"landscape/landscape.png", "landscape/landscape.json"}
+    assert logged == {
+        "landscape/landscape.png",
+        "landscape/landscape.json",
+        "landscape/landscape-1d.png",
+    }
     assert f"{rid}: {TASK} dropattack: centre loss" in capsys.readouterr().out
 
 

@@ -45,6 +45,7 @@ EXPECTED_TRIALS = {
     "table9": 70,
     "table10": 245,
     "figure2": 6,
+    "extension": 21,
 }
 
 
