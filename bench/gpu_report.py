@@ -23,6 +23,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sweeps.report.aggregate import holm
 from sweeps.report.paper import TABLE3
 
 METHODS = {"standard": "standard", "dropattack3": "dropattack3"}
@@ -41,16 +42,6 @@ def welch_interval(
     half = stats.t.ppf(0.5 + level / 2, df) * se
     p = 2 * stats.t.sf(abs(diff) / se, df)
     return diff - half, diff + half, float(p)
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment of ``p_values`` (family-wise error over all of them)."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [1.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def table3_rows(trials: list[dict]) -> list[dict]:

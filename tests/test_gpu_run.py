@@ -107,9 +107,3 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
         assert row["p_value_adjusted"] >= row["p_value"]
     page = report.reproduction_markdown(out)
     assert "| 32 |" in page and "| 64 |" in page and "8 of 8 trials finished" in page
-
-
-def test_holm_adjustment():
-    holm = _load_report().holm
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
