@@ -109,6 +109,8 @@ class SweepResult:
     ray_path: str = ""
     optuna: dict[str, str] = field(default_factory=dict)
     best_n: int = 0  # finished seeds behind best_value
+    #: per task of a multi-task sweep: ``{task: {"trial", "value", "n"}}`` (the report's choice)
+    best_by_task: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -663,6 +665,10 @@ def _summarize(
         best=best.trial if best else None,
         best_value=best.value if best else None,
         best_n=best.n if best else 0,
+        best_by_task={
+            task: {"trial": b.trial, "value": b.value, "n": b.n}
+            for task, b in sorted(view.best_by_task.items())
+        },
         metric=spec.search.metric,
         interrupted=interrupted,
         wall_seconds=time.perf_counter() - t_start,

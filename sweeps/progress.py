@@ -153,6 +153,7 @@ class SweepProgress:
         self.stopped: set[str] = set()  # trials the scheduler stopped in this run
         self.earlier: set[str] | None = None  # trials already ended when this run began
         self.best: Best | None = None
+        self.best_by_task: dict[str, Best] = {}  # what the report selects, task by task
         self.running: dict[str, Running] = {}
         self._by_cell: dict[str, tuple[list[float], dict[str, Any], str]] = {}
         self.started = clock()
@@ -289,6 +290,10 @@ class SweepProgress:
         cell = select(((k, e[0]) for k, e in self._by_cell.items()), self.mode)
         values, best_cfg, best_id = self._by_cell[cell]
         self.best = Best(exact_mean(values), best_cfg, best_id, len(values))
+        task = cfg.get("task", "")
+        same = ((k, e[0]) for k, e in self._by_cell.items() if e[1].get("task", "") == task)
+        values, best_cfg, best_id = self._by_cell[select(same, self.mode)]
+        self.best_by_task[task] = Best(exact_mean(values), best_cfg, best_id, len(values))
 
     def _line(self, trial: Any, state: str, value: Any, seconds: Any) -> str:
         finished = len(self._seen)
@@ -334,10 +339,10 @@ class SweepProgress:
             text.append(f" · {c['stopped']} stopped")
         text.append(f" · {c['pending']} pending · {self.total} total")
         text.append(f" · elapsed {format_duration(elapsed)} · ETA {format_duration(self.eta())}")
-        if self.best is not None:
-            best = f"\nbest {self.metric} {self.best.value:.4f} (mean of {self.best.n}): "
-            text.append(best, style="bold")
-            cfg = self.best.trial
+        bests = list(self.best_by_task.values()) if len(self.best_by_task) > 1 else [self.best]
+        for best in filter(None, bests):
+            text.append(f"\nbest {self.metric} {best.value:.4f} (mean of {best.n}): ", style="bold")
+            cfg = best.trial
             text.append(config_name(cfg) if "task" in cfg else cfg.get("cell", ""))
         return text
 

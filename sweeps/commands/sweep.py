@@ -112,9 +112,15 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         f"{c['failed']} failed, {c['stopped']} stopped early, {c['unfinished']} unfinished "
         f"in {result.wall_seconds:.1f}s"
     )
-    if result.best is not None:
-        from sweeps.names import config_name
+    from sweeps.names import config_name
 
+    if len(result.best_by_task) > 1:  # one best per task: configurations of tasks don't compare
+        for b in result.best_by_task.values():
+            print(
+                f"best {result.metric} {b['value']:.4f} (mean of {b['n']} seeds): "
+                f"{config_name(b['trial'])}  ({b['trial']['cell']})"
+            )
+    elif result.best is not None:
         b = result.best
         print(
             f"best {result.metric} {result.best_value:.4f} (mean of {result.best_n} seeds): "

@@ -157,6 +157,32 @@ def test_best_is_the_configuration_with_the_best_mean_over_seeds():
     assert abs(p.best.value - 0.94) < 1e-12 and p.best.n == 2
 
 
+def test_a_multi_task_sweep_has_a_best_configuration_per_task():
+    """Configurations of different tasks do not compete: the view names each task's best, as
+    the report selects task by task."""
+    p, _ = view(total=4)
+
+    def trial(task: str, eps: int) -> dict:
+        return {"trial": {"task": task, "method": "dropattack", "eps": eps,
+                          "cell": f"task={task};eps={eps}", "seed": 0}}  # fmt: skip
+
+    done = {"completed": 1}
+    p.update(
+        [
+            T("a", "TERMINATED", {"val_acc": 0.70, **done}, trial("imdb-lstm", 1)),
+            T("b", "TERMINATED", {"val_acc": 0.80, **done}, trial("imdb-lstm", 2)),
+            T("c", "TERMINATED", {"val_acc": 0.99, **done}, trial("mnist-lenet5", 1)),
+            T("d", "TERMINATED", {"val_acc": 0.98, **done}, trial("mnist-lenet5", 2)),
+        ],
+        force=True,
+    )
+    best = {task: b.trial["cell"] for task, b in p.best_by_task.items()}
+    assert best == {"imdb-lstm": "task=imdb-lstm;eps=2", "mnist-lenet5": "task=mnist-lenet5;eps=1"}
+    text = p.render().plain
+    assert "best val_acc 0.8000 (mean of 1): imdb-lstm dropattack eps=2" in text
+    assert "best val_acc 0.9900 (mean of 1): mnist-lenet5 dropattack eps=1" in text
+
+
 class Clock:
     """A clock the test moves by hand (the view's ``clock``)."""
 
