@@ -183,7 +183,7 @@ def case_quickstart(runs_dir: Path) -> dict:
     from mlflow import MlflowClient
 
     from sweeps.driver import SweepOptions, run_sweep
-    from sweeps.spec import load_spec
+    from sweeps.specfile import load_spec
 
     spec = load_spec("quickstart")
     t_call = time.time()

@@ -479,7 +479,7 @@ def submit(
     spec_arg = spec_argument(spec, folder)
     entrypoint = sweep_entrypoint(spec_arg, mlflow_uri, sweep)
     if validate:
-        from sweeps.spec import load_spec
+        from sweeps.specfile import load_spec
 
         load_spec(folder / spec_arg if spec_arg.endswith((".yaml", ".yml")) else spec_arg)
     metadata = {"dropattack.spec": spec_arg, "dropattack.mlflow_uri": mlflow_uri}

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from sweeps.cli import UsageError
-    from sweeps.spec import load_spec
+    from sweeps.specfile import load_spec
 
     spec = load_spec(args.spec)
     if args.dry_run:

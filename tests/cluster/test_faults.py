@@ -39,7 +39,7 @@ from mlflow.entities import Run
 
 from sweeps.driver import STATE_FILE
 from sweeps.space import expand_grid
-from sweeps.spec import load_spec
+from sweeps.specfile import load_spec
 from sweeps.tracking import TAG
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -421,7 +421,7 @@ def test_submit_sweep_runs_the_driver_on_the_head(
     """The real project folder is shipped and ``dropattack sweep quickstart`` runs there
     (``--dry-run``: it prints the resolved trials, identical to a local dry run)."""
     from sweeps.space import describe_trials
-    from sweeps.spec import load_spec
+    from sweeps.specfile import load_spec
 
     code, out, err = run_cli(
         capsys, "submit", "quickstart", "--dry-run", "--follow", "--address", authed.url

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from sweeps.driver import STATE_FILE, SweepError, SweepOptions, run_sweep
 from sweeps.space import expand_grid
-from sweeps.spec import load_spec
+from sweeps.specfile import load_spec
 from sweeps.tracking import TAG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -284,7 +284,7 @@ _NEW_MODULES = """
 import json, sys
 import ray
 import sweeps.driver as driver
-from sweeps.spec import load_spec
+from sweeps.specfile import load_spec
 
 load_spec("quickstart")  # what the command has imported when the sweep starts
 driver._import_for_ray_init()

@@ -19,7 +19,8 @@ from models.data import DataOptions
 from sweeps import cli
 from sweeps.run import TrialConfig, _build_method
 from sweeps.space import expand_grid
-from sweeps.spec import load_spec, parse_spec
+from sweeps.spec import parse_spec
+from sweeps.specfile import load_spec
 
 LINE = re.compile(r"^\s*(\d+) passes=(\S+) (\S+);seed=(\d+)(?: \[(.*)\])?$")
 

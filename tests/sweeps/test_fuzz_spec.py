@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sweeps.cli import main
-from sweeps.spec import ALGORITHMS, PAPER_TABLES, SpecError, load_spec
+from sweeps.spec import ALGORITHMS, PAPER_TABLES, SpecError
+from sweeps.specfile import load_spec
 
 FUZZ = settings(
     max_examples=600,

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from sweeps.driver import SweepOptions, run_sweep
 from sweeps.names import folder_name, trial_name
 from sweeps.space import expand_grid
-from sweeps.spec import load_spec
+from sweeps.specfile import load_spec
 from sweeps.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG, compare_url
 from tests.browser import Browser
 

@@ -6,7 +6,7 @@ import re
 
 from sweeps.names import config_name, folder_name, trial_name
 from sweeps.space import expand_grid
-from sweeps.spec import load_spec
+from sweeps.specfile import load_spec
 
 
 def test_quickstart_trials_are_named_task_variant_attack_values_seed():

@@ -18,7 +18,8 @@ from sweeps.driver import SweepOptions, run_sweep
 from sweeps.report import build_report
 from sweeps.report.aggregate import CellStats
 from sweeps.report.extension import difference, study_rows
-from sweeps.spec import load_spec, parse_spec
+from sweeps.spec import parse_spec
+from sweeps.specfile import load_spec
 from sweeps.tracking import TAG
 
 GROUPS = {"paper": 2, "per_target": 3, "joint": 1}  # groups of Input;Conv.1.w;Conv.2.w

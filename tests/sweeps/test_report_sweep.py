@@ -27,7 +27,8 @@ from models.data import DataOptions
 from sweeps import cli
 from sweeps.driver import SweepOptions, run_sweep
 from sweeps.report import build_report, checkpoint_path
-from sweeps.spec import SpecError, load_spec, parse_spec
+from sweeps.spec import SpecError, parse_spec
+from sweeps.specfile import load_spec
 from sweeps.tracking import (
     CHECKPOINT_ARTIFACT,
     TAG,

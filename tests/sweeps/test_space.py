@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from sweeps.space import DefineByRun, cell_key, describe_space, expand_grid, make_trial
-from sweeps.spec import load_spec
+from sweeps.specfile import load_spec
 
 
 def spec_from(tmp_path, text):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sweeps.space import expand_grid
-from sweeps.spec import SPEC_DIR, SpecError, load_spec, spec_names
+from sweeps.spec import SPEC_DIR, SpecError, spec_names
+from sweeps.specfile import load_spec
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "paper"
 

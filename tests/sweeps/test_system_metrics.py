@@ -12,7 +12,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from sweeps.spec import SpecError, load_spec, parse_spec
+from sweeps.spec import SpecError, parse_spec
+from sweeps.specfile import load_spec
 from sweeps.tracking import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
