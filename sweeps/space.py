@@ -155,6 +155,8 @@ def make_trial(
             trial[name] = float(trial[name])
     trial["hp"] = dict(trial["hp"] or {})
     trial["data_dir"] = fields.get("data_dir")
+    if fields.get("bucket") is not None:
+        trial["bucket"] = fields["bucket"]
     trial["seed"] = int(seed)
     trial["cell"] = cell_key(trial)
     trial["variant"] = _variant(variant, trial, loc)
