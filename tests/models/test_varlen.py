@@ -136,9 +136,9 @@ def test_dropattack_perturbs_exactly_the_tensor_the_alias_names_and_it_reaches_t
 def test_flat_weights_are_the_registered_parameters_so_in_place_changes_are_read():
     model = small("bigru")
     names = [n for n, _ in model.rnn.named_parameters()]
-    assert [w is model.rnn.get_parameter(n) for w, n in zip(model.rnn._flat_weights, names)] == [
-        True
-    ] * len(names)
+    flat = model.rnn._flat_weights
+    assert len(flat) == len(names)
+    assert all(w is model.rnn.get_parameter(n) for w, n in zip(flat, names, strict=True))
     x = padded(LENGTHS)
     out = model(x)
     with torch.no_grad():
