@@ -68,7 +68,7 @@ def draw(args: argparse.Namespace, folder: Path) -> dict:
         picks = [idx for idx in order.batch_indices(0) if len(idx) == bs][: args.batches]
         if not picks:
             sys.exit(f"--batch-size: {bs} is more than {name}'s {len(data.train)} examples")
-        x = [data.train.x[torch.from_numpy(i)] for i in picks]
+        x = [data.train.x[torch.from_numpy(i)].long() for i in picks]
         y = [data.train.y[torch.from_numpy(i)] for i in picks]
         lengths = [data.train.lengths[torch.from_numpy(i)].clamp(min=1) for i in picks]
         torch.save({"x": x, "y": y}, folder / f"{name}.pt")
