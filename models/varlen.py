@@ -24,13 +24,15 @@ packs a GRU batch that is mostly padding, where packing a GRU is the faster of t
 
 On CUDA only a call that covers the module's whole flat-weight buffer (or its prefix) keeps
 cuDNN's flat weights valid: the module itself, or layer 0's forward direction. A reverse or
-second-layer direction alone would make cuDNN copy the weights every call, so there the
-defaults (:data:`DEFAULT_PATHS`) are the module itself: ``"split"`` for a one-layer
-unidirectional RNN, ``"twin"`` (one call of the bidirectional module on the rows stacked with
-their right-aligned copies: forward outputs from the first half, backward from the second;
-twice the rows, one cuDNN call) for a one-layer bidirectional one, and ``"packed"`` for
-deeper bidirectional stacks, which cannot be split into layers without per-call copies.
-``bench/text_step.py --device cuda --paths packed,split,twin`` measures the choice.
+second-layer direction alone would make cuDNN copy the weights every call, so on CUDA
+(:data:`DEFAULT_PATHS`) a one-layer unidirectional RNN takes ``"split"`` (which is then the
+module itself on the trimmed batch, read at each row's last token) and a bidirectional one
+keeps ``"packed"`` (cuDNN's own variable-length kernels), as no GPU has measured the
+alternative yet: ``"twin"``, one call of the bidirectional module on the rows stacked with
+their right-aligned copies (forward outputs from the first half, backward from the second:
+twice the rows, one cuDNN call, flat weights valid). Deeper bidirectional stacks cannot be
+split into layers without per-call copies, so ``"twin"`` runs those as ``"split"``.
+``bench/text_step.py --device cuda --reference --paths twin`` measures the choice.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ PATHS: dict[str, Callable[[nn.RNNBase, torch.Tensor, torch.Tensor, bool], Result
 #: (device type, bidirectional, more than one layer) -> path; unlisted: "auto".
 DEFAULT_PATHS: dict[tuple[str, bool, bool], str] = {
     ("cuda", False, False): "split",
-    ("cuda", True, False): "twin",
+    ("cuda", True, False): "packed",
     ("cuda", True, True): "packed",
 }
 

@@ -190,7 +190,7 @@ def test_defaults_keep_cudnn_on_the_module_itself():
     cuda = torch.device("cuda")
     assert {n: varlen.choose_path(r, cuda) for n, r in rnns.items()} == {
         "lstm": "split",
-        "bilstm": "twin",
+        "bilstm": "packed",
         "bigru": "packed",
     }
     assert {varlen.choose_path(r, torch.device("cpu")) for r in rnns.values()} == {"auto"}
