@@ -73,6 +73,7 @@ def draw(args: argparse.Namespace, folder: Path) -> dict:
         lengths = [data.train.lengths[torch.from_numpy(i)].clamp(min=1) for i in picks]
         torch.save({"x": x, "y": y}, folder / f"{name}.pt")
         info[name] = {
+            "epoch_work": epoch_work(data.train, bs, args.seed),
             "model": task.model,
             "num_classes": task.num_classes,
             "lr": task.lr,
@@ -85,6 +86,25 @@ def draw(args: argparse.Namespace, folder: Path) -> dict:
             "mean_length": [round(float(L.float().mean()), 1) for L in lengths],
         }
     return info
+
+
+def epoch_work(split, batch_size: int, seed: int) -> dict:
+    """Token positions an epoch's RNN passes cover, over the real tokens, bucketed or not.
+
+    ``trimmed``: each batch cut to its longest row (this tree); ``fixed``: every batch at the
+    full padded width (what a padded model without trimming would cover). Epoch 0's order.
+    """
+    from models.data import Batches
+
+    lengths = split.lengths.clamp(min=1).numpy()
+    real = float(lengths.sum())
+    out = {"examples": len(lengths), "real_tokens": int(real)}
+    for bucket in (False, True):
+        order = Batches(split, batch_size, shuffle=True, seed=seed, bucket=bucket)
+        trimmed = sum(len(i) * int(lengths[i].max()) for i in order.batch_indices(0))
+        out["bucketed" if bucket else "uniform"] = round(trimmed / real, 3)
+    out["fixed"] = round(len(lengths) * split.x.shape[1] / real, 3)
+    return out
 
 
 # ---------------------------------------------------------------- worker (one per tree)
