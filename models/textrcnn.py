@@ -2,7 +2,8 @@
 
 Embedding (300) -> BiLSTM (300 per direction) -> for each word ``[forward; embedding;
 backward]`` -> linear (900 -> 300) + tanh -> max over the text's words -> dropout -> FC
-(300 -> classes). Padding positions are excluded from the max.
+(300 -> classes). Padding positions are excluded from the max. The BiLSTM reads each row to
+its own length (:func:`models.varlen.outputs`; the authors packed the rows).
 
 Parameter names: ``embedding.weight``, ``rnn.*`` (as :mod:`models.text_rnn`),
 ``proj.weight``/``bias``, ``fc.weight``/``bias``. Aliases: ``Embedding``, ``Lstm.ih.w``,
