@@ -84,3 +84,14 @@ def test_a_spec_bucket_field_reaches_the_training_batches_only():
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
         Batches(split(), 0, shuffle=True)
+
+
+def test_train_bucket_flag_reaches_the_trial_config():
+    import argparse
+
+    from sweeps.commands.train import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["imdb-lstm"])).bucket is False
+    assert config_from_args(parser.parse_args(["imdb-lstm", "--bucket"])).bucket is True
