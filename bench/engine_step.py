@@ -51,7 +51,12 @@ from models.text_rnn import lstm  # noqa: E402
 EPS, P, GROUPS = 5.0, 0.7, 2
 
 
-DATA_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+_ROOT = Path(__file__).resolve().parents[1]
+#: ../shared/data beside the checkout, or shared/data inside it (a copied working tree).
+DATA_DIR = next(
+    (str(p) for p in (_ROOT.parent / "shared" / "data", _ROOT / "shared" / "data") if p.is_dir()),
+    str(_ROOT.parent / "shared" / "data"),
+)
 
 
 def real_imdb_batch(data_dir: str, size: int = 64) -> tuple[int, torch.Tensor, torch.Tensor]:

@@ -50,6 +50,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: ../shared/data beside the checkout, or shared/data inside it (a copied working tree).
+DATA_DIR = next(
+    (str(p) for p in (ROOT.parent / "shared" / "data", ROOT / "shared" / "data") if p.is_dir()),
+    str(ROOT.parent / "shared" / "data"),
+)
 TASKS = ("imdb-lstm", "pheme-bilstm", "agnews-bigru", "imdb-textrcnn", "imdb-textcnn")
 
 
@@ -255,7 +260,7 @@ def measure(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data-dir", default=DATA_DIR, help="default: ../shared/data")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--batches", type=int, default=4, help="batches per task")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the task's")
