@@ -99,6 +99,8 @@ def cell_key(trial: Mapping[str, Any]) -> str:
     for k in _EXTRA_KEYS:
         if trial.get(k) is not None and trial[k] != defaults.get(k):
             parts.append(f"{k}={_fmt(trial[k])}")
+    if trial.get("bucket"):
+        parts.append("bucket=true")  # other batches: another configuration
     for name, value in sorted((trial.get("hp") or {}).items()):
         parts.append(f"{name}={_fmt(value)}")
     return ";".join(parts)

@@ -73,8 +73,11 @@ def test_a_spec_bucket_field_reaches_the_training_batches_only():
 
     spec = {"name": "b", "defaults": {"task": "imdb-lstm", "method": "standard"}}
     assert _config(expand_grid(parse_spec(spec))[0]).bucket is False
+    plain_cell = expand_grid(parse_spec(spec))[0]["cell"]
     spec["defaults"]["bucket"] = True
-    assert _config(expand_grid(parse_spec(spec))[0]).bucket is True
+    trial = expand_grid(parse_spec(spec))[0]
+    assert _config(trial).bucket is True
+    assert trial["cell"] == plain_cell + ";bucket=true"  # never pooled with unbucketed runs
     text = split(60, lengths=True)
     data = TaskData(text, text, text, num_classes=3, split="files", source="test")
     assert data.batches("train", 8, bucket=True).bucket is True
