@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -203,6 +204,13 @@ def _worktree(ref: str) -> Path:
 def measure(args: argparse.Namespace) -> dict:
     """Interleaved per-batch medians of every (task, variant); see the module docstring."""
     folder = Path(tempfile.mkdtemp(prefix="bench-text-"))
+    try:
+        return _measure(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace, folder: Path) -> dict:
     info = draw(args, folder)
     (folder / "info.json").write_text(json.dumps(info))
     own = ["model", "floor"] + (["packed"] if args.reference else [])
@@ -231,6 +239,7 @@ def measure(args: argparse.Namespace) -> dict:
             w.close()
         if ref_tree is not None:
             subprocess.run(["git", "worktree", "remove", "--force", str(ref_tree)], cwd=ROOT)
+            shutil.rmtree(ref_tree.parent, ignore_errors=True)
     labels = own + (["ref"] if ref_tree is not None else [])
     results = {}
     for name, meta in info.items():
