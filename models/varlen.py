@@ -14,13 +14,13 @@ direction reads each row reversed within its own length (a gather that leaves pa
 place) with the layer's own reverse weights, and is un-reversed by the same gather. Padding
 only ever follows a row's tokens, so it never reaches a state that is read.
 
-Why: PyTorch's packed CPU RNN runs one small matmul and one concat per time step and its
-backward is 15-20x the padded one (pytorch/pytorch#149194); the split path costs what the
-padded batch costs. Each direction runs through ``torch._VF`` with the module's own
-``_flat_weights`` (the registered Parameters, no copies), so parameter names, checkpoints and
-in-place perturbations (DropAttack) are untouched. On CPU the default (``"auto"``) still
-packs a GRU batch that is mostly padding, where packing a GRU is the faster of the two
-(:data:`PACKED_BELOW_FILL`); length-aware batches (``bucket``) avoid such batches.
+Why: on CPU the packed LSTM's backward costs 15-20x the padded one (issue 10's figures;
+upstream, pytorch/pytorch#149194); the split path costs what the padded batch costs
+(``bench/text_step.py``, docs/benchmarks.md). Each direction runs through ``torch._VF``
+with the module's own ``_flat_weights`` (the registered Parameters, no copies), so parameter
+names, checkpoints and in-place perturbations (DropAttack) are untouched. On CPU the default
+(``"auto"``) still packs a GRU batch that is mostly padding, where packing a GRU is the faster
+of the two (:data:`PACKED_BELOW_FILL`); length-aware batches (``bucket``) avoid such batches.
 
 On CUDA only a call that covers the module's whole flat-weight buffer (or its prefix) keeps
 cuDNN's flat weights valid: the module itself, or layer 0's forward direction. A reverse or
