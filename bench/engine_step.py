@@ -1,8 +1,11 @@
 """Step time of DropAttack against a standard step and against the authors' notebook shape.
 
-For the paper's IMDB LSTM (embedding 300, LSTM 300-300, vocabulary 30,000, batch 64, 64 tokens;
-targets Embedding + Lstm.ih.w) and LeNet-5 (batch 128, 28x28; targets Input + Conv.1.w), each with
-G = 2 groups, it measures in one process, interleaving the variants round-robin:
+For the paper's IMDB LSTM (embedding 300, LSTM 300-300, batch 64; targets Embedding + Lstm.ih.w)
+and LeNet-5 (batch 128, 28x28; targets Input + Conv.1.w), each with G = 2 groups, it measures in
+one process, interleaving the variants round-robin. ``imdb-lstm`` is a seeded batch of 64 rows of
+the real IMDB sample (``--data-dir``, default ../shared/data) with their own token lengths
+(256 at most, the task's; vocabulary as loaded); ``imdb-lstm-synthetic`` is the earlier case,
+random ids over a 30,000-word vocabulary, 64 tokens, every row full length. The variants:
 
 - ``standard``: zero_grad, forward/backward, Adam step;
 - ``fb``: one forward/backward accumulating into existing gradients (what an extra pass costs);
@@ -48,10 +51,33 @@ from models.text_rnn import lstm  # noqa: E402
 EPS, P, GROUPS = 5.0, 0.7, 2
 
 
-def build(name: str, device: torch.device):
+_ROOT = Path(__file__).resolve().parents[1]
+#: ../shared/data beside the checkout, or shared/data inside it (a copied working tree).
+DATA_DIR = next(
+    (str(p) for p in (_ROOT.parent / "shared" / "data", _ROOT / "shared" / "data") if p.is_dir()),
+    str(_ROOT.parent / "shared" / "data"),
+)
+
+
+def real_imdb_batch(data_dir: str, size: int = 64) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Vocabulary size and a seeded batch of ``size`` real IMDB training rows (their lengths)."""
+    from models import tasks
+    from models.data import DataOptions
+
+    data = tasks.get("imdb-lstm").load(DataOptions(data_dir=data_dir))
+    rows = torch.from_numpy(np.random.default_rng(0).permutation(len(data.train))[:size])
+    return data.model_kwargs["vocab_size"], data.train.x[rows].long(), data.train.y[rows]
+
+
+def build(name: str, device: torch.device, data_dir: str = DATA_DIR):
     """Model, batch and attack targets of one benchmark case (seeded)."""
     torch.manual_seed(0)
     if name == "imdb-lstm":
+        vocab, x, y = real_imdb_batch(data_dir)
+        torch.manual_seed(0)
+        model = lstm(vocab)
+        targets = ["embedding.weight", "rnn.weight_ih_l0"]
+    elif name == "imdb-lstm-synthetic":
         model = lstm(30_000)
         x = torch.randint(1, 30_000, (64, 64))
         y = torch.randint(0, 2, (64,))
@@ -100,8 +126,10 @@ def notebook_step(model, opt, x, y, targets, k: int) -> None:
     opt.step()
 
 
-def variants(case: str, device: torch.device) -> dict[str, Callable[[], None]]:
-    model, x, y, targets = build(case, device)
+def variants(
+    case: str, device: torch.device, data_dir: str = DATA_DIR
+) -> dict[str, Callable[[], None]]:
+    model, x, y, targets = build(case, device, data_dir)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     das = {k: DropAttack(model, attack=targets, eps=EPS, p=P, k=k, seed=0) for k in (1, 3)}
 
@@ -144,9 +172,9 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def time_case(case: str, device: torch.device, reps: int) -> dict[str, float]:
+def time_case(case: str, device: torch.device, reps: int, data_dir: str) -> dict[str, float]:
     """Median seconds per step of each variant, interleaved round-robin."""
-    runs = variants(case, device)
+    runs = variants(case, device, data_dir)
     for fn in runs.values():
         for _ in range(3):
             fn()
@@ -162,9 +190,9 @@ def time_case(case: str, device: torch.device, reps: int) -> dict[str, float]:
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def peak_memory(case: str, variant: str, device: torch.device) -> float:
+def peak_memory(case: str, variant: str, device: torch.device, data_dir: str) -> float:
     """Memory in MiB a step of ``variant`` adds above the level between steps."""
-    fn = variants(case, device)[variant]
+    fn = variants(case, device, data_dir)[variant]
     for _ in range(2):
         fn()  # gradients and optimizer state now exist: the level between steps
     if device.type == "cuda":
@@ -195,7 +223,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU")
-    parser.add_argument("--cases", default="imdb-lstm,lenet5")
+    parser.add_argument("--cases", default="imdb-lstm,imdb-lstm-synthetic,lenet5")
+    parser.add_argument("--data-dir", default=DATA_DIR, help="data root of the imdb-lstm case")
+    parser.add_argument("--no-peak", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--peak", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,7 +233,7 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     if args.peak:
-        print(peak_memory(*args.peak, device))
+        print(peak_memory(*args.peak, device, args.data_dir))
         return
     report = {
         "date": time.strftime("%Y-%m-%d"),
@@ -214,7 +244,11 @@ def main() -> None:
         "cases": {},
     }
     for case in args.cases.split(","):
-        t = time_case(case, device, args.reps)
+        t = time_case(case, device, args.reps, args.data_dir)
+        _, x_case, _, _ = build(case, torch.device("cpu"), args.data_dir)
+        x_rows, x_width = x_case.shape[:2]
+        text = case.startswith("imdb")
+        mean_tokens = float((x_case != 0).sum(1).float().mean()) if text else None
         rows = {}
         # The "input" target needs dL/dx, which a standard step never computes: in the clean
         # pass and in each ascent step but the last (Algorithm 2), so K times a step.
@@ -232,6 +266,8 @@ def main() -> None:
             }
         peaks = {}
         for variant in ("standard", "dropattack-1", "dropattack-3", "notebook-1", "notebook-3"):
+            if args.no_peak:
+                break
             cmd = [
                 sys.executable,
                 __file__,
@@ -239,10 +275,13 @@ def main() -> None:
                 args.device,
                 "--threads",
                 str(args.threads),
+                "--data-dir",
+                args.data_dir,
             ]
             cmd += ["--peak", case, variant]
             peaks[variant] = float(subprocess.check_output(cmd, text=True).split()[-1])
         report["cases"][case] = {
+            "batch": {"rows": int(x_rows), "width": int(x_width), "mean_tokens": mean_tokens},
             "standard_ms": 1e3 * t["standard"],
             "fb_ms": 1e3 * t["fb"],
             "input_grad_ms": 1e3 * input_grad,

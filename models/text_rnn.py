@@ -2,9 +2,9 @@
 
 Shape: embedding (300) -> RNN (300 hidden) -> dropout -> FC on the last hidden state; for a
 bidirectional RNN the last layer's forward and backward final states are concatenated (so the
-FC is 600 -> classes). Sequences are packed by their true lengths (tokens before the first
-padding id), as the authors' ``pack_padded_sequence`` code does, so padding never enters the
-final state.
+FC is 600 -> classes). Each row is read to its true length (tokens before the first padding
+id), as the authors' ``pack_padded_sequence`` code does, so padding never enters the final
+state; :mod:`models.varlen` computes the same states without packing.
 
 Parameter names: ``embedding.weight``, ``rnn.weight_ih_l0`` (``_reverse`` for the backward
 direction, ``_l1`` for the second layer), ``fc.weight``, ``fc.bias``.
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
+from models import varlen
 from models.aliases import PaperModel
 
 __all__ = ["TextRNN", "bigru", "bilstm", "embedding_layer", "lstm", "rnn_aliases"]
@@ -88,6 +88,7 @@ class TextRNN(PaperModel):
     """
 
     input_alias = "Embedding"
+    rnn_path: str | None = None  # a :data:`models.varlen.PATHS` key; None: the device's default
 
     def __init__(
         self,
@@ -127,12 +128,8 @@ class TextRNN(PaperModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: token ids ``(batch, length)``, right-padded with ``padding_idx``."""
         lengths = sequence_lengths(x, self.padding_idx)
-        packed = pack_padded_sequence(
-            self.embedding(x), lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, state = self.rnn(packed)
-        h = state[0] if isinstance(state, tuple) else state  # (layers * dirs, batch, hidden)
-        last = torch.cat([h[-2], h[-1]], dim=1) if self.rnn.bidirectional else h[-1]
+        width = int(lengths.max())  # columns past the longest row are padding in every row
+        last = varlen.final_states(self.rnn, self.embedding(x[:, :width]), lengths, self.rnn_path)
         return self.fc(self.dropout(last))
 
 

@@ -2,7 +2,8 @@
 
 Embedding (300) -> BiLSTM (300 per direction) -> for each word ``[forward; embedding;
 backward]`` -> linear (900 -> 300) + tanh -> max over the text's words -> dropout -> FC
-(300 -> classes). Padding positions are excluded from the max.
+(300 -> classes). Padding positions are excluded from the max. The BiLSTM reads each row to
+its own length (:func:`models.varlen.outputs`; the authors packed the rows).
 
 Parameter names: ``embedding.weight``, ``rnn.*`` (as :mod:`models.text_rnn`),
 ``proj.weight``/``bias``, ``fc.weight``/``bias``. Aliases: ``Embedding``, ``Lstm.ih.w``,
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from models import varlen
 from models.aliases import PaperModel
 from models.text_rnn import embedding_layer, rnn_aliases, sequence_lengths
 
@@ -27,6 +28,7 @@ class TextRCNN(PaperModel):
 
     paper_name = "TextRCNN"
     input_alias = "Embedding"
+    rnn_path: str | None = None  # a :data:`models.varlen.PATHS` key; None: the device's default
 
     def __init__(
         self,
@@ -59,13 +61,13 @@ class TextRCNN(PaperModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lengths = sequence_lengths(x, self.padding_idx)
-        emb = self.embedding(x)
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+        width = int(lengths.max())  # columns past the longest row are padding in every row
+        emb = self.embedding(x[:, :width])
+        out = varlen.outputs(self.rnn, emb, lengths, self.rnn_path)
         hidden = self.rnn.hidden_size
         words = torch.cat([out[..., :hidden], emb, out[..., hidden:]], dim=2)
-        h = torch.tanh(self.proj(words))  # (batch, length, hidden)
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        h = torch.tanh(self.proj(words))  # (batch, width, hidden)
+        valid = torch.arange(width, device=x.device)[None, :] < lengths[:, None]
         pooled = h.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
         return self.fc(self.dropout(pooled))
 

@@ -49,6 +49,7 @@ class TrialConfig:
         seed: model initialisation, batch order, attack masks. The data split is fixed.
         epochs, train_size, batch_size, lr: ``None`` takes the task's paper default (all of
             the training set for ``train_size``).
+        bucket: length-aware training batches (text tasks; see ``models.data.Batches``).
         data_dir: the data root (see :mod:`models.data.paths`).
         device: ``cpu`` or ``cuda``.
         vectors: a GloVe-format file for text tasks' embeddings.
@@ -69,6 +70,7 @@ class TrialConfig:
     train_size: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    bucket: bool = False
     data_dir: str | None = None
     device: str = "cpu"
     vectors: str | None = None
@@ -154,7 +156,9 @@ def run_trial(
     method, attacked, aliases = _build_method(cfg, task, model, optimizer)
     batch_size = cfg.batch_size if cfg.batch_size is not None else task.batch_size
     epochs = cfg.epochs if cfg.epochs is not None else task.epochs
-    train = data.batches("train", batch_size, seed=cfg.seed)
+    if cfg.bucket and not task.is_text:
+        raise ValueError(f"bucket: length-aware batches need a text task, got {cfg.task!r}")
+    train = data.batches("train", batch_size, seed=cfg.seed, bucket=cfg.bucket)
     eval_bs = max(batch_size, EVAL_BATCH)
     start_epoch, history, best_state = 0, [], None
     if resume is not None:

@@ -143,6 +143,8 @@ def cell_key(trial: Mapping[str, Any]) -> str:
     for k in _EXTRA_KEYS:
         if trial.get(k) is not None and trial[k] != defaults.get(k):
             parts.append(f"{k}={_fmt(trial[k])}")
+    if trial.get("bucket"):
+        parts.append("bucket=true")  # other batches: another configuration
     for name, value in sorted((trial.get("hp") or {}).items()):
         parts.append(f"{name}={_fmt(value)}")
     return ";".join(parts)
@@ -199,6 +201,8 @@ def make_trial(
             trial[name] = float(trial[name])
     trial["hp"] = dict(trial["hp"] or {})
     trial["data_dir"] = fields.get("data_dir")
+    if fields.get("bucket") is not None:
+        trial["bucket"] = fields["bucket"]
     trial["seed"] = int(seed)
     trial["passes"] = step_passes(trial)
     trial["cell"] = cell_key(trial)

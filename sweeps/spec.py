@@ -121,6 +121,7 @@ class TrialFields(_Strict):
     batch_size: int | None = None
     lr: float | None = None
     data_dir: str | None = None
+    bucket: bool | None = None
     variant: str | None = None
 
     @field_validator("attack", mode="before")

@@ -58,7 +58,7 @@ CHECKPOINT_TRACKING = "mlflow.json"
 DETERMINISTIC_ERRORS = (NonFiniteLossError, ValueError)
 _CONFIG_FIELDS = (
     "task", "method", "attack", "eps", "p", "k", "groups", "hp", "seed", "epochs",
-    "train_size", "batch_size", "lr", "data_dir", "device", "vectors", "model",
+    "train_size", "batch_size", "lr", "bucket", "data_dir", "device", "vectors", "model",
 )  # fmt: skip
 #: Trial fields that shape the model or its data without being sweep axes: logged as params
 #: (when set) so that ``dropattack landscape`` rebuilds the same model.
@@ -78,7 +78,9 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
         "attacked": ",".join(trial.get("attacked") or ()),
         "seed": trial["seed"],
     }
-    for name in ("eps", "p", "k", "groups", "passes", "train_size", "epochs", "batch_size", "lr"):
+    for name in (
+        "eps", "p", "k", "groups", "passes", "train_size", "epochs", "batch_size", "lr", "bucket",
+    ):  # fmt: skip
         if trial.get(name) is not None:
             params[name] = trial[name]
     for name, value in (trial.get("hp") or {}).items():

@@ -1,4 +1,4 @@
-"""In-memory minibatches: seeded shuffling per epoch, length buckets for text.
+"""In-memory minibatches: seeded shuffling per epoch, optional length buckets for text.
 
 The whole split lives in tensors (token ids, or images as uint8), so a batch is one indexed
 gather; no DataLoader workers are needed, which suits parallel trials on few cores. The order
@@ -45,10 +45,15 @@ class Batches:
         shuffle: a new seeded order each epoch (training); otherwise a fixed order.
         seed: seeds the order together with the epoch number.
         transform: applied to each batch's ``x`` (e.g. uint8 images to normalised floats).
+        bucket: length-aware batches (text, shuffled): each bucket of
+            ``BUCKET_BATCHES * batch_size`` shuffled examples is sorted by length before it is
+            cut into batches, and the batches are shuffled (torchtext's ``BucketIterator``, the
+            authors' loader), so a batch holds rows of similar length and the text models,
+            which trim a batch to its longest row, do little padding work. Off by default:
+            it changes which examples share a batch. Needs ``split.lengths``.
 
-    With ``split.lengths`` (text) a shuffled epoch sorts each bucket of
-    ``BUCKET_BATCHES * batch_size`` shuffled examples by length before cutting batches, then
-    shuffles the batches (the authors' ``BucketIterator``); a fixed order sorts by length.
+    A fixed order (evaluation) of text sorts by length: the models' outputs do not depend on
+    a row's batch mates, so this only saves padding work.
     """
 
     def __init__(
@@ -59,14 +64,18 @@ class Batches:
         shuffle: bool,
         seed: int = 0,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        bucket: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        if bucket and split.lengths is None:
+            raise ValueError("bucket: needs token lengths (a text split); this split has none")
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.transform = transform
+        self.bucket = bucket
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -85,7 +94,7 @@ class Batches:
             return [order[i : i + bs] for i in range(0, n, bs)]
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(n)
-        if lengths is None:
+        if not self.bucket:
             return [order[i : i + bs] for i in range(0, n, bs)]
         batches = []
         step = bs * BUCKET_BATCHES

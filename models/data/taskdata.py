@@ -67,12 +67,21 @@ class TaskData:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
-    def batches(self, part: str, batch_size: int, *, seed: int = 0) -> Batches:
-        """Minibatches of ``part``: shuffled (seeded per epoch) for ``"train"``, fixed otherwise."""
+    def batches(
+        self, part: str, batch_size: int, *, seed: int = 0, bucket: bool = False
+    ) -> Batches:
+        """Minibatches of ``part``: shuffled (seeded per epoch) for ``"train"``, fixed otherwise;
+        ``bucket``: length-aware training batches (text; see :class:`Batches`)."""
         try:
             split = {"train": self.train, "val": self.val, "test": self.test}[part]
         except KeyError:
             raise ValueError(f"part: expected 'train', 'val' or 'test', got {part!r}") from None
+        train = part == "train"
         return Batches(
-            split, batch_size, shuffle=part == "train", seed=seed, transform=self.transform
+            split,
+            batch_size,
+            shuffle=train,
+            seed=seed,
+            transform=self.transform,
+            bucket=bucket and train,
         )

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-size", type=int, help="training examples (nested seeded subset)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
+    parser.add_argument(
+        "--bucket", action="store_true", help="length-aware training batches (text tasks)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument(
         "--threads",
@@ -118,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         train_size=args.train_size,
         batch_size=args.batch_size,
         lr=args.lr,
+        bucket=args.bucket,
         data_dir=args.data_dir,
         device=args.device,
         vectors=args.vectors,

@@ -237,19 +237,25 @@ def test_read_only_data_folders_are_left_alone(tmp_path, session_cache):
     assert not (folder / ".dropattack-cache").exists()
 
 
-def test_text_batches_are_long_ids_bucketed_by_length(tmp_path):
+def test_text_batches_are_long_ids_bucketed_by_length_when_asked(tmp_path):
     rows = [(" ".join(f"w{j}" for j in range(1 + i % 30)), i % 2) for i in range(300)]
     write_csv(tmp_path / "imdb" / "Train500.csv", rows)
     data = load("imdb", DataOptions(data_dir=str(tmp_path)))
-    batches = data.batches("train", 16, seed=3)
-    spans = []
-    for x, y in batches:
-        assert x.dtype == torch.long and x.shape[1] == 256 and len(y) == len(x)
-        n = (x != PAD_ID).sum(1)
-        spans.append(int(n.max() - n.min()))
-    assert len(spans) == len(batches) and np.mean(spans) < 10  # unbucketed would be ~25
-    assert [i.tolist() for i in batches.batch_indices(0)] == [
-        i.tolist() for i in data.batches("train", 16, seed=3).batch_indices(0)
+
+    def spans(batches) -> list[int]:
+        out = []
+        for x, y in batches:
+            assert x.dtype == torch.long and x.shape[1] == 256 and len(y) == len(x)
+            n = (x != PAD_ID).sum(1)
+            out.append(int(n.max() - n.min()))
+        assert len(out) == len(batches)
+        return out
+
+    bucketed = data.batches("train", 16, seed=3, bucket=True)
+    assert np.mean(spans(bucketed)) < 10
+    assert np.mean(spans(data.batches("train", 16, seed=3))) > 15  # unbucketed: ~25
+    assert [i.tolist() for i in bucketed.batch_indices(0)] == [
+        i.tolist() for i in data.batches("train", 16, seed=3, bucket=True).batch_indices(0)
     ]
 
 
