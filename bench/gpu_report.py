@@ -129,14 +129,18 @@ def packing_markdown(data: dict) -> str:
 
 
 def text_markdown(data: dict) -> str:
-    """The text-step figures as ``bench/text_step.py`` wrote them (one row per model)."""
-    rows = data.get("rows") or []
-    if not rows:
-        return "(no rows)"
-    keys = [k for k in rows[0] if not isinstance(rows[0][k], (dict, list))]
-    lines = ["| " + " | ".join(keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
-    for r in rows:
-        cells = [f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys]
+    """Per text model: ms per step of each path measured, the default over the padded floor,
+    and PackedSequence over the default (``bench/text_step.py``'s JSON)."""
+    tasks = data.get("tasks") or {}
+    paths = sorted({p for t in tasks.values() for p in t["ms_per_step"]} - {"model", "floor"})
+    head = ["task", "model ms", "floor ms", *[f"{p} ms" for p in paths], "model / floor"]
+    head += ["packed / model"] if "packed" in paths else []
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    for name, t in tasks.items():
+        ms = t["ms_per_step"]
+        cells = [name, f"{ms['model']:.2f}", f"{ms['floor']:.2f}"]
+        cells += [_num(ms.get(p)) for p in paths] + [f"{t['model_over_floor']:.3f}"]
+        cells += [_num(t.get("packed_over_model"), "{:.2f}x")] if "packed" in paths else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

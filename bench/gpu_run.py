@@ -9,7 +9,7 @@ inside one overall budget (a step that fails or runs out of time is recorded, th
 2. ``engine_step``: ``bench/engine_step.py`` (DropAttack K = 1, 3 over the pass floor and
    against the notebook-shaped loop; peak allocator memory);
 3. ``text_step``: ``bench/text_step.py`` (each text model's step on real IMDB, PHEME and AG
-   News batches, PackedSequence against the project's path);
+   News batches: the project's default path, PackedSequence, and the split and twin paths);
 4. ``packing``: ``bench/gpu_packing.py`` (1, 2, 4, 8 concurrent IMDB LSTM trial processes on
    the GPU against the same trials one after another, NVML load);
 5. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
@@ -194,7 +194,9 @@ def engine_step(run: Run) -> dict:
 def text_step(run: Run) -> dict:
     target = run.out / "text_step.json"
     cmd = [sys.executable, "bench/text_step.py", "--device", run.args.device, "--json", str(target)]
-    cmd += ["--data-dir", str(run.args.data_dir), "--reference"]
+    # PackedSequence and the twin path beside the default: which one bidirectional models take
+    # on CUDA (models.varlen.DEFAULT_PATHS) waits for these figures
+    cmd += ["--data-dir", str(run.args.data_dir), "--reference", "--paths", "split,twin"]
     cmd += ["--batches", "1", "--batch-size", "8", "--reps", "1"] if run.args.tiny else []
     proc = run.command("text_step", cmd, limit=100)
     if proc.returncode != 0:

@@ -67,19 +67,22 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
     )  # fmt: skip
     assert prep.returncode == 0, prep.stderr[-2000:]
     cmd = [sys.executable, "bench/gpu_run.py", "--device", "cpu", "--tiny", "--parallel", "2"]
-    cmd += ["--steps", "cuda_tests,packing,table3", "--data-dir", str(data), "--out", str(out)]
+    steps = "cuda_tests,text_step,packing,table3"
+    cmd += ["--steps", steps, "--data-dir", str(data), "--out", str(out)]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=_blocking_env(tmp_path), capture_output=True, text=True, timeout=600
     )
     summary = json.loads((out / "summary.json").read_text())
     assert proc.returncode == 0, json.dumps(summary["steps"], indent=1)
     assert {n: s["status"] for n, s in summary["steps"].items()} == dict.fromkeys(
-        ("cuda_tests", "packing", "table3"), "ok"
+        steps.split(","), "ok"
     )
     assert summary["environment"]["device"] == "cpu"
     assert sorted(p.name for p in out.iterdir()) == [
-        "logs.tar.gz", "packing.json", "summary.json", "table3.json",
+        "logs.tar.gz", "packing.json", "summary.json", "table3.json", "text_step.json",
     ]  # fmt: skip
+    text = json.loads((out / "text_step.json").read_text())["tasks"]
+    assert {"packed", "split", "twin"} <= set(text["pheme-bilstm"]["ms_per_step"])
 
     rows = json.loads((out / "packing.json").read_text())["rows"]
     assert [r["packing"] for r in rows] == [1, 2]
@@ -105,5 +108,6 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
         low, high = expected.confidence_interval(0.95)
         assert row["ci95"] == pytest.approx((low, high), rel=1e-9)
         assert row["p_value_adjusted"] >= row["p_value"]
+    assert "| pheme-bilstm |" in report.benchmarks_markdown(out)
     page = report.reproduction_markdown(out)
     assert "| 32 |" in page and "| 64 |" in page and "8 of 8 trials finished" in page
