@@ -157,7 +157,7 @@ def case_floor(runs_dir: Path) -> dict:
     @ray.remote(num_cpus=1, runtime_env={"env_vars": {"PL_DISABLE_FORK": "1"}})  # as Tune's
     class Worker:
         def ready(self, uri: str) -> bool:
-            import sweeps.trial  # noqa: F401
+            import sweeps.trainable  # noqa: F401
             from sweeps.tracking import client_for
 
             client_for(uri).search_experiments()

@@ -1,6 +1,6 @@
 """What MLflow's system metrics cost a trial: a trial run's records with and without them.
 
-A trial's tracker is driven as ``sweeps.trial`` drives it, against a sqlite store on local
+A trial's tracker is driven as ``sweeps.trainable`` drives it, against a sqlite store on local
 disk: open the child run, log params, then ``--epochs`` epochs of the real digits-lenet5
 training step count (what one epoch's report logs: four metrics and a flush), close it and
 send the rest. Variants run interleaved round-robin in one process: ``off`` (``system_metrics:

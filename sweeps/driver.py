@@ -82,7 +82,7 @@ class SweepOptions:
     runs_dir: str | Path = "runs"
     command: str = ""
     live: bool | None = None
-    trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trial
+    trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trainable
     status: Callable[[str], None] | None = None  # hears what the startup seconds go to
     parent_tags: dict[str, str] = field(default_factory=dict)  # extra tags of the parent run
 
@@ -413,7 +413,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         "device": "cuda" if gpus else "cpu",
     }
     if opts.trainable is None:
-        from sweeps.trial import trainable as fn
+        from sweeps.trainable import trainable as fn
     else:
         fn = opts.trainable
     resources = {"cpu": cpus, "gpu": gpus} if gpus else {"cpu": cpus}
@@ -525,7 +525,7 @@ def _prepare(
     for name in ("ray.tune", "sweeps.search", "sweeps.tracking"):
         importlib.import_module(name)
     if opts.trainable is None:
-        importlib.import_module("sweeps.trial")
+        importlib.import_module("sweeps.trainable")
     for name, level in levels.items():
         if level != logging.NOTSET:
             logging.getLogger(name).setLevel(level)

@@ -41,7 +41,7 @@ __all__ = [
     "trial_state",
 ]
 
-#: Keys the trainable puts in a trial's last result (see :mod:`sweeps.trial`).
+#: Keys the trainable puts in a trial's last result (see :mod:`sweeps.trainable`).
 COMPLETED, FAILED = "completed", "failed"
 
 

@@ -1,7 +1,7 @@
 """Search spaces from a :class:`~sweeps.spec.Spec`: the grid's trials, or an Optuna space.
 
 A *trial* here is a plain dict (what Ray Tune carries in a trial's config): the fields of
-``sweeps.run.TrialConfig`` with every default filled in, plus
+``sweeps.trial.TrialConfig`` with every default filled in, plus
 
 - ``variant``: the paper table's row label;
 - ``cell``: a stable key of the configuration without the seed
@@ -47,10 +47,10 @@ _DEFAULT_METHOD = "dropattack"
 
 @cache
 def _config_defaults() -> dict[str, Any]:
-    """Defaults of ``sweeps.run.TrialConfig`` (the one source of truth for them)."""
+    """Defaults of ``sweeps.trial.TrialConfig`` (the one source of truth for them)."""
     import dataclasses
 
-    from sweeps.run import TrialConfig
+    from sweeps.trial import TrialConfig
 
     out = {}
     for f in dataclasses.fields(TrialConfig):
@@ -64,7 +64,7 @@ def _config_defaults() -> dict[str, Any]:
 @cache
 def method_defaults(method: str) -> dict[str, Any]:
     """The method's own eps, p, k and groups defaults, for fields a spec leaves unset."""
-    from sweeps.run import method_defaults as defaults
+    from sweeps.trial import method_defaults as defaults
 
     return defaults(method)
 
@@ -72,7 +72,7 @@ def method_defaults(method: str) -> dict[str, Any]:
 @cache
 def method_fields(method: str) -> frozenset[str]:
     """Which of attack, eps, p, k, groups method ``method`` takes (the others do not apply)."""
-    from sweeps.run import method_args
+    from sweeps.trial import method_args
 
     return frozenset(method_args(method)) & METHOD_FIELDS
 
@@ -84,7 +84,7 @@ def step_passes(trial: Mapping[str, Any]) -> int | None:
     DropAttack's ``1 + K * G`` depends on how its targets fall into groups. ``None`` when the
     method cannot be built there. The seed does not enter, so seeds of a cell share one build.
     """
-    from sweeps.run import method_args
+    from sweeps.trial import method_args
 
     accepted = method_args(trial["method"])
     kwargs: dict[str, Any] = {

@@ -101,7 +101,7 @@ class _Strict(BaseModel):
 
 
 class TrialFields(_Strict):
-    """A partial trial configuration: the fields of ``sweeps.run.TrialConfig`` a spec may set.
+    """A partial trial configuration: the fields of ``sweeps.trial.TrialConfig`` a spec may set.
 
     ``attack`` is a set of the task's paper aliases (or parameter names/globs); ``[]`` is the
     method's default target (the task's input for DropAttack). ``variant`` labels the paper
@@ -450,7 +450,7 @@ def _check_method_fields(
     method: str, fields: Mapping[str, Any], where: Callable[[str], str], errors: _Errors
 ) -> None:
     """An attack for a method without targets, or an hp the method does not take."""
-    from sweeps.run import method_args
+    from sweeps.trial import method_args
 
     accepted = method_args(method)
     if fields.get("attack") and "attack" not in accepted:

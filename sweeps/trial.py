@@ -1,299 +1,277 @@
-"""The trainable: one trial of a sweep, from its config dict to metrics, checkpoints and MLflow.
+"""One trial: a task's data and model, a training method, :func:`dropattack.fit`. No Ray, no MLflow.
 
-Ray Tune calls :func:`trainable` in a worker with ``config["trial"]`` (a dict from
-:mod:`sweeps.space`) and the sweep's :class:`~sweeps.tracking.SweepContext`. It
+``dropattack train`` runs one trial in the foreground; the sweep service runs many, in Ray
+workers, and attaches MLflow logging and checkpoints through ``callbacks``.
 
-1. finds or creates the trial's MLflow child run (a finished run means a resumed sweep
-   already has this trial: its metrics are reported again and nothing is trained);
-2. runs :func:`sweeps.run.run_trial` with a callback that, after every epoch but the last,
-   logs the epoch's metrics to MLflow and reports them to Tune with a checkpoint (model,
-   optimizer, method state and the unsent MLflow records);
-3. logs the final metrics and, unless the spec says ``keep_checkpoint: false``, the
-   best-on-validation weights as ``checkpoint/best.pt`` (what ``dropattack landscape``
-   loads), closes the run FINISHED and reports the final metrics; or, if training raises,
-   closes the run FAILED with the error. An error a retry would meet again (a non-finite
-   loss, a bad configuration, missing data) ends the trial with a ``failed`` result: no
-   retry, and the worker is kept for the next trial. Any other error is re-raised, so Tune
-   records it and retries the trial (``FailureConfig``); the retry finds the same MLflow run
-   and continues from the last checkpoint.
-
-The last epoch is reported together with the test metrics, so a scheduler (ASHA) sees
-exactly ``epochs`` results and cannot stop a trial between its last epoch and its test
-evaluation. Heavy modules are imported here at module level, once per worker process: with
-actor reuse, later trials in the same worker pay nothing for them.
+>>> from sweeps.trial import TrialConfig, run_trial
+>>> result = run_trial(TrialConfig("digits-lenet5", attack=("Input", "Conv.1.w"), epochs=2))
+>>> result.metrics["test_acc"] > 0.9, result.attacked  # doctest: +SKIP
+(True, ['input', 'conv1.weight'])
 """
 
 from __future__ import annotations
 
-import gc
-import json
-import math
-import tempfile
+import inspect
 import time
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from ray import tune
 
-from dropattack.train import Callback, EpochMetrics, NonFiniteLossError
+from dropattack import methods
+from dropattack.train import Callback, EpochMetrics, fit
 from models import tasks
-from sweeps.names import trial_name
-from sweeps.progress import COMPLETED, FAILED
-from sweeps.run import TrialConfig, TrialResult, run_trial
-from sweeps.tracking import (
-    CHECKPOINT_ARTIFACT,
-    MODEL_PARAM_PREFIX,
-    TAG,
-    SweepContext,
-    TrialTracker,
-)
+from models.aliases import split_list
+from models.data import DataOptions
 
-__all__ = ["CHECKPOINT_STATE", "DETERMINISTIC_ERRORS", "run_name", "trainable", "trial_params"]
+__all__ = ["COMMON_ARGS", "TrialConfig", "TrialResult", "run_trial"]
 
-CHECKPOINT_STATE = "state.pt"
-CHECKPOINT_TRACKING = "mlflow.json"
-#: Errors a retry would meet again (a diverging loss, a bad configuration or missing data):
-#: recorded as failed, not retried.
-DETERMINISTIC_ERRORS = (NonFiniteLossError, ValueError)
-_CONFIG_FIELDS = (
-    "task", "method", "attack", "eps", "p", "k", "groups", "hp", "seed", "epochs",
-    "train_size", "batch_size", "lr", "bucket", "data_dir", "device", "vectors", "model",
-)  # fmt: skip
-#: Trial fields that shape the model or its data without being sweep axes: logged as params
-#: (when set) so that ``dropattack landscape`` rebuilds the same model.
-_MODEL_SOURCE = ("data_dir", "vectors")
+COMMON_ARGS = ("attack", "eps", "p", "k", "seed", "groups", "optimizer")
+EVAL_BATCH = 256  # evaluation batch size floor; metrics do not depend on it
 
 
-def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
-    """MLflow params of a trial: readable side by side in the UI's compare view.
+@dataclass
+class TrialConfig:
+    """Everything one trial depends on.
 
-    Besides the sweep's values they hold what rebuilding the model needs: ``data_dir`` and
-    ``vectors`` when set, and each model override as ``model.<name>``.
+    Attributes:
+        task: a name of :mod:`models.tasks`.
+        method: a name of :mod:`dropattack.methods`.
+        attack: paper aliases ("Embedding", "Lstm.ih.w", "Input", ...) or parameter names or
+            globs; ``()`` attacks the task's input target (Embedding or Input). Only for
+            methods that take ``attack``.
+        eps, p, k, groups: passed to any method that takes them; ``None`` keeps the method's
+            own default (DropAttack: eps 5, p 0.7, k 1, groups "paper"; FGM: eps 1; ...), so
+            one method's radius never leaks into another's.
+        hp: other method hyperparameters (``lam``, ``rate``, ``alpha``, ...); they win over the
+            common arguments.
+        seed: model initialisation, batch order, attack masks. The data split is fixed.
+        epochs, train_size, batch_size, lr: ``None`` takes the task's paper default (all of
+            the training set for ``train_size``).
+        bucket: length-aware training batches (text tasks; see ``models.data.Batches``).
+        data_dir: the data root (see :mod:`models.data.paths`).
+        device: ``cpu`` or ``cuda``.
+        vectors: a GloVe-format file for text tasks' embeddings.
+        download: let torchvision download MNIST/CIFAR-10 into ``data_dir``.
+        model: model keyword overrides (``embed_dim``, ``hidden``, ``dropout``, ...).
     """
-    params: dict[str, Any] = {
-        "task": trial["task"],
-        "method": trial["method"],
-        "attack": ";".join(trial.get("attack") or ()),
-        "attacked": ",".join(trial.get("attacked") or ()),
-        "seed": trial["seed"],
-    }
-    for name in (
-        "eps", "p", "k", "groups", "passes", "train_size", "epochs", "batch_size", "lr", "bucket",
-    ):  # fmt: skip
-        if trial.get(name) is not None:
-            params[name] = trial[name]
-    for name, value in (trial.get("hp") or {}).items():
-        params[name] = value
-    for name in _MODEL_SOURCE:
-        if trial.get(name):
-            params[name] = trial[name]
-    for name, value in (trial.get("model") or {}).items():
-        params[f"{MODEL_PARAM_PREFIX}{name}"] = value
-    return params
+
+    task: str
+    method: str = "dropattack"
+    attack: tuple[str, ...] = ()
+    eps: float | None = None
+    p: float | None = None
+    k: int | None = None
+    groups: str | None = None
+    hp: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    epochs: int | None = None
+    train_size: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    bucket: bool = False
+    data_dir: str | None = None
+    device: str = "cpu"
+    vectors: str | None = None
+    download: bool = False
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.attack = tuple(split_list(self.attack))
 
 
-def run_name(trial: dict[str, Any]) -> str:
-    """The MLflow run name: the trial's one readable name (:func:`sweeps.names.trial_name`)."""
-    return trial_name(trial)
+@dataclass
+class TrialResult:
+    """What a trial measured.
 
-
-def _config(trial: dict[str, Any]) -> TrialConfig:
-    fields = {k: trial[k] for k in _CONFIG_FIELDS if trial.get(k) is not None}
-    fields["attack"] = tuple(fields.get("attack") or ())
-    return TrialConfig(**fields)
-
-
-def _epochs(trial: dict[str, Any]) -> int:
-    return trial.get("epochs") or tasks.get(trial["task"]).epochs
-
-
-def _epoch_metrics(m: EpochMetrics) -> dict[str, float]:
-    return {
-        "epoch_train_loss": m.train_loss,
-        "epoch_train_acc": m.train_acc,
-        "epoch_val_acc": m.val_acc,
-        "epoch_val_f1": m.val_f1,
-    }
-
-
-class _Reporter(Callback):
-    """Per epoch: MLflow metrics (step = epoch), and a Tune report with a checkpoint."""
-
-    def __init__(self, tracker: TrialTracker, epochs: int, t0: float) -> None:
-        self.tracker = tracker
-        self.epochs = epochs
-        self.t0 = t0
-        self.best: EpochMetrics | None = None
-        self.last: EpochMetrics | None = None
-
-    def tune_metrics(self, m: EpochMetrics) -> dict[str, float]:
-        """What Tune sees each epoch: the best-so-far val metrics (what the final will be)."""
-        if self.best is None or m.val_acc > self.best.val_acc:
-            self.best = m
-        return {
-            "epoch": m.epoch,
-            **_epoch_metrics(m),
-            "val_acc": self.best.val_acc,
-            "val_f1": self.best.val_f1,
-            "trial_seconds": time.perf_counter() - self.t0,
-            "epoch_seconds": m.seconds,
-            "epochs_total": self.epochs,  # for the live view's epoch i/n and ETA
-        }
-
-    def on_epoch_end(self, metrics: EpochMetrics, model: Any, state: dict[str, Any]) -> None:
-        self.last = metrics
-        self.tracker.log_metrics(_epoch_metrics(metrics), step=metrics.epoch)
-        report = self.tune_metrics(metrics)
-        if metrics.epoch >= self.epochs:
-            return  # reported with the test metrics, after fit
-        self.tracker.flush()
-        with tempfile.TemporaryDirectory(prefix="dropattack-ckpt-") as tmp:
-            torch.save(state, Path(tmp) / CHECKPOINT_STATE)
-            (Path(tmp) / CHECKPOINT_TRACKING).write_text(json.dumps(self.tracker.state()))
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-
-def _load_checkpoint() -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return None, {}
-    with checkpoint.as_directory() as folder:
-        state = torch.load(Path(folder) / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
-        tracking_file = Path(folder) / CHECKPOINT_TRACKING
-        tracking = json.loads(tracking_file.read_text()) if tracking_file.exists() else {}
-    return state, tracking
-
-
-def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
-    """Ray Tune function trainable (bind ``ctx`` with ``tune.with_parameters``)."""
-    t0 = time.perf_counter()
-    trial = dict(config["trial"])
-    sweep = SweepContext(**{k: v for k, v in ctx.items() if k in SweepContext.__annotations__})
-    torch.set_num_threads(max(1, int(ctx.get("cpus_per_trial", 1))))
-    if ctx.get("device"):
-        trial["device"] = ctx["device"]
-    resume, tracking = _load_checkpoint()
-    tune_ctx = tune.get_context()
-    tracker = TrialTracker(
-        sweep,
-        key=trial["key"],
-        run_name=run_name(trial),
-        tags={
-            TAG["cell"]: trial["cell"],
-            TAG["variant"]: trial.get("variant", ""),
-            TAG["trial_id"]: tune_ctx.get_trial_id(),
-        },
-        run_id=tracking.get("run_id"),
-        pending=tracking.get("pending"),
-        spill_dir=tune_ctx.get_trial_dir(),
-    )
-    status = tracker.open()
-    if tracker.found and _already_done(tracker, status, t0):
-        return
-    if tracker.found:
-        tracker.restart()
-    tracker.log_params(trial_params(trial))
-    tracker.set_tags({TAG["trial_id"]: tune_ctx.get_trial_id()})
-    tracker.start_system_metrics()
-    reporter = _Reporter(tracker, _epochs(trial), t0)
-    try:
-        result = run_trial(_config(trial), callbacks=[reporter], resume=resume)
-    except SystemExit:
-        # Tune stopped the trial (a scheduler's decision, or the sweep is shutting down).
-        tracker.set_tags({TAG["stopped"]: "tune"})
-        tracker.terminate("KILLED")
-        tracker.flush()
-        raise
-    except DETERMINISTIC_ERRORS as e:
-        # Retrying would fail the same way: record it and end the trial without an error,
-        # so Tune neither retries it nor replaces the worker.
-        tracker.set_tags({TAG["error_kind"]: "deterministic"})
-        tracker.terminate("FAILED", e)
-        tracker.flush_final()
-        tune.report(_failed_result(f"{type(e).__name__}: {e}", t0))
-        return
-    except BaseException as e:
-        tracker.terminate("FAILED", e)
-        tracker.flush_final()
-        raise
-    finally:
-        _release(trial.get("device"))
-    final = _finish(tracker, result, trial, ctx, t0)
-    # The run is closed: a stop decision on this last report changes nothing in MLflow.
-    report = reporter.tune_metrics(reporter.last) if reporter.last is not None else {}
-    tune.report({**report, **final, COMPLETED: 1})
-
-
-def _failed_result(error: str, t0: float) -> dict[str, Any]:
-    return {FAILED: 1, "error": error[:1000], "trial_seconds": time.perf_counter() - t0}
-
-
-def _already_done(tracker: TrialTracker, status: str | None, t0: float) -> bool:
-    """Report a trial an earlier process finished (or failed for good) instead of training it.
-
-    A resumed sweep's Tune state can lag behind MLflow (a driver killed between a trial's
-    end and the next experiment snapshot); MLflow's record is the one that counts.
+    Attributes:
+        metrics: ``val_acc``, ``val_f1``, ``test_acc``, ``test_f1``, ``epochs``, ``best_epoch``,
+            ``seconds`` (training and evaluation); accuracies and F1 are fractions in [0, 1].
+        attacked: the resolved parameter names (``"input"`` for the input tensor).
+        aliases: the attack targets as given (or the task's input alias by default).
+        train_size: training examples used.
+        sizes: examples per split.
+        history: per-epoch metrics.
+        best_state: the best-on-validation weights (CPU tensors).
     """
-    if status == "FINISHED":
-        metrics, _ = tracker.run_data()
-        tune.report(
-            {**metrics, COMPLETED: 1, "skipped": 1, "trial_seconds": time.perf_counter() - t0}
+
+    metrics: dict[str, float]
+    attacked: list[str]
+    aliases: list[str]
+    train_size: int
+    sizes: dict[str, int]
+    history: list[EpochMetrics]
+    best_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    config: TrialConfig | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``dropattack train --json`` object (JSON-serialisable)."""
+        cfg = self.config
+        out: dict[str, Any] = {}
+        if cfg is not None:
+            out.update(task=cfg.task, method=cfg.method, seed=cfg.seed)
+        out.update(self.metrics)
+        out.update(
+            attacked=self.attacked,
+            aliases=self.aliases,
+            train_size=self.train_size,
+            sizes=self.sizes,
+            data=self.data,
+            history=[h.as_dict() for h in self.history],
         )
-        return True
-    if status == "FAILED":
-        _, tags = tracker.run_data()
-        if tags.get(TAG["error_kind"]) == "deterministic":
-            tune.report({**_failed_result(tags.get(TAG["error"], ""), t0), "skipped": 1})
-            return True
-    return False
+        if cfg is not None:
+            out["config"] = asdict(cfg)
+        return out
 
 
-def _finish(
-    tracker: TrialTracker,
-    result: TrialResult,
-    trial: dict[str, Any],
-    ctx: dict[str, Any],
-    t0: float,
-) -> dict[str, float]:
-    """Log the final metrics and close the run FINISHED; returns the final metrics."""
-    seconds = time.perf_counter() - t0
-    final = {k: v for k, v in result.metrics.items() if v is not None and math.isfinite(v)}
-    final["trial_seconds"] = seconds
-    gpus = float(ctx.get("gpus_per_trial") or 0)
-    if gpus and str(trial.get("device", "")).startswith("cuda"):
-        final["gpu_seconds"] = seconds * gpus
-    params: dict[str, Any] = {}
-    if trial.get("train_size") is None:
-        params["train_size"] = result.train_size
-    if trial.get("epochs") is None:
-        params["epochs"] = int(result.metrics.get("epochs", 0))
-    tracker.log_params(params)
-    tracker.log_metrics(final)
-    tracker.log_text(json.dumps([h.as_dict() for h in result.history], indent=1), "history.json")
-    if tracker.ctx.keep_checkpoint:
-        _queue_best(tracker, result)
-    tracker.terminate("FINISHED")
-    tracker.flush_final()
-    return final
+def run_trial(
+    cfg: TrialConfig, callbacks: Sequence[Callback] = (), resume: dict[str, Any] | None = None
+) -> TrialResult:
+    """Build the task's data and model (seeded), the method and Adam, and train.
 
+    ``resume`` is the ``state`` a callback received in ``on_epoch_end``: the run continues
+    after that epoch with the same batch order an uninterrupted run would have had.
 
-def _queue_best(tracker: TrialTracker, result: TrialResult) -> None:
-    """Save the best weights in the trial's folder and queue them as ``checkpoint/best.pt``.
-
-    The file goes through the tracker's buffer like every other record: an MLflow outage
-    delays it (the final flush retries) instead of losing it, and the file is deleted once
-    MLflow has it.
+    Raises:
+        ValueError: unknown task, method, alias or hyperparameter; unavailable device.
+        models.data.DataError: missing or malformed data.
     """
-    folder, name = CHECKPOINT_ARTIFACT.rsplit("/", 1)
-    local = Path(tracker.spill_dir or tempfile.mkdtemp(prefix="dropattack-best-")) / name
-    local.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(result.best_state, local)
-    tracker.log_file(local, folder, remove=True)
+    task = tasks.get(cfg.task)
+    device = _device(cfg.device)
+    t0 = time.perf_counter()
+    data = task.load(
+        DataOptions(
+            data_dir=cfg.data_dir,
+            train_size=cfg.train_size,
+            vectors=cfg.vectors,
+            download=cfg.download,
+        )
+    )
+    torch.manual_seed(cfg.seed)
+    model = task.build_model(data, **cfg.model).to(device)
+    lr = cfg.lr if cfg.lr is not None else task.lr
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    method, attacked, aliases = _build_method(cfg, task, model, optimizer)
+    batch_size = cfg.batch_size if cfg.batch_size is not None else task.batch_size
+    epochs = cfg.epochs if cfg.epochs is not None else task.epochs
+    if cfg.bucket and not task.is_text:
+        raise ValueError(f"bucket: length-aware batches need a text task, got {cfg.task!r}")
+    train = data.batches("train", batch_size, seed=cfg.seed, bucket=cfg.bucket)
+    eval_bs = max(batch_size, EVAL_BATCH)
+    start_epoch, history, best_state = 0, [], None
+    if resume is not None:
+        start_epoch, history, best_state = _restore(resume, model, optimizer, method)
+        train.set_epoch(start_epoch)
+    setup = time.perf_counter() - t0
+    result = fit(
+        model,
+        method,
+        optimizer,
+        train,
+        data.batches("val", eval_bs),
+        data.batches("test", eval_bs),
+        epochs=epochs,
+        device=device,
+        callbacks=callbacks,
+        start_epoch=start_epoch,
+        history=history,
+        best_state=best_state,
+    )
+    return TrialResult(
+        metrics=result.metrics(),
+        attacked=attacked,
+        aliases=aliases,
+        train_size=len(data.train),
+        sizes=data.sizes,
+        history=result.history,
+        best_state=result.best_state,
+        config=cfg,
+        data={
+            "split": data.split,
+            "source": data.source,
+            "setup_seconds": setup,
+            "batch_size": batch_size,
+            "lr": lr,
+            **data.info,
+        },
+    )
 
 
-def _release(device: str | None) -> None:
-    """Free memory before the worker takes its next trial (actor reuse)."""
-    gc.collect()
-    if device and device.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def method_defaults(name: str) -> dict[str, Any]:
+    """Method ``name``'s own defaults for the common arguments eps, p, k and groups it takes."""
+    params = inspect.signature(methods.get_class(name)).parameters
+    return {
+        n: p.default
+        for n, p in params.items()
+        if n in ("eps", "p", "k", "groups") and p.default is not inspect.Parameter.empty
+    }
+
+
+def effective(cfg: TrialConfig) -> dict[str, Any]:
+    """eps, p, k and groups as the trial's method will use them (``None`` where not taken)."""
+    values = {**method_defaults(cfg.method)}
+    values.update(
+        {n: getattr(cfg, n) for n in ("eps", "p", "k", "groups") if getattr(cfg, n) is not None}
+    )
+    return {n: values.get(n) for n in ("eps", "p", "k", "groups")}
+
+
+def method_args(name: str) -> set[str]:
+    """Keyword arguments method ``name`` accepts (besides the model)."""
+    cls = methods.get_class(name)
+    params = inspect.signature(cls).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n for n, p in params.items() if p.kind in kinds and n != "model"}
+
+
+def _build_method(
+    cfg: TrialConfig, task: tasks.Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[methods.Method, list[str], list[str]]:
+    accepted = method_args(cfg.method)
+    common: dict[str, Any] = {
+        "eps": cfg.eps,
+        "p": cfg.p,
+        "k": cfg.k,
+        "seed": cfg.seed,
+        "groups": cfg.groups,
+        "optimizer": optimizer,
+    }
+    attacked: list[str] = []
+    aliases: list[str] = []
+    if "attack" in accepted:
+        aliases = list(cfg.attack) or [task.input_alias]
+        attacked = task.resolve(model, aliases)
+        common["attack"] = attacked
+    elif cfg.attack:
+        raise ValueError(
+            f"attack: method {cfg.method!r} takes no attack targets, got {list(cfg.attack)}"
+        )
+    kwargs = {k: v for k, v in common.items() if k in accepted and v is not None}
+    kwargs.update(cfg.hp)
+    return methods.get(cfg.method, model, **kwargs), attacked, aliases
+
+
+def _restore(
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    method: methods.Method,
+) -> tuple[int, list[EpochMetrics], dict[str, torch.Tensor] | None]:
+    missing = [k for k in ("epoch", "model", "optimizer", "method", "history") if k not in state]
+    if missing:
+        raise ValueError(f"resume: checkpoint state lacks {missing}")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    method.load_state_dict(state["method"])
+    history = [EpochMetrics(**h) for h in state["history"]]
+    return int(state["epoch"]), history, state.get("best_state")
+
+
+def _device(name: str) -> torch.device:
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but torch sees no CUDA device")
+    return torch.device(name)

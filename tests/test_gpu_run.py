@@ -42,7 +42,7 @@ def _load_report():
 def test_train_and_run_trial_need_none_of_the_service_packages(tmp_path):
     env = _blocking_env(tmp_path)
     code = (
-        "from sweeps.run import TrialConfig, run_trial\n"
+        "from sweeps.trial import TrialConfig, run_trial\n"
         "r = run_trial(TrialConfig('digits-lenet5', epochs=1, train_size=64))\n"
         "import sys\n"
         f"print(r.metrics['test_acc'] > 0, [m for m in {BLOCKED!r} if m in sys.modules])\n"

@@ -3,7 +3,7 @@
 Prints one progress line per epoch; on a terminal a progress bar within each epoch comes
 before it (batches, examples/s, ETA; ``rich``, imported only then and skipped where it is not
 installed). With ``--json`` the last line of stdout is the result as one JSON object
-(:meth:`sweeps.run.TrialResult.as_json`) and no bar is drawn. Runs on torch and tokenizers
+(:meth:`sweeps.trial.TrialResult.as_json`) and no bar is drawn. Runs on torch and tokenizers
 alone: no Ray, MLflow, Optuna or pydantic unless ``--mlflow-uri`` asks for MLflow.
 """
 
@@ -21,7 +21,7 @@ import torch
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
 from sweeps.names import trial_name
-from sweeps.run import TrialConfig, TrialResult, effective, run_trial
+from sweeps.trial import TrialConfig, TrialResult, effective, run_trial
 
 NAME = "train"
 HELP = "Train one task with one method (a single trial, no Ray)."

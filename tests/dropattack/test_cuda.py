@@ -151,7 +151,7 @@ def test_every_paper_alias_of_every_model_attacks_the_same_on_cuda_as_on_cpu(nam
 
 def test_a_digits_trial_trains_on_cuda_and_returns_cpu_weights():
     """The sweep's trial function end to end on the GPU (data, model, DropAttack, test)."""
-    from sweeps.run import TrialConfig, run_trial
+    from sweeps.trial import TrialConfig, run_trial
 
     config = TrialConfig(
         "digits-lenet5", attack=("Input", "Conv.1.w"), eps=1.0, p=0.7, epochs=2, device="cuda"

@@ -69,7 +69,7 @@ def test_a_spec_bucket_field_reaches_the_training_batches_only():
     from models.data import TaskData
     from sweeps.space import expand_grid
     from sweeps.spec import parse_spec
-    from sweeps.trial import _config
+    from sweeps.trainable import _config
 
     spec = {"name": "b", "defaults": {"task": "imdb-lstm", "method": "standard"}}
     assert _config(expand_grid(parse_spec(spec))[0]).bucket is False

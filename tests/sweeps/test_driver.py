@@ -292,7 +292,7 @@ before = set(sys.modules)
 if sys.argv[1] == "init":
     driver._init_ray(sys.argv[2] or None)  # a new local Ray, or the one at this address
 else:
-    for name in ("ray.tune", "sweeps.search", "sweeps.tracking", "sweeps.trial"):
+    for name in ("ray.tune", "sweeps.search", "sweeps.tracking", "sweeps.trainable"):
         __import__(name)
 print(json.dumps(sorted(set(sys.modules) - before)))
 """

@@ -194,7 +194,7 @@ class Clock:
 
 
 def epoch(i: int, acc: float, trial_seconds: float, total: int = 4) -> dict:
-    """What the trainable reports to Tune after epoch ``i`` (see sweeps.trial._Reporter)."""
+    """What the trainable reports to Tune after epoch ``i`` (see sweeps.trainable._Reporter)."""
     return {
         "epoch": i,
         "epochs_total": total,

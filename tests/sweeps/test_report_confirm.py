@@ -220,7 +220,7 @@ def test_a_configuration_is_rebuilt_from_its_params_with_the_same_cell_key(field
     from sweeps.report.aggregate import CellStats
     from sweeps.space import expand_grid, make_trial
     from sweeps.spec import parse_spec
-    from sweeps.trial import trial_params
+    from sweeps.trainable import trial_params
 
     trial = make_trial(fields, seed=0, index=0)
     params = {k: str(v) for k, v in trial_params(trial).items() if k != "seed"}

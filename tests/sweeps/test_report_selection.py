@@ -30,7 +30,7 @@ from sweeps.report.collect import RunRecord, SweepRuns
 from sweeps.report.match import matcher_for
 from sweeps.space import make_trial
 from sweeps.tracking import TAG, SweepContext, SweepRun, TrialTracker
-from sweeps.trial import trial_params
+from sweeps.trainable import trial_params
 
 TASK = "digits-lenet5"
 SD = 0.5  # per-run standard deviation, in accuracy points

@@ -38,7 +38,7 @@ from sweeps.tracking import (
     TrialTracker,
     model_overrides,
 )
-from sweeps.trial import trial_params
+from sweeps.trainable import trial_params
 
 TASK = "digits-lenet5"
 TRAIN_SIZE = 800

@@ -1,4 +1,4 @@
-"""sweeps.run: one trial end to end, determinism, resume, method arguments, text tasks."""
+"""sweeps.trial: one trial end to end, determinism, resume, method arguments, text tasks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from dropattack import methods
 from dropattack.train import Callback
-from sweeps.run import TrialConfig, run_trial
+from sweeps.trial import TrialConfig, run_trial
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TINY_TEXT = {"embed_dim": 16, "hidden": 16}
