@@ -23,6 +23,7 @@ from scipy import stats
 
 from sweeps import cli
 from sweeps.report import build_report, checkpoint_path, collect
+from tests import browser
 
 EXPERIMENT = "table10-mini"
 PAPER = {(5.0, 0.0): 88.12, (7.0, 0.0): 88.12, (5.0, 0.7): 90.18, (7.0, 0.7): 90.36}
@@ -348,14 +349,7 @@ def _screenshot(chromium: str, page, out_dir) -> np.ndarray:
     subprocess.run(
         [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *browser.FLAGS,
             f"--user-data-dir={out_dir / 'profile'}",
             f"--screenshot={shot}",
             "--window-size=1200,1600",
