@@ -119,7 +119,9 @@ def tune_errors(runs_dir: Path, experiment: str) -> dict[str, str]:
     """Trials Tune saw fail (and retried): Tune trial id -> its ``error.txt``."""
     out = {}
     for error in (runs_dir / "ray" / experiment).glob("t*_*/error.txt"):
-        out[error.parent.name.split("_", 1)[1]] = error.read_text(errors="replace")
+        # sweeps.names.folder_name ends the folder with Tune's trial id, "<run>_<index>"
+        trial_id = "_".join(error.parent.name.rsplit("_", 2)[-2:])
+        out[trial_id] = error.read_text(errors="replace")
     return out
 
 
