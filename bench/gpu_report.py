@@ -23,7 +23,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweeps.report.aggregate import holm
+from sweeps.report.aggregate import holm, welch_stats
 from sweeps.report.paper import TABLE3
 
 METHODS = {"standard": "standard", "dropattack3": "dropattack3"}
@@ -33,15 +33,12 @@ def welch_interval(
     a: list[float], b: list[float], level: float = 0.95
 ) -> tuple[float, float, float]:
     """``mean(b) - mean(a)``'s Welch interval ``(low, high)`` and two-sided p-value."""
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    _, p, df, se = welch_stats(b, a)
     diff = statistics.fmean(b) - statistics.fmean(a)
-    se = (va + vb) ** 0.5
     if se == 0:
         return diff, diff, 1.0 if diff == 0 else 0.0
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.5 + level / 2, df) * se
-    p = 2 * stats.t.sf(abs(diff) / se, df)
-    return diff - half, diff + half, float(p)
+    return diff - half, diff + half, p
 
 
 def table3_rows(trials: list[dict]) -> list[dict]:

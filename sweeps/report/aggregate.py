@@ -47,6 +47,7 @@ __all__ = [
     "selected",
     "verdict",
     "welch",
+    "welch_stats",
 ]
 
 NO_VERDICT = "n=1, no verdict"
@@ -203,7 +204,7 @@ class Difference:
     note: str = ""
 
 
-def _welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
+def welch_stats(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
     """Welch's test of mean(a) - mean(b): (t, two-sided p, df, standard error).
 
     The formulas of ``scipy.stats.ttest_ind(equal_var=False)``, with scipy's special
@@ -227,7 +228,7 @@ def difference(cell: CellStats, baseline: CellStats) -> Difference:
     value = cell.mean - baseline.mean
     if cell.n < 2 or baseline.n < 2:
         return Difference(value, note="a t-test needs at least 2 runs on each side")
-    t, p, df, se = _welch(cell.values, baseline.values)
+    t, p, df, se = welch_stats(cell.values, baseline.values)
     if not math.isfinite(t):
         return Difference(value, None, t, p if math.isfinite(p) else None, _ZERO_VARIANCE)
     half = float(special.stdtrit(df, 0.975)) * se
@@ -280,7 +281,7 @@ class Comparison:
 
 def welch(best: CellStats, baseline: CellStats) -> tuple[float, float]:
     """Welch's unequal-variance t-test of best vs baseline values: (t, two-sided p-value)."""
-    t, p, _, _ = _welch(best.values, baseline.values)
+    t, p, _, _ = welch_stats(best.values, baseline.values)
     return t, p
 
 

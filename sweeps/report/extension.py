@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from scipy import stats
 
 from sweeps.report import plots
-from sweeps.report.aggregate import Analysis, CellStats, pareto
+from sweeps.report.aggregate import Analysis, CellStats, pareto, welch_stats
 from sweeps.report.figures import Figure, baseline_of
 from sweeps.report.match import param_int
 from sweeps.report.render import Block, Bullets, Heading, Text
@@ -67,11 +67,9 @@ def difference(a: CellStats, b: CellStats, level: float = 0.95) -> Difference:
     diff = a.mean - b.mean
     if a.n < 2 or b.n < 2:
         return Difference(diff, None, level, (a.n, b.n))
-    va, vb = a.std**2 / a.n, b.std**2 / b.n
-    se = math.sqrt(va + vb)
+    _, _, df, se = welch_stats(a.values, b.values)
     if se == 0:
         return Difference(diff, (diff, diff), level, (a.n, b.n))
-    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     return Difference(diff, (diff - half, diff + half), level, (a.n, b.n))
 
