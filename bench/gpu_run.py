@@ -174,46 +174,37 @@ def cuda_tests(run: Run) -> dict:
     return {"result": last}
 
 
-def engine_step(run: Run) -> dict:
-    target = run.out / "engine_step.json"
-    cmd = [
-        sys.executable,
-        "bench/engine_step.py",
-        "--device",
-        run.args.device,
-        "--json",
-        str(target),
-    ]
-    cmd += ["--reps", "2"] if run.args.tiny else []
-    proc = run.command("engine_step", cmd, limit=90)
+def _bench(run: Run, name: str, args: list[str], limit: float, script: str = "") -> dict:
+    """Step ``name``: ``bench/<script or name>.py ARGS --json OUT/<name>.json``; a non-zero
+    exit fails the step."""
+    target = run.out / f"{name}.json"
+    cmd = [sys.executable, f"bench/{script or name}.py", *args, "--json", str(target)]
+    proc = run.command(name, cmd, limit=limit)
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {proc.stderr[-1500:]}")
     return {"file": target.name}
+
+
+def engine_step(run: Run) -> dict:
+    args = ["--device", run.args.device, "--data-dir", str(run.args.data_dir)]
+    args += ["--reps", "2", "--no-peak"] if run.args.tiny else []
+    return _bench(run, "engine_step", args, limit=90)
 
 
 def text_step(run: Run) -> dict:
-    target = run.out / "text_step.json"
-    cmd = [sys.executable, "bench/text_step.py", "--device", run.args.device, "--json", str(target)]
     # PackedSequence and the twin path beside the default: which one bidirectional models take
     # on CUDA (models.varlen.DEFAULT_PATHS) waits for these figures
-    cmd += ["--data-dir", str(run.args.data_dir), "--reference", "--paths", "split,twin"]
-    cmd += ["--batches", "1", "--batch-size", "8", "--reps", "1"] if run.args.tiny else []
-    proc = run.command("text_step", cmd, limit=100)
-    if proc.returncode != 0:
-        raise RuntimeError(f"exit {proc.returncode}: {proc.stderr[-1500:]}")
-    return {"file": target.name}
+    args = ["--device", run.args.device, "--data-dir", str(run.args.data_dir)]
+    args += ["--reference", "--paths", "split,twin"]
+    args += ["--batches", "1", "--batch-size", "8", "--reps", "1"] if run.args.tiny else []
+    return _bench(run, "text_step", args, limit=100)
 
 
 def packing(run: Run) -> dict:
-    target = run.out / "packing.json"
-    cmd = [sys.executable, "bench/gpu_packing.py", "--json", str(target)]
-    cmd += ["--data-dir", str(run.args.data_dir)]
+    args = ["--data-dir", str(run.args.data_dir)]
     if run.args.tiny:
-        cmd += ["--cpu", "--packing", "1,2", "--train-size", "32", "--threads", "1", *TINY_MODEL]
-    proc = run.command("packing", cmd, limit=150)
-    if proc.returncode != 0:
-        raise RuntimeError(f"exit {proc.returncode}: {proc.stderr[-1500:]}")
-    return {"file": target.name}
+        args += ["--cpu", "--packing", "1,2", "--train-size", "32", "--threads", "1", *TINY_MODEL]
+    return _bench(run, "packing", args, limit=150, script="gpu_packing")
 
 
 def table3(run: Run) -> dict:

@@ -1,10 +1,10 @@
-"""Argument types shared by subcommands: parse and check one flag value, or explain why not."""
+"""Flags and argument types shared by subcommands: parse and check a value, or explain why not."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["gpu_share", "positive_int"]
+__all__ = ["add_driver_flags", "gpu_share", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -29,3 +29,21 @@ def gpu_share(text: str) -> float:
             f"expected a fraction in [0, 1] or a whole number of GPUs, got {text}"
         )
     return value
+
+
+def add_driver_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command that runs trials through the sweep driver."""
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
+    )
+    parser.add_argument(
+        "--max-concurrent", type=positive_int, default=None, help="at most N trials at once"
+    )
+    parser.add_argument(
+        "--runs-dir", default="runs", help="local folder for stores and results (default: runs)"
+    )
+    parser.add_argument(
+        "--no-live", action="store_true", help="one line per finished trial, no live panel"
+    )

@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.commands.argtypes import positive_int
+from sweeps.commands.argtypes import add_driver_flags, positive_int
 
 if TYPE_CHECKING:
     from sweeps.report.aggregate import Analysis, CellStats
@@ -69,25 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sqlite:///RUNS_DIR/mlflow.db); the confirmation logs there too",
     )
     parser.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
-    )
-    parser.add_argument(
         "--parent", default=None, help="sweep parent run id (default: the newest in EXPERIMENT)"
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted confirmation"
     )
-    parser.add_argument(
-        "--max-concurrent", type=positive_int, default=None, help="at most N trials at once"
-    )
-    parser.add_argument(
-        "--runs-dir", default="runs", help="local folder for stores and results (default: runs)"
-    )
-    parser.add_argument(
-        "--no-live", action="store_true", help="one line per finished trial, no live panel"
-    )
+    add_driver_flags(parser)
 
 
 # --------------------------------------------------------------------------- the plan

@@ -8,7 +8,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from sweeps.commands.argtypes import gpu_share, positive_int
+from sweeps.commands.argtypes import add_driver_flags, gpu_share
 
 if TYPE_CHECKING:
     from sweeps.driver import SweepOptions
@@ -24,11 +24,6 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or path to a YAML file")
     parser.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
-    )
-    parser.add_argument(
         "--mlflow-uri",
         default=None,
         help="MLflow tracking URI, e.g. http://HOST:5000 (default: MLFLOW_TRACKING_URI, "
@@ -41,21 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue an interrupted sweep of this name"
     )
     parser.add_argument(
-        "--max-concurrent", type=positive_int, default=None, help="at most N trials at once"
-    )
-    parser.add_argument(
         "--gpus-per-trial",
         type=gpu_share,
         default=None,
         help="GPUs per trial; a fraction lets several trials share a GPU (default: the spec's)",
     )
-    parser.add_argument(
-        "--runs-dir", default="runs", help="local folder for stores and results (default: runs)"
-    )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved trials and stop")
-    parser.add_argument(
-        "--no-live", action="store_true", help="one line per finished trial, no live panel"
-    )
+    add_driver_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
