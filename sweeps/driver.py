@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from sweeps.names import name_problem
+from sweeps.redact import redact_text, uri_credentials
 from sweeps.space import expand_grid
 from sweeps.spec import Spec
 from sweeps.store import UnreachableError, is_local_store, probe, sqlite_uri
@@ -170,6 +172,19 @@ def _check_ray_address(address: str, timeout: float = 5.0) -> None:
             pass
     except OSError as e:
         raise UnreachableError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+
+
+def _check_names(experiment: str, mlflow_uri: str | None) -> None:
+    """The experiment joins the runs folder and the URI is recorded: neither may carry a way
+    out of that folder or a password (the CLI checks both while parsing)."""
+    problem = name_problem(experiment)
+    if problem:
+        raise SweepError(f"--experiment: {problem}")
+    if mlflow_uri and uri_credentials(mlflow_uri) is not None:
+        raise SweepError(
+            "--mlflow-uri: credentials in the URI (user:password@) would be recorded; export "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
+        )
 
 
 def _check_cluster_store(address: str | None, uri: str) -> None:
@@ -335,6 +350,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         os.environ.setdefault(k, v)
     paths = _Paths(Path(opts.runs_dir).resolve())
     experiment = opts.experiment or spec.name
+    _check_names(experiment, opts.mlflow_uri)
     exp_dir = paths.ray / experiment
     state = previous = _read_state(exp_dir)
     uri = (
@@ -593,7 +609,7 @@ def _start_parent(
         spec_hash=spec.hash,
         paper_table=spec.paper_table,
         git_commit=git_commit(),
-        command=opts.command or shlex.join(sys.argv),
+        command=redact_text(opts.command or shlex.join(sys.argv)),
         params={
             "algorithm": spec.search.algorithm,
             "metric": spec.search.metric,
