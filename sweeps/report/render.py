@@ -56,9 +56,10 @@ Block = Heading | Text | Bullets | Table | Figure
 
 
 # Characters Markdown (CommonMark with GitHub's tables) or inline HTML read as markup:
-# backslash, code, emphasis, links and images, raw HTML and autolinks, entities, cells.
-# "_" only where it can delimit emphasis (not inside a word such as val_acc).
-_MD_MARKUP = re.compile(r"[\\`*\[\]<>&|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# backslash, code, emphasis, "[" that opens every link, image and link definition (a lone
+# "]" is text), raw HTML and autolinks, entities, cell borders. "_" only where it can
+# delimit emphasis (not inside a word such as val_acc).
+_MD_MARKUP = re.compile(r"[\\`*\[<>&|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 # A block opened by a value's first characters: heading, bullet or numbered list item.
 _MD_LINE_START = re.compile(r"^(\s*|\s*\d{1,9})(#|[-+]|(?<=\d)[.)])(?=\s|#|$)")
 
