@@ -56,12 +56,13 @@ Block = Heading | Text | Bullets | Table | Figure
 
 
 # Characters Markdown (CommonMark with GitHub's tables) or inline HTML read as markup:
-# backslash, code, emphasis, "[" that opens every link, image and link definition (a lone
-# "]" is text), raw HTML and autolinks, entities, cell borders. "_" only where it can
+# backslash, code, emphasis, raw HTML and autolinks, entities, cell borders; "]" where it
+# would close a link or image ("](", "][", "]:"; a "[...]" alone is text); "_" where it can
 # delimit emphasis (not inside a word such as val_acc).
-_MD_MARKUP = re.compile(r"[\\`*\[<>&|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-# A block opened by a value's first characters: heading, bullet or numbered list item.
-_MD_LINE_START = re.compile(r"^(\s*|\s*\d{1,9})(#|[-+]|(?<=\d)[.)])(?=\s|#|$)")
+_MD_MARKUP = re.compile(r"[\\`*<>&|]|\](?=[(\[:])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# A block opened by a value's first characters: heading, bullet or numbered list item, and a
+# "[" that could start a link reference definition.
+_MD_LINE_START = re.compile(r"^(\s*|\s*\d{1,9})(#|[-+]|(?<=\d)[.)])(?=\s|#|$)|^(\s*)(\[)")
 
 
 def md_escape(text: str) -> str:
@@ -69,7 +70,9 @@ def md_escape(text: str) -> str:
     backslash-escaped, and line breaks become spaces so no value can open a block."""
     flat = " ".join(str(text).splitlines())
     escaped = _MD_MARKUP.sub(lambda m: "\\" + m.group(0), flat)
-    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
+    return _MD_LINE_START.sub(
+        lambda m: (m.group(1) or m.group(3) or "") + "\\" + (m.group(2) or m.group(4)), escaped
+    )
 
 
 def md_text(text: str) -> str:

@@ -359,8 +359,12 @@ def _head(auth: bool) -> Iterator[RayHead]:
         RAY_USAGE_STATS_ENABLED="0",
         DROPATTACK_RUNS_DIR=str(temp / "runs"),
     )
+    # Without a mode, Ray >= 2.60 turns token auth on when ~/.ray/auth_token exists: "disabled"
+    # is what an older Ray, or a head started without authentication, amounts to.
     if auth:
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    else:
+        env.update(RAY_AUTH_MODE="disabled")
     cmd = [
         str(VENV_BIN / "ray"),
         "start",
