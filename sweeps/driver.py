@@ -174,16 +174,20 @@ def _check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise UnreachableError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
 
 
-def _check_names(experiment: str, mlflow_uri: str | None) -> None:
-    """The experiment joins the runs folder and the URI is recorded: neither may carry a way
-    out of that folder or a password (the CLI checks both while parsing)."""
+def _check_experiment(experiment: str) -> None:
+    """The experiment joins the runs folder, which it may not leave (the CLI checks it too)."""
     problem = name_problem(experiment)
     if problem:
         raise SweepError(f"--experiment: {problem}")
-    if mlflow_uri and uri_credentials(mlflow_uri) is not None:
+
+
+def _check_uri(uri: str) -> None:
+    """The tracking URI is recorded (sweep state, status lines): no password in it, whether it
+    came from --mlflow-uri or from MLFLOW_TRACKING_URI."""
+    if uri_credentials(uri) is not None:
         raise SweepError(
-            "--mlflow-uri: credentials in the URI (user:password@) would be recorded; export "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
+            f"--mlflow-uri: credentials in the URI ({redact_text(uri)}) would be recorded; "
+            "export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
         )
 
 
@@ -350,7 +354,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         os.environ.setdefault(k, v)
     paths = _Paths(Path(opts.runs_dir).resolve())
     experiment = opts.experiment or spec.name
-    _check_names(experiment, opts.mlflow_uri)
+    _check_experiment(experiment)
     exp_dir = paths.ray / experiment
     state = previous = _read_state(exp_dir)
     uri = (
@@ -359,6 +363,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         or os.environ.get("MLFLOW_TRACKING_URI")
         or sqlite_uri(paths.mlflow_db)
     )
+    _check_uri(uri)
     _check_cluster_store(opts.address, uri)
     if opts.resume:
         _check_resume(state, exp_dir, spec, uri, opts)

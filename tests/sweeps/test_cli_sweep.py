@@ -176,13 +176,18 @@ def test_credentials_in_uris_are_refused_naming_the_flag(capsys, argv, flag):
     assert "MLFLOW_TRACKING_USERNAME" in line
 
 
-def test_the_driver_refuses_unsafe_names_from_the_library(tmp_path):
+def test_the_driver_refuses_unsafe_names_from_the_library(tmp_path, monkeypatch):
     from sweeps.driver import SweepError, SweepOptions, run_sweep
     from sweeps.specfile import load_spec
 
     spec = load_spec("quickstart")
     with pytest.raises(SweepError, match="--experiment: expected letters"):
         run_sweep(spec, SweepOptions(experiment="../x", runs_dir=tmp_path / "runs"))
-    with pytest.raises(SweepError, match="--mlflow-uri: credentials"):
+    with pytest.raises(
+        SweepError, match=r"--mlflow-uri: credentials in the URI \(http://\*\*\*@h:1\)"
+    ):
         run_sweep(spec, SweepOptions(mlflow_uri="http://a:b@h:1", runs_dir=tmp_path / "runs"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://a:b@h:1")
+    with pytest.raises(SweepError, match="--mlflow-uri: credentials"):
+        run_sweep(spec, SweepOptions(runs_dir=tmp_path / "runs"))
     assert not (tmp_path / "x").exists()
