@@ -35,6 +35,13 @@ RUN pip install --no-deps . -c /tmp/constraints.txt \
     && mkdir -p /data/runs /home/app/.cache \
     && chown -R app:app /app /data /home/app/.cache
 
+# Ray >= 2.52 (pyproject.toml): an older Ray ignores RAY_AUTH_MODE=token and leaves the job
+# API, which runs anyone's code, open. The build stops here if the installed one is older.
+ARG RAY_MIN=2.52
+RUN python -c "import sys, ray; have = tuple(int(x) for x in ray.__version__.split('.')[:2]); \
+need = tuple(int(x) for x in '${RAY_MIN}'.split('.')); sys.exit(0 if have >= need else \
+f'ray {ray.__version__} has no token authentication: pyproject.toml needs ray>=${RAY_MIN}')"
+
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER 10001:10001
 # MLflow 5000, Ray GCS 6379, Ray dashboard and job API 8265, Ray client 10001.

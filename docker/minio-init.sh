@@ -2,6 +2,9 @@
 # One-shot job of docker-compose.yml (minio/mc image): the MLflow artifact bucket and an S3
 # user that may use only that bucket (the MLflow server's keys; MinIO's root keys stay here).
 # Safe to run again: every step keeps what exists.
+#
+# No secret is ever an argument of a command (arguments are world-readable in /proc and ps):
+# mc takes the root keys from MC_HOST_local and the new user's secret key on stdin.
 set -eu
 
 : "${MINIO_ROOT_USER:?set in .env}"
@@ -12,7 +15,19 @@ set -eu
 endpoint="${MINIO_ENDPOINT:-http://minio:9000}"
 policy_name=mlflow-artifacts
 
-mc alias set local "$endpoint" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
+# mc splits MC_HOST_<alias>=SCHEME://USER:SECRET@HOST at ':' and the last '@'.
+for name in MINIO_ROOT_USER MINIO_ROOT_PASSWORD; do
+    eval "value=\$$name"
+    case "$value" in
+        *:*) echo "minio-init: $name may not contain ':' (set it in .env)" >&2; exit 2 ;;
+    esac
+done
+case "$endpoint" in
+    http://* | https://*) ;;
+    *) echo "minio-init: MINIO_ENDPOINT must be http(s)://HOST:PORT, got $endpoint" >&2; exit 2 ;;
+esac
+MC_HOST_local="${endpoint%%://*}://$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD@${endpoint#*://}"
+export MC_HOST_local
 mc mb --ignore-existing "local/$MLFLOW_BUCKET"
 
 policy=$(mktemp)
@@ -32,7 +47,7 @@ cat >"$policy" <<JSON
 }
 JSON
 mc admin policy create local "$policy_name" "$policy"
-mc admin user add local "$MLFLOW_S3_ACCESS_KEY" "$MLFLOW_S3_SECRET_KEY"
+printf '%s\n' "$MLFLOW_S3_SECRET_KEY" | mc admin user add local "$MLFLOW_S3_ACCESS_KEY" >/dev/null
 if ! out=$(mc admin policy attach local "$policy_name" --user "$MLFLOW_S3_ACCESS_KEY" 2>&1); then
     case "$out" in
         *"already in effect"*) ;;

@@ -9,7 +9,12 @@
   database (``MLFLOW_AUTH_DATABASE_URI`` overrides); the admin account comes from
   ``MLFLOW_AUTH_ADMIN_USERNAME`` / ``MLFLOW_AUTH_ADMIN_PASSWORD`` and is created on the
   first start only: changing the password later goes through MLflow's user API.
-- A secret that still holds the ``.env.example`` placeholder stops the start.
+- The sweep account (``MLFLOW_SWEEP_USERNAME`` / ``MLFLOW_SWEEP_PASSWORD``), which the Ray
+  nodes log in with, is a plain user: it creates the experiments of its sweeps (and so
+  manages them), reads the others and cannot touch users. It is created, or its password
+  and non-admin role set again, on every start, so rotating it in .env takes effect.
+- A secret that is missing, still the ``.env.example`` placeholder or too short stops the
+  start (docker/preflight.py's rules).
 """
 
 from __future__ import annotations
@@ -22,18 +27,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-PLACEHOLDER = "changeme"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import preflight  # noqa: E402 - docker/preflight.py, beside this file
+
 REQUIRED = (
     "MLFLOW_AUTH_ADMIN_USERNAME",
     "MLFLOW_AUTH_ADMIN_PASSWORD",
     "MLFLOW_FLASK_SERVER_SECRET_KEY",
 )
-SECRETS = (
-    "POSTGRES_PASSWORD",
-    "MLFLOW_AUTH_ADMIN_PASSWORD",
-    "MLFLOW_FLASK_SERVER_SECRET_KEY",
-    "AWS_SECRET_ACCESS_KEY",
-)
+#: The secrets this server holds: its variable -> the .env variable it comes from.
+SECRETS = {
+    "POSTGRES_PASSWORD": "POSTGRES_PASSWORD",
+    "MLFLOW_AUTH_ADMIN_PASSWORD": "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    "AWS_SECRET_ACCESS_KEY": "MLFLOW_S3_SECRET_KEY",
+    "MLFLOW_SWEEP_PASSWORD": "MLFLOW_SWEEP_PASSWORD",
+}
+SWEEP_USER = ("MLFLOW_SWEEP_USERNAME", "MLFLOW_SWEEP_PASSWORD")
 AUTH_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 
 
@@ -78,13 +88,17 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
     """Check ``env``, write the auth ini; returns the environment for ``mlflow server``.
 
     Raises:
-        ConfigError: a required variable is missing or a secret is still a placeholder.
+        ConfigError: a required variable is missing, or a secret is a placeholder or too
+            short (named as in .env).
     """
     for name in REQUIRED:
         _need(env, name)
-    for name in SECRETS:
-        if env.get(name, "").startswith(PLACEHOLDER):
-            raise ConfigError(f"{name} still has the .env.example placeholder; set it in .env")
+    if bool(env.get(SWEEP_USER[0])) != bool(env.get(SWEEP_USER[1])):
+        raise ConfigError(f"set both {' and '.join(SWEEP_USER)}, or neither")
+    held = {dotenv: env[name] for name, dotenv in SECRETS.items() if env.get(name)}
+    found = preflight.problems(held, held)
+    if found:
+        raise ConfigError("; ".join(found))
     out = dict(env)
     out["MLFLOW_BACKEND_STORE_URI"] = backend_uri(env)
     folder = Path(tempfile.mkdtemp(prefix="mlflow-auth-"))
@@ -96,9 +110,35 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def ensure_sweep_user(env: Mapping[str, str]) -> str | None:
+    """Create the non-admin sweep account in the auth database, or set its password and
+    non-admin role again; returns its name (``None`` when the pair is not set)."""
+    username, password = (env.get(name, "") for name in SWEEP_USER)
+    if not username:
+        return None
+    if username == env.get("MLFLOW_AUTH_ADMIN_USERNAME"):
+        raise ConfigError(f"{SWEEP_USER[0]} must differ from the admin account ({username})")
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.config import read_auth_config
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(read_auth_config().database_uri)  # reads MLFLOW_AUTH_CONFIG_PATH
+    try:
+        if store.has_user(username):
+            store.update_user(username, password=password, is_admin=False)
+        else:
+            store.create_user(username, password, is_admin=False)
+    except MlflowException as e:
+        raise ConfigError(f"{SWEEP_USER[0]}={username}: {e.message}") from None
+    return username
+
+
 def main(argv: Sequence[str]) -> int:
     try:
         env = prepare(dict(os.environ))
+        os.environ["MLFLOW_AUTH_CONFIG_PATH"] = env["MLFLOW_AUTH_CONFIG_PATH"]
+        ensure_sweep_user(env)
     except ConfigError as e:
         print(f"mlflow-server: {e}", file=sys.stderr)
         return 2

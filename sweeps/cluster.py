@@ -31,6 +31,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from sweeps.credentials import (
+    FORWARDABLE,
+    SEALED_ENV,
+    TOKEN_ENV,
+    TOKEN_PATH_ENV,
+    CredentialError,
+    ray_token,
+    seal,
+)
+from sweeps.redact import redact_uri, uri_credentials
+
 __all__ = [
     "ADDRESS_ENV",
     "CLUSTER_MLFLOW_URI",
@@ -46,12 +57,14 @@ __all__ = [
     "JobState",
     "SweepArgs",
     "auth_headers",
+    "check_auth_enforced",
     "check_reachable",
     "default_address",
     "follow_logs",
     "job_logs",
     "job_status",
     "list_jobs",
+    "local_excludes",
     "normalize_address",
     "project_root",
     "read_requirements",
@@ -74,10 +87,8 @@ CLUSTER_MLFLOW_URI = "http://mlflow:5000"
 # Where the cluster keeps sweep state (Tune experiments, Optuna studies): a folder every node
 # sees at the same path; the compose stack sets it to a volume shared by head and workers.
 RUNS_DIR_ENV = "DROPATTACK_RUNS_DIR"
-# Sent to the job only when set here: the MLflow client reads them for basic auth.
-FORWARDED_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-TOKEN_ENV = "RAY_AUTH_TOKEN"
-TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
+# Forwarded to the job only when asked (--forward-mlflow-credentials), and then sealed.
+FORWARDED_ENV = FORWARDABLE
 # Never shipped to the cluster: environments, local results, caches and secrets.
 EXCLUDES = (
     ".git",
@@ -96,6 +107,16 @@ EXCLUDES = (
     ".mypy_cache",
     ".env",
     ".env.*",
+    ".envrc",
+    ".netrc",
+    ".aws",
+    ".ssh",
+    ".pypirc",
+    ".git-credentials",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
 )
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 CONNECT_TIMEOUT_S = 5.0
@@ -164,6 +185,11 @@ def normalize_address(address: str | None) -> str:
         ValueError: a ``ray://`` or other non-HTTP address, or one without a host.
     """
     raw = (address or default_address()).strip().rstrip("/")
+    if uri_credentials(raw) is not None:
+        raise ValueError(
+            f"--address: credentials in the URI (user:password@) would be recorded; pass the "
+            f"Ray token in {TOKEN_ENV} instead ({redact_uri(raw)})"
+        )
     if raw.startswith("ray://"):
         raise ValueError(
             f"--address: {raw} is a Ray client address; jobs go to the job API, "
@@ -189,15 +215,7 @@ def auth_headers() -> dict[str, str]:
     Raises:
         ValueError: ``RAY_AUTH_TOKEN_PATH`` names a file that cannot be read or is empty.
     """
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    path = os.environ.get(TOKEN_PATH_ENV, "").strip()
-    if not token and path:
-        try:
-            token = Path(path).expanduser().read_text().strip()
-        except OSError as e:
-            raise ValueError(f"{TOKEN_PATH_ENV}={path}: cannot read: {e.strerror}") from None
-        if not token:
-            raise ValueError(f"{TOKEN_PATH_ENV}={path}: the file is empty")
+    token = ray_token()
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -242,6 +260,32 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
         raise ClusterError(
             f"{address} is not a Ray job API: GET /api/version returned no ray_version"
         ) from None
+
+
+def check_auth_enforced(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Ask ``/api/version`` without a token: a job API that answers runs anyone's code.
+
+    Ray enforces ``RAY_AUTH_MODE=token`` only from 2.52; an older head, or one started
+    without the mode, answers everyone. Jobs are not sent to such a cluster.
+
+    Raises:
+        ClusterError: the job API answered a request that carried no token.
+    """
+    try:
+        with urllib.request.urlopen(f"{address}/api/version", timeout=timeout) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            return
+        status = e.code
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ClusterError(f"cannot reach the Ray job API at {address}: {reason}") from None
+    raise ClusterError(
+        f"the Ray job API at {address} answered a request without a token (HTTP {status}): "
+        "authentication is off, so anyone who reaches it can run code on the cluster. Start "
+        "the head with Ray >= 2.52 and RAY_AUTH_MODE=token RAY_AUTH_TOKEN=... (docs/cluster.md)"
+    )
 
 
 def _client(address: str | None) -> tuple[str, Any]:
@@ -297,27 +341,80 @@ def _excluded(relative: Path) -> str | None:
     return None
 
 
+def _pattern(relative: Path) -> str:
+    """A gitignore pattern (Ray's ``excludes``) for exactly this path under the root."""
+    text = relative.as_posix()
+    for ch in "\\*?[]":
+        text = text.replace(ch, "\\" + ch)
+    return "/" + (text[:-1] + "\\ " if text.endswith(" ") else text)
+
+
+def local_excludes(folder: Path) -> list[tuple[str, Path]]:
+    """Symbolic links under ``folder`` (outside :data:`EXCLUDES`) that lead out of it, as
+    ``(pattern, link)``: Ray's packager follows links, which would ship their targets."""
+    root = folder.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if _excluded(here.relative_to(root) / d) is None]
+        for name in sorted(dirnames + filenames):
+            path = here / name
+            if not path.is_symlink() or _excluded(path.relative_to(root)) is not None:
+                continue
+            try:
+                target = path.resolve(strict=False)
+                inside = target == root or target.is_relative_to(root)
+            except (OSError, RuntimeError):  # a loop of links
+                inside = False
+            if not inside:
+                found.append((_pattern(path.relative_to(root)), path))
+    return found
+
+
 def runtime_env(
     working_dir: str | Path,
     pip: Sequence[str] = (),
     env_vars: Mapping[str, str] | None = None,
+    *,
+    forward_credentials: bool = False,
 ) -> dict[str, Any]:
-    """The job's runtime env: ``working_dir`` minus :data:`EXCLUDES`, optional pip packages,
-    and :data:`FORWARDED_ENV` from this process (only those set) plus ``env_vars``.
+    """The job's runtime env: ``working_dir`` minus :data:`EXCLUDES` and the links that lead
+    out of it, optional pip packages and ``env_vars``.
+
+    With ``forward_credentials``, this process's :data:`FORWARDED_ENV` (those set) travel
+    sealed under the Ray token (:mod:`sweeps.credentials`); they never appear in clear.
 
     Raises:
-        ValueError: ``working_dir`` is not a folder.
+        ValueError: ``working_dir`` is not a folder, ``env_vars`` holds MLflow credentials,
+            or forwarding is asked without a Ray token.
     """
     folder = Path(working_dir).expanduser().resolve()
     if not folder.is_dir():
         raise ValueError(f"--working-dir: {working_dir} is not a folder")
-    env: dict[str, Any] = {"working_dir": str(folder), "excludes": list(EXCLUDES)}
+    excludes = list(EXCLUDES) + [pattern for pattern, _ in local_excludes(folder)]
+    env: dict[str, Any] = {"working_dir": str(folder), "excludes": excludes}
     if pip:
         env["pip"] = list(pip)
-    forwarded = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
-    forwarded.update(env_vars or {})
-    if forwarded:
-        env["env_vars"] = forwarded
+    extra = dict(env_vars or {})
+    clear = sorted(set(extra) & set(FORWARDED_ENV))
+    if clear:
+        raise ValueError(
+            f"{', '.join(clear)} would be stored in clear in the job record and node logs; "
+            "forward them with --forward-mlflow-credentials (sealed under the Ray token)"
+        )
+    if forward_credentials:
+        login = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+        if not login:
+            raise ValueError(
+                "--forward-mlflow-credentials: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD here first"
+            )
+        try:
+            extra[SEALED_ENV] = seal(login, ray_token())
+        except CredentialError as e:
+            raise ValueError(f"--forward-mlflow-credentials: {e}") from None
+    if extra:
+        env["env_vars"] = extra
     return env
 
 
@@ -388,6 +485,11 @@ def spec_argument(spec: str, working_dir: str | Path) -> str:
 
 
 def _check_tracking_uri(uri: str) -> None:
+    if uri_credentials(uri) is not None:
+        raise ValueError(
+            "--mlflow-uri: credentials in the URI (user:password@) would be stored in the job "
+            "record; the nodes log in with their own account (or --forward-mlflow-credentials)"
+        )
     if urlparse(uri).scheme not in ("http", "https"):
         raise ValueError(
             f"--mlflow-uri: trials on a cluster log to a tracking server every node can "
@@ -433,18 +535,24 @@ def submit_job(
     env_vars: Mapping[str, str] | None = None,
     metadata: Mapping[str, str] | None = None,
     submission_id: str | None = None,
+    forward_credentials: bool = False,
 ) -> str:
-    """Submit ``entrypoint`` with the project folder (or ``working_dir``) as its runtime env.
+    """Submit ``entrypoint`` with the project folder (or ``working_dir``) as its runtime env,
+    to a cluster that refuses requests without its token (:func:`check_auth_enforced`).
 
     Returns:
         The job's submission id.
 
     Raises:
-        ClusterError: the job API is unreachable, refuses the token, or rejects the job.
+        ClusterError: the job API is unreachable, refuses the token, answers without one,
+            or rejects the job.
         ValueError: bad address or working folder.
     """
-    env = runtime_env(working_dir or project_root(), pip, env_vars)
+    env = runtime_env(
+        working_dir or project_root(), pip, env_vars, forward_credentials=forward_credentials
+    )
     url, client = _client(address)
+    check_auth_enforced(url)
     try:
         return client.submit_job(
             entrypoint=entrypoint,
@@ -465,11 +573,13 @@ def submit(
     pip: Sequence[str] = (),
     sweep: SweepArgs = SweepArgs(),
     validate: bool = True,
+    forward_credentials: bool = False,
 ) -> str:
     """Send the sweep ``spec`` (a shipped name or a YAML file in the project) as a Ray job.
 
     The spec is validated here first (``validate``), so a typo fails before anything is
-    uploaded. Returns the job's submission id.
+    uploaded. ``forward_credentials``: send this machine's MLflow login, sealed (the nodes'
+    own account otherwise). Returns the job's submission id.
 
     Raises:
         ValueError: bad spec, address, tracking URI or working folder.
@@ -482,8 +592,15 @@ def submit(
         from sweeps.specfile import load_spec
 
         load_spec(folder / spec_arg if spec_arg.endswith((".yaml", ".yml")) else spec_arg)
-    metadata = {"dropattack.spec": spec_arg, "dropattack.mlflow_uri": mlflow_uri}
-    return submit_job(entrypoint, address=address, working_dir=folder, pip=pip, metadata=metadata)
+    metadata = {"dropattack.spec": spec_arg, "dropattack.mlflow_uri": redact_uri(mlflow_uri)}
+    return submit_job(
+        entrypoint,
+        address=address,
+        working_dir=folder,
+        pip=pip,
+        metadata=metadata,
+        forward_credentials=forward_credentials,
+    )
 
 
 def _state(job_id: str, info: Any) -> JobState:

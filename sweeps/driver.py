@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from sweeps.names import name_problem
+from sweeps.redact import redact_text, uri_credentials
 from sweeps.space import expand_grid
 from sweeps.spec import Spec
 from sweeps.store import UnreachableError, is_local_store, probe, sqlite_uri
@@ -170,6 +172,23 @@ def _check_ray_address(address: str, timeout: float = 5.0) -> None:
             pass
     except OSError as e:
         raise UnreachableError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+
+
+def _check_experiment(experiment: str) -> None:
+    """The experiment joins the runs folder, which it may not leave (the CLI checks it too)."""
+    problem = name_problem(experiment)
+    if problem:
+        raise SweepError(f"--experiment: {problem}")
+
+
+def _check_uri(uri: str) -> None:
+    """The tracking URI is recorded (sweep state, status lines): no password in it, whether it
+    came from --mlflow-uri or from MLFLOW_TRACKING_URI."""
+    if uri_credentials(uri) is not None:
+        raise SweepError(
+            f"--mlflow-uri: credentials in the URI ({redact_text(uri)}) would be recorded; "
+            "export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
+        )
 
 
 def _check_cluster_store(address: str | None, uri: str) -> None:
@@ -335,6 +354,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         os.environ.setdefault(k, v)
     paths = _Paths(Path(opts.runs_dir).resolve())
     experiment = opts.experiment or spec.name
+    _check_experiment(experiment)
     exp_dir = paths.ray / experiment
     state = previous = _read_state(exp_dir)
     uri = (
@@ -343,6 +363,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         or os.environ.get("MLFLOW_TRACKING_URI")
         or sqlite_uri(paths.mlflow_db)
     )
+    _check_uri(uri)
     _check_cluster_store(opts.address, uri)
     if opts.resume:
         _check_resume(state, exp_dir, spec, uri, opts)
@@ -593,7 +614,7 @@ def _start_parent(
         spec_hash=spec.hash,
         paper_table=spec.paper_table,
         git_commit=git_commit(),
-        command=opts.command or shlex.join(sys.argv),
+        command=redact_text(opts.command or shlex.join(sys.argv)),
         params={
             "algorithm": spec.search.algorithm,
             "metric": spec.search.metric,

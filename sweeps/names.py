@@ -17,7 +17,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["config_name", "folder_name", "trial_name"]
+__all__ = ["NAME_RULE", "config_name", "folder_name", "name_problem", "trial_name"]
+
+#: What a spec or experiment name may hold: it becomes a folder name (``runs/ray/<name>``),
+#: so it starts with a letter or digit and holds only letters, digits, ``_``, ``.``, ``-``.
+NAME_RULE = "letters, digits, '-', '_' or '.', starting with a letter or digit"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 #: Trial fields shown as ``name=value`` when set, in this order (after the attack set).
 VALUE_FIELDS = ("eps", "p", "k", "train_size")
@@ -25,6 +30,17 @@ VALUE_FIELDS = ("eps", "p", "k", "train_size")
 #: cloud storage paths are), anything else unsafe becomes ``_``.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 _MAX_FOLDER = 160  # well under the 255 bytes file systems allow, with room for Tune's suffixes
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a spec or sweep (``None`` when it can).
+
+    ``..``, ``/``, absolute paths and trailing newlines all fail, so a name never leaves the
+    runs folder it is joined to.
+    """
+    if _NAME.fullmatch(name):
+        return None
+    return f"expected {NAME_RULE}, got {name!r}"
 
 
 def _fmt(value: Any) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -33,6 +32,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sweeps.names import name_problem
 
 __all__ = [
     "ALGORITHMS",
@@ -60,7 +61,6 @@ METRICS = ("val_acc", "val_f1")
 PAPER_TABLES = (
     "", *(f"table{i}" for i in range(2, 11)), "figure2", "search", "quickstart", "extension",
 )  # fmt: skip
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 #: Seconds between system-metrics samples with ``system_metrics: true`` (MLflow's default).
@@ -298,8 +298,9 @@ class Spec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"expected letters, digits, '-', '_' or '.', got {v!r}")
+        problem = name_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("paper_table")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_driver_flags", "gpu_share", "positive_int"]
+from sweeps.names import name_problem
+from sweeps.redact import uri_credentials
+
+__all__ = [
+    "add_driver_flags",
+    "experiment_name",
+    "gpu_share",
+    "positive_int",
+    "uri_without_credentials",
+]
 
 
 def positive_int(text: str) -> int:
@@ -31,10 +40,35 @@ def gpu_share(text: str) -> float:
     return value
 
 
+def experiment_name(text: str) -> str:
+    """An MLflow experiment and sweep name (``--experiment``), held to the spec-name rule.
+
+    The name becomes a folder under the runs folder (``runs/ray/<name>``), which the driver
+    may move aside: ``../x`` or ``/abs`` would reach outside it.
+    """
+    problem = name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def uri_without_credentials(text: str) -> str:
+    """A URI with no ``user:password@`` part: such a URI lands in run tags, job metadata and
+    reports, so credentials go in the environment instead."""
+    if uri_credentials(text) is not None:
+        raise argparse.ArgumentTypeError(
+            "credentials in the URI (user:password@) would be stored in run tags, job "
+            "metadata and reports; drop them and export MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or RAY_AUTH_TOKEN for Ray) instead"
+        )
+    return text
+
+
 def add_driver_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of every command that runs trials through the sweep driver."""
     parser.add_argument(
         "--address",
+        type=uri_without_credentials,
         default=None,
         help="Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
     )

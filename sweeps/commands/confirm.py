@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.commands.argtypes import add_driver_flags, positive_int
+from sweeps.commands.argtypes import add_driver_flags, positive_int, uri_without_credentials
 
 if TYPE_CHECKING:
     from sweeps.report.aggregate import Analysis, CellStats
@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mlflow-uri",
+        type=uri_without_credentials,
         default=None,
         help="tracking URI of the sweep (default: MLFLOW_TRACKING_URI, else "
         "sqlite:///RUNS_DIR/mlflow.db); the confirmation logs there too",

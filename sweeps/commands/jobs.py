@@ -8,6 +8,7 @@ import sys
 import time
 
 from sweeps import cluster
+from sweeps.commands.argtypes import uri_without_credentials
 
 NAME = "jobs"
 HELP = "Show the status or logs of Ray Jobs on a cluster, stop one, or list them."
@@ -16,6 +17,7 @@ HELP = "Show the status or logs of Ray Jobs on a cluster, stop one, or list them
 def _address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
+        type=uri_without_credentials,
         default=None,
         help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
         f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",

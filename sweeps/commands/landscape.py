@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from models import tasks
 from models.data import DataOptions
+from sweeps.commands.argtypes import uri_without_credentials
 from sweeps.landscape import (
     Landscape,
     LossCurve,
@@ -87,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mlflow-uri",
+        type=uri_without_credentials,
         default=None,
         help="tracking URI of the runs (default: MLFLOW_TRACKING_URI, else "
         "sqlite:///RUNS_DIR/mlflow.db, where `dropattack sweep` writes by default)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sweeps.commands.argtypes import uri_without_credentials
 from sweeps.report import build_report
 from sweeps.report.build import default_out_dir
 from sweeps.report.collect import default_tracking_uri
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
     parser.add_argument(
         "--mlflow-uri",
+        type=uri_without_credentials,
         default=None,
         help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
         "where `dropattack sweep` writes by default)",

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sweeps import cluster
-from sweeps.commands.argtypes import gpu_share, positive_int
+from sweeps.commands.argtypes import (
+    experiment_name,
+    gpu_share,
+    positive_int,
+    uri_without_credentials,
+)
 
 NAME = "submit"
 HELP = (
@@ -24,17 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or a YAML file")
     parser.add_argument(
         "--address",
+        type=uri_without_credentials,
         default=None,
         help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
         f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",
     )
     parser.add_argument(
         "--mlflow-uri",
+        type=uri_without_credentials,
         default=cluster.CLUSTER_MLFLOW_URI,
         help="MLflow tracking server as the cluster's nodes reach it "
         "(default: %(default)s, the compose stack's)",
     )
-    parser.add_argument("--experiment", help="MLflow experiment and sweep name (default: spec)")
+    parser.add_argument(
+        "--experiment",
+        type=experiment_name,
+        help="MLflow experiment and sweep name (default: spec)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue a sweep of this name")
     parser.add_argument("--max-concurrent", type=positive_int, help="at most N trials at once")
     parser.add_argument(
@@ -63,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--requirements", metavar="FILE", help="requirements file of extra pip packages"
     )
     parser.add_argument(
+        "--forward-mlflow-credentials",
+        action="store_true",
+        help="log as this machine's MLFLOW_TRACKING_USERNAME/PASSWORD, sent sealed under the "
+        "Ray token (default: the nodes' own MLflow account)",
+    )
+    parser.add_argument(
         "--follow",
         action="store_true",
         help="stream the job's output until it ends; exit 0 only if it succeeded",
@@ -84,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     address = cluster.normalize_address(args.address)
+    folder = args.working_dir or cluster.project_root()
+    for _, link in cluster.local_excludes(Path(folder).expanduser()):
+        print(f"not shipped: {link} (a link out of {folder})", file=sys.stderr)
     try:
         job_id = cluster.submit(
             args.spec,
@@ -92,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             working_dir=args.working_dir,
             pip=pip,
             sweep=sweep,
+            forward_credentials=args.forward_mlflow_credentials,
         )
         print(job_id, flush=True)
         if not args.follow:

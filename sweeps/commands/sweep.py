@@ -8,7 +8,12 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from sweeps.commands.argtypes import add_driver_flags, gpu_share
+from sweeps.commands.argtypes import (
+    add_driver_flags,
+    experiment_name,
+    gpu_share,
+    uri_without_credentials,
+)
 
 if TYPE_CHECKING:
     from sweeps.driver import SweepOptions
@@ -25,12 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or path to a YAML file")
     parser.add_argument(
         "--mlflow-uri",
+        type=uri_without_credentials,
         default=None,
         help="MLflow tracking URI, e.g. http://HOST:5000 (default: MLFLOW_TRACKING_URI, "
         "else sqlite:///RUNS_DIR/mlflow.db)",
     )
     parser.add_argument(
-        "--experiment", default=None, help="MLflow experiment and sweep name (default: spec name)"
+        "--experiment",
+        type=experiment_name,
+        default=None,
+        help="MLflow experiment and sweep name (default: spec name)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted sweep of this name"

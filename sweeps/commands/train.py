@@ -20,6 +20,7 @@ import torch
 
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
+from sweeps.commands.argtypes import experiment_name, uri_without_credentials
 from sweeps.names import trial_name
 from sweeps.trial import TrialConfig, TrialResult, effective, run_trial
 
@@ -78,9 +79,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--download", action="store_true", help="let torchvision download MNIST/CIFAR-10"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
-    parser.add_argument("--mlflow-uri", help="also log the run to this MLflow tracking URI")
     parser.add_argument(
-        "--experiment", default="dropattack-train", help="MLflow experiment (default: %(default)s)"
+        "--mlflow-uri",
+        type=uri_without_credentials,
+        help="also log the run to this MLflow tracking URI",
+    )
+    parser.add_argument(
+        "--experiment",
+        type=experiment_name,
+        default="dropattack-train",
+        help="MLflow experiment (default: %(default)s)",
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from sweeps.redact import redact_uri
 from sweeps.report import extension, render
 from sweeps.report.aggregate import Analysis, CellStats, Comparison, Difference, analyze, confirm
 from sweeps.report.collect import (
@@ -101,7 +102,7 @@ def _summary(analysis: Analysis) -> list[str]:
     counts = sweep.status_counts()
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     items = [
-        f"Experiment: {sweep.experiment} (tracking URI {sweep.tracking_uri})",
+        f"Experiment: {sweep.experiment} (tracking URI {redact_uri(sweep.tracking_uri)})",
         f"Sweep parent run: {sweep.parent.run_id}"
         + (
             f" (newest of {len(sweep.other_parents) + 1}; choose another with --parent)"

@@ -3,19 +3,37 @@
 A document is a list of blocks (:class:`Heading`, :class:`Text`, :class:`Bullets`,
 :class:`~sweeps.report.tables.Table`, :class:`~sweeps.report.figures.Figure`); each output
 format is a registry of one function per block type.
+
+Every string is plain text, whatever its source: run params, tags and error messages come
+from MLflow, where anyone who can log a run can write them. They reach the page only through
+:func:`md_escape` (Markdown) and :func:`html_escape` (HTML), so ``<img onerror=...>`` or
+``[a](javascript:...)`` in a param shows as those characters. The one markup a text may
+carry is a ``code span`` in :class:`Text` and :class:`Bullets` (:func:`md_text`).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sweeps.report.figures import Figure
 from sweeps.report.tables import Entry, Table
 
-__all__ = ["FORMATS", "Bullets", "Heading", "Text", "to_html", "to_markdown"]
+__all__ = [
+    "FORMATS",
+    "Bullets",
+    "Heading",
+    "Text",
+    "html_escape",
+    "md_escape",
+    "md_text",
+    "to_html",
+    "to_markdown",
+]
 
 
 @dataclass(frozen=True)
@@ -37,33 +55,66 @@ class Bullets:
 Block = Heading | Text | Bullets | Table | Figure
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# Characters Markdown (CommonMark with GitHub's tables) or inline HTML read as markup:
+# backslash, code, emphasis, raw HTML and autolinks, entities, cell borders; "]" where it
+# would close a link or image ("](", "][", "]:"; a "[...]" alone is text); "_" where it can
+# delimit emphasis (not inside a word such as val_acc).
+_MD_MARKUP = re.compile(r"[\\`*<>&|]|\](?=[(\[:])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# A block opened by a value's first characters: heading, bullet or numbered list item, and a
+# "[" that could start a link reference definition.
+_MD_LINE_START = re.compile(r"^(\s*|\s*\d{1,9})(#|[-+]|(?<=\d)[.)])(?=\s|#|$)|^(\s*)(\[)")
+
+
+def md_escape(text: str) -> str:
+    """``text`` as Markdown that renders as exactly that text: markup characters are
+    backslash-escaped, and line breaks become spaces so no value can open a block."""
+    flat = " ".join(str(text).splitlines())
+    escaped = _MD_MARKUP.sub(lambda m: "\\" + m.group(0), flat)
+    return _MD_LINE_START.sub(
+        lambda m: (m.group(1) or m.group(3) or "") + "\\" + (m.group(2) or m.group(4)), escaped
+    )
+
+
+def md_text(text: str) -> str:
+    """:func:`md_escape`, except that balanced backticks keep marking code spans (whose
+    content Markdown never reads as markup)."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an odd number of backticks: no code, all text
+        return md_escape(text)
+    return "".join(
+        md_escape(part) if i % 2 == 0 else "`" + " ".join(part.splitlines()) + "`"
+        for i, part in enumerate(parts)
+    )
 
 
 def _md_entry(entry: Entry) -> str:
     return "".join(
-        f"**{_md_escape(s.text)}**" if s.bold and s.text.strip() else _md_escape(s.text)
+        f"**{md_escape(s.text)}**" if s.bold and s.text.strip() else md_escape(s.text)
         for s in entry
     )
 
 
 def _md_table(t: Table) -> str:
-    lines = [f"### {t.title}", ""]
-    lines.append("| " + " | ".join(_md_escape(h) for h in t.header) + " |")
+    lines = [f"### {md_escape(t.title)}", ""]
+    lines.append("| " + " | ".join(md_escape(h) for h in t.header) + " |")
     lines.append("|" + "|".join("---" for _ in t.header) + "|")
     lines += ["| " + " | ".join(_md_entry(e) for e in row) + " |" for row in t.rows]
     if t.caption:
-        lines += ["", f"*{t.caption}*"]
+        lines += ["", f"*{md_escape(t.caption)}*"]
     return "\n".join(lines)
 
 
+def _md_figure(f: Figure) -> str:
+    caption = md_escape(f.caption)
+    return f"![{caption}]({quote(f.name)})\n\n*{caption}*"
+
+
 _MARKDOWN: dict[type, Callable] = {
-    Heading: lambda b: f"{'#' * b.level} {b.text}",
-    Text: lambda b: b.text,
-    Bullets: lambda b: "\n".join(f"- {item}" for item in b.items),
+    Heading: lambda b: f"{'#' * b.level} {md_escape(b.text)}",
+    Text: lambda b: md_text(b.text),
+    Bullets: lambda b: "\n".join(f"- {md_text(item)}" for item in b.items),
     Table: _md_table,
-    Figure: lambda b: f"![{b.caption}]({b.name})\n\n*{b.caption}*",
+    Figure: _md_figure,
 }
 
 
@@ -72,8 +123,12 @@ def to_markdown(blocks: Sequence[Block]) -> str:
     return "\n\n".join(_MARKDOWN[type(b)](b) for b in blocks) + "\n"
 
 
-def _h(text: str) -> str:
-    return html.escape(text, quote=True)
+def html_escape(text: str) -> str:
+    """``text`` as HTML text or attribute value (``&``, ``<``, ``>`` and quotes escaped)."""
+    return html.escape(str(text), quote=True)
+
+
+_h = html_escape
 
 
 def _html_entry(entry: Entry) -> str:

@@ -27,7 +27,7 @@ from sweeps import cluster
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-SERVICES = {"postgres", "minio", "minio-init", "mlflow", "ray-head", "ray-worker"}
+SERVICES = {"preflight", "postgres", "minio", "minio-init", "mlflow", "ray-head", "ray-worker"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|_KEY$")
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -102,6 +102,9 @@ def test_parses_as_compose_spec_with_the_services() -> None:
     assert set(data["services"]) == SERVICES
     assert set(data["networks"]) == {"internal"}
     for name, svc in data["services"].items():
+        if name == "preflight":  # reads its environment, talks to nobody
+            assert svc["network_mode"] == "none" and "networks" not in svc
+            continue
         assert svc["networks"] == ["internal"], name
 
 
@@ -121,23 +124,38 @@ def test_dependencies_wait_for_health() -> None:
     }
     assert service("minio-init")["depends_on"] == {"minio": {"condition": "service_healthy"}}
     assert set(service("ray-worker")["depends_on"]) == {"ray-head", "mlflow"}
+    done = {"condition": "service_completed_successfully"}
+    assert (
+        service("postgres")["depends_on"] == service("minio")["depends_on"] == {"preflight": done}
+    )
+
+
+def test_every_service_starts_after_preflight() -> None:
+    """Through depends_on, nothing starts before the secrets are checked."""
+
+    def needs(name: str) -> set[str]:
+        deps = set(service(name).get("depends_on") or {})
+        return deps.union(*(needs(d) for d in deps))
+
+    for name in SERVICES - {"preflight"}:
+        assert "preflight" in needs(name), name
 
 
 def test_healthchecks_probe_the_service_itself() -> None:
     assert "pg_isready" in " ".join(service("postgres")["healthcheck"]["test"])
     assert service("minio")["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
-    for name, url in (
-        ("mlflow", "http://127.0.0.1:5000/health"),
-        ("ray-head", f"http://127.0.0.1:{cluster.DEFAULT_JOB_PORT}/api/version"),
-    ):
-        test = service(name)["healthcheck"]["test"]
-        assert test == ["CMD", "python", "/app/docker/healthcheck.py", url], name
+    check = ["CMD", "python", "/app/docker/healthcheck.py"]
+    assert service("mlflow")["healthcheck"]["test"] == [*check, "http://127.0.0.1:5000/health"]
+    job_api = f"http://127.0.0.1:{cluster.DEFAULT_JOB_PORT}/api/version"
+    # the head is healthy only while its job API refuses a request without the token
+    assert service("ray-head")["healthcheck"]["test"] == [*check, "--require-auth", job_api]
     assert (ROOT / "docker" / "healthcheck.py").is_file()
 
 
 def test_restart_policies() -> None:
     policies = {name: svc["restart"] for name, svc in compose()["services"].items()}
     assert policies == {
+        "preflight": "no",
         "postgres": "unless-stopped",
         "minio": "unless-stopped",
         "minio-init": "no",
@@ -260,6 +278,7 @@ def test_no_secret_is_inline() -> None:
         "MLFLOW_S3_ACCESS_KEY",
         "MLFLOW_S3_SECRET_KEY",
         "MLFLOW_ADMIN_PASSWORD",
+        "MLFLOW_SWEEP_PASSWORD",
         "MLFLOW_FLASK_SERVER_SECRET_KEY",
         "RAY_AUTH_TOKEN",
     }
@@ -287,6 +306,52 @@ def test_env_files_are_never_committed_or_shipped() -> None:
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".env.*", ".git", ".venv", "runs"} <= set(dockerignore)
     assert {".env", ".env.*"} <= set(cluster.EXCLUDES)
+    keys = {".envrc", ".netrc", ".aws", ".ssh", "*.pem", "*.key"}
+    assert keys <= set(cluster.EXCLUDES)
+    assert {".envrc", ".netrc", ".aws", ".ssh", "**/*.pem", "**/*.key"} <= set(dockerignore)
+
+
+def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "preflight.py")],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_preflight_checks_every_secret_of_env_example() -> None:
+    """The preflight service holds every secret of .env.example and refuses the example's
+    values, placeholders anywhere in a value, and short tokens and keys."""
+    active, _ = env_example()
+    secrets_ = {k for k in active if SECRET_NAME.search(k)} - {"MLFLOW_S3_ACCESS_KEY"}
+    assert set(environment("preflight")) == secrets_  # MLFLOW_S3_ACCESS_KEY is a user name
+    example = _preflight({k: v for k, v in active.items()})
+    assert example.returncode == 2
+    for name in secrets_:
+        assert f"preflight: {name} still has the .env.example placeholder" in example.stderr
+    good = {k: "x" * 40 for k in secrets_}
+    ok = _preflight(good)
+    assert ok.returncode == 0, ok.stderr
+    assert _preflight({**good, "RAY_AUTH_TOKEN": "my-CHANGEME-token-" + "x" * 40}).returncode == 2
+    short = _preflight({**good, "RAY_AUTH_TOKEN": "t" * 31, "MLFLOW_ADMIN_PASSWORD": "p" * 15})
+    assert short.returncode == 2
+    assert "RAY_AUTH_TOKEN has 31 characters, at least 32 are needed" in short.stderr
+    assert "MLFLOW_ADMIN_PASSWORD has 15 characters, at least 16 are needed" in short.stderr
+    missing = _preflight({k: v for k, v in good.items() if k != "MLFLOW_S3_SECRET_KEY"})
+    assert missing.returncode == 2 and "MLFLOW_S3_SECRET_KEY is not set" in missing.stderr
+
+
+def test_ray_nodes_never_get_the_mlflow_admin_account() -> None:
+    for name in ("ray-head", "ray-worker"):
+        env = environment(name)
+        assert VAR.fullmatch(env["MLFLOW_TRACKING_USERNAME"]).group(1) == "MLFLOW_SWEEP_USERNAME"
+        assert VAR.fullmatch(env["MLFLOW_TRACKING_PASSWORD"]).group(1) == "MLFLOW_SWEEP_PASSWORD"
+    holders = {n for n in SERVICES if "MLFLOW_ADMIN_PASSWORD" in " ".join(environment(n).values())}
+    assert holders == {"mlflow", "preflight"}
+    mlflow = environment("mlflow")
+    assert VAR.fullmatch(mlflow["MLFLOW_SWEEP_USERNAME"]).group(1) == "MLFLOW_SWEEP_USERNAME"
 
 
 # --------------------------------------------------------------------------- image
@@ -353,6 +418,38 @@ def test_dockerfile_torch_guard_runs(tmp_path: Path) -> None:
     assert f"BASE has torch {pinned('torch')}, pyproject.toml pins 1.0.0" in bad.stderr
 
 
+def test_ray_with_token_authentication_everywhere(tmp_path: Path) -> None:
+    """Ray >= 2.52 (its first with token authentication) in every dependency list, and the
+    image build stops on an older one (its RUN executed here)."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    rays = re.findall(r'"(ray\[[a-z]+\][^"]*)"', pyproject)
+    assert sorted(rays) == ["ray[default]>=2.52", "ray[tune]>=2.52"]
+    steps = dockerfile()
+    args = dict(rest.split("=", 1) for cmd, rest in steps if cmd == "ARG" and "=" in rest)
+    assert args["RAY_MIN"] == "2.52"
+    for doc in ("README.md", "docs/cluster.md"):
+        assert "2.52" in (ROOT / doc).read_text(), doc
+    (guard,) = [rest for cmd, rest in steps if cmd == "RUN" and "ray.__version__" in rest]
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    ok = subprocess.run(
+        ["sh", "-c", guard],
+        env={"PATH": path, "RAY_MIN": "2.52"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(
+        ["sh", "-c", guard],
+        env={"PATH": path, "RAY_MIN": "99.1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert "has no token authentication: pyproject.toml needs ray>=99.1" in bad.stderr
+
+
 def test_image_requirements_include_the_server_extra() -> None:
     out = subprocess.run(
         [sys.executable, "docker/requirements.py", "server"],
@@ -364,7 +461,7 @@ def test_image_requirements_include_the_server_extra() -> None:
     assert f"torch=={pinned('torch')}" in out
     names = {re.split(r"[<>=\[]", line)[0] for line in out}
     assert {"psycopg2-binary", "boto3", "mlflow", "ray"} <= names
-    assert "mlflow[auth]>=2.16" in out and "ray[default]>=2.40" in out
+    assert "mlflow[auth]>=2.16" in out and "ray[default]>=2.52" in out
     bad = subprocess.run(
         [sys.executable, "docker/requirements.py", "nope"], cwd=ROOT, capture_output=True, text=True
     )

@@ -34,24 +34,26 @@ def load_mlflow_server():
 
 BASE_ENV = {
     "POSTGRES_USER": "ml flow",
-    "POSTGRES_PASSWORD": "p@ss%w:rd/1",
+    "POSTGRES_PASSWORD": "p@ss%w:rd/1-long-enough",
     "POSTGRES_DB": "mlflow",
     "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
     "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-admin-password",
-    "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-key",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-key-" + "k" * 32,
 }
 
 
 def test_backend_uri_encodes_credentials() -> None:
     ms = load_mlflow_server()
     uri = ms.backend_uri(BASE_ENV)
-    assert uri == "postgresql+psycopg2://ml%20flow:p%40ss%25w%3Ard%2F1@postgres:5432/mlflow"
+    assert uri == (
+        "postgresql+psycopg2://ml%20flow:p%40ss%25w%3Ard%2F1-long-enough@postgres:5432/mlflow"
+    )
     from sqlalchemy.engine import make_url
 
     url = make_url(uri)  # what MLflow's SQLAlchemy store parses
     assert (url.username, url.password, url.host, url.database) == (
         "ml flow",
-        "p@ss%w:rd/1",
+        "p@ss%w:rd/1-long-enough",
         "postgres",
         "mlflow",
     )
@@ -89,7 +91,14 @@ def test_auth_ini_is_private_and_read_back_by_mlflow(monkeypatch: pytest.MonkeyP
         ({"MLFLOW_AUTH_ADMIN_PASSWORD": ""}, "MLFLOW_AUTH_ADMIN_PASSWORD is not set"),
         ({"POSTGRES_PASSWORD": ""}, "POSTGRES_PASSWORD is not set"),
         ({"POSTGRES_PASSWORD": "changeme-postgres-password"}, "POSTGRES_PASSWORD still has"),
-        ({"AWS_SECRET_ACCESS_KEY": "changeme-x"}, "AWS_SECRET_ACCESS_KEY still has"),
+        ({"AWS_SECRET_ACCESS_KEY": "changeme-x"}, "MLFLOW_S3_SECRET_KEY still has"),
+        ({"MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 31}, "SECRET_KEY has 31 characters, at least 32"),
+        ({"MLFLOW_AUTH_ADMIN_PASSWORD": "short-pw"}, "MLFLOW_ADMIN_PASSWORD has 8 characters"),
+        ({"MLFLOW_SWEEP_USERNAME": "sweeps"}, "set both MLFLOW_SWEEP_USERNAME and"),
+        (
+            {"MLFLOW_SWEEP_USERNAME": "s", "MLFLOW_SWEEP_PASSWORD": "changeme-mlflow-sweep-pw"},
+            "MLFLOW_SWEEP_PASSWORD still has",
+        ),
     ],
 )
 def test_refuses_missing_and_placeholder_secrets(change: dict, message: str) -> None:
@@ -130,6 +139,7 @@ def test_real_mlflow_server_behind_basic_auth(tmp_path: Path) -> None:
     allowed = allowed.split(":-", 1)[1].rstrip("}")
     port = free_port()
     password = "p%ss w:rd@1-long-enough"
+    sweep_password = "sweep-password-long-enough"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
         **BASE_ENV,
@@ -137,6 +147,8 @@ def test_real_mlflow_server_behind_basic_auth(tmp_path: Path) -> None:
         "MLFLOW_AUTH_ADMIN_PASSWORD": password,
         "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
         "MLFLOW_SERVER_ALLOWED_HOSTS": allowed,
+        "MLFLOW_SWEEP_USERNAME": "sweeps",
+        "MLFLOW_SWEEP_PASSWORD": sweep_password,
     }
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     cmd = [
@@ -170,6 +182,8 @@ def test_real_mlflow_server_behind_basic_auth(tmp_path: Path) -> None:
         assert get(api, ("admin", password)) == 200
         assert get(api, ("admin", password), host="mlflow:5000") == 200
         assert get(api, ("admin", password), host="attacker.example") == 403
+        _sweep_account_edits_its_runs_and_nothing_else(base, ("sweeps", sweep_password), tmp_path)
+        assert get(api, ("sweeps", "wrong-password-long")) == 401
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -179,6 +193,52 @@ def test_real_mlflow_server_behind_basic_auth(tmp_path: Path) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=20)
         log.close()
+
+
+def post(url: str, body: dict, auth: tuple[str, str]) -> int:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + b64encode(":".join(auth).encode()).decode(),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def _sweep_account_edits_its_runs_and_nothing_else(
+    base: str, auth: tuple[str, str], tmp_path: Path
+) -> None:
+    """What the Ray nodes do as the sweep account, in a child process with its credentials
+    in the environment (as on a node): create the sweep's experiment, a run, its metrics and
+    an artifact through the server. It is no admin: user management is refused."""
+    script = (
+        "import sys, mlflow; c = mlflow.MlflowClient(sys.argv[1]); "
+        "e = c.create_experiment('sweep-by-nodes'); r = c.create_run(e).info.run_id; "
+        "c.log_metric(r, 'val_acc', 0.5); c.log_param(r, 'eps', '1'); "
+        "c.log_text(r, 'hello', 'note.txt'); c.set_terminated(r); "
+        "print(c.get_run(r).data.metrics['val_acc'], c.list_artifacts(r)[0].path)"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+        "MLFLOW_TRACKING_USERNAME": auth[0],
+        "MLFLOW_TRACKING_PASSWORD": auth[1],
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, base], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["0.5", "note.txt"]
+    users = f"{base}/api/2.0/mlflow/users"
+    assert post(f"{users}/create", {"username": "eve", "password": "x" * 20}, auth) == 403
+    assert get(f"{users}/get?username=admin", auth) == 403
+    assert post(f"{users}/update-admin", {"username": auth[0], "is_admin": True}, auth) == 403
 
 
 def get_or_none(url: str) -> int | None:
@@ -208,6 +268,8 @@ def run_init(tmp_path: Path, attach: str = "ok", **env: str) -> subprocess.Compl
     mc.write_text(
         "#!/bin/sh\n"
         'echo "$*" >> "$MC_LOG"\n'
+        'echo "${MC_HOST_local:-}" >> "$MC_LOG.host"\n'
+        'if [ "$2 $3" = "user add" ]; then cat > "$MC_LOG.stdin"; fi\n'
         'if [ "$2 $3" = "policy create" ]; then cp "$6" "$MC_LOG.policy"; fi\n'
         'if [ "$2 $3" = "policy attach" ]; then\n'
         '  case "$MC_ATTACH" in\n'
@@ -235,11 +297,16 @@ def test_minio_init_creates_bucket_and_scoped_user(tmp_path: Path) -> None:
     done = run_init(tmp_path)
     assert done.returncode == 0, done.stderr
     calls = (tmp_path / "mc.log").read_text().splitlines()
-    assert calls[0] == "alias set local http://minio:9000 root root-password"
-    assert calls[1] == "mb --ignore-existing local/mlflow"
-    assert calls[2].startswith("admin policy create local mlflow-artifacts ")
-    assert calls[3] == "admin user add local mlflow-artifacts s3-secret"
-    assert calls[4] == "admin policy attach local mlflow-artifacts --user mlflow-artifacts"
+    assert calls[0] == "mb --ignore-existing local/mlflow"
+    assert calls[1].startswith("admin policy create local mlflow-artifacts ")
+    assert calls[2] == "admin user add local mlflow-artifacts"
+    assert calls[3] == "admin policy attach local mlflow-artifacts --user mlflow-artifacts"
+    # secrets by environment and stdin, never as arguments (world-readable in /proc)
+    for secret in (MINIO_ENV["MINIO_ROOT_PASSWORD"], MINIO_ENV["MLFLOW_S3_SECRET_KEY"]):
+        assert all(secret not in call for call in calls), secret
+    hosts = set((tmp_path / "mc.log.host").read_text().splitlines())
+    assert hosts == {"http://root:root-password@minio:9000"}
+    assert (tmp_path / "mc.log.stdin").read_text() == "s3-secret\n"
     policy = json.loads((tmp_path / "mc.log.policy").read_text())
     resources = {r for s in policy["Statement"] for r in s["Resource"]}
     assert resources == {"arn:aws:s3:::mlflow", "arn:aws:s3:::mlflow/*"}
@@ -252,3 +319,5 @@ def test_minio_init_runs_again_and_reports_real_errors(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "Unable to connect" in broken.stderr
     missing = run_init(tmp_path, MLFLOW_S3_SECRET_KEY="")
     assert missing.returncode != 0 and "MLFLOW_S3_SECRET_KEY" in missing.stderr
+    colon = run_init(tmp_path, MINIO_ROOT_PASSWORD="pass:word")
+    assert colon.returncode == 2 and "MINIO_ROOT_PASSWORD may not contain ':'" in colon.stderr

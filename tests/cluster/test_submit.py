@@ -8,6 +8,7 @@ stops every Ray on the machine, other tests' included).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import cluster
+from sweeps import cluster, credentials
 from sweeps.cli import main
 from tests.netutil import free_ports
 from tests.procutil import kill_group
@@ -97,20 +98,76 @@ def test_auth_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         cluster.auth_headers()
 
 
-def test_runtime_env_forwards_only_set_credentials(
+def test_runtime_env_never_holds_credentials_in_clear(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-    env = cluster.runtime_env(tmp_path)
-    assert env == {"working_dir": str(tmp_path.resolve()), "excludes": list(cluster.EXCLUDES)}
-    assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(cluster.EXCLUDES)
+    """Forwarding the local MLflow login is opt-in, and then sealed under the Ray token."""
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
-    env = cluster.runtime_env(tmp_path, pip=["tabulate==0.9.0"])
-    assert env["env_vars"] == {"MLFLOW_TRACKING_USERNAME": "alice"}
-    assert env["pip"] == ["tabulate==0.9.0"]
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw")
+    env = cluster.runtime_env(tmp_path, pip=["tabulate==0.9.0"])  # set here, not forwarded
+    assert env == {
+        "working_dir": str(tmp_path.resolve()),
+        "excludes": list(cluster.EXCLUDES),
+        "pip": ["tabulate==0.9.0"],
+    }
+    assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(cluster.EXCLUDES)
+    with pytest.raises(ValueError, match="--forward-mlflow-credentials: .*Ray token"):
+        cluster.runtime_env(tmp_path, forward_credentials=True)
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_PASSWORD would be stored in clear"):
+        cluster.runtime_env(tmp_path, env_vars={"MLFLOW_TRACKING_PASSWORD": "x"})
+    token = secrets.token_urlsafe(32)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    env = cluster.runtime_env(tmp_path, env_vars={"A": "1"}, forward_credentials=True)
+    assert set(env["env_vars"]) == {"A", credentials.SEALED_ENV}
+    assert "s3cret-pw" not in json.dumps(env) and "alice" not in json.dumps(env)
+    sealed = env["env_vars"][credentials.SEALED_ENV]
+    assert credentials.unseal(sealed, token) == {
+        "MLFLOW_TRACKING_USERNAME": "alice",
+        "MLFLOW_TRACKING_PASSWORD": "s3cret-pw",
+    }
+    with pytest.raises(credentials.CredentialError, match="cannot unseal it"):
+        credentials.unseal(sealed, secrets.token_urlsafe(32))
+    with pytest.raises(credentials.CredentialError, match="cannot unseal it"):
+        credentials.unseal(sealed[:-4] + "AAAA", token)
+    node = {
+        credentials.SEALED_ENV: sealed,
+        "RAY_AUTH_TOKEN": token,
+        "MLFLOW_TRACKING_USERNAME": "n",
+    }
+    assert credentials.unseal_environ(node) == sorted(cluster.FORWARDED_ENV)
+    assert node["MLFLOW_TRACKING_USERNAME"] == "alice"  # the forwarded login wins
     with pytest.raises(ValueError, match="--working-dir: .* is not a folder"):
         cluster.runtime_env(tmp_path / "missing")
+
+
+def test_key_files_and_links_out_of_the_folder_are_not_shipped(tmp_path: Path) -> None:
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "id_rsa").write_text("secret")
+    for name in ("a.py", "sub/b.py", ".envrc", "certs/server.pem", "tls.key", ".netrc",
+                 ".aws/credentials", "sub/deep/x.key"):  # fmt: skip
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text("x")
+    (work / "home").symlink_to(outside)
+    (work / "sub" / "key [1]").symlink_to(outside / "id_rsa")
+    (work / "sub" / "inside").symlink_to(work / "a.py")
+    (work / ".venv").mkdir()
+    (work / ".venv" / "python").symlink_to("/usr/bin/python3")  # excluded anyway
+    links = cluster.local_excludes(work)
+    assert [p for p, _ in links] == ["/home", "/sub/key \\[1\\]"]
+    # what Ray's packager walks (it follows links) with these excludes
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+
+    seen: list[Path] = []
+    excludes = [_get_excludes(work, cluster.runtime_env(work)["excludes"])]
+    _dir_travel(work, excludes, seen.append, include_gitignore=False)
+    shipped = sorted(p.relative_to(work).as_posix() for p in seen if p != work)
+    assert shipped == ["a.py", "certs", "sub", "sub/b.py", "sub/deep", "sub/inside"]
+    everything: list[Path] = []
+    _dir_travel(work, [], everything.append, include_gitignore=False)
+    assert work / "home" / "id_rsa" in everything  # without them, Ray ships the link's target
 
 
 def test_read_requirements(tmp_path: Path) -> None:
@@ -277,6 +334,13 @@ class RayHead:
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
     """A real Ray head: dashboard + job API on 127.0.0.1, token auth, 1 CPU, own ports."""
+    with _head(auth=True) as head:
+        yield head
+
+
+@contextlib.contextmanager
+def _head(auth: bool) -> Iterator[RayHead]:
+    """``ray start --head`` with (``RAY_AUTH_MODE=token``) or without token authentication."""
     from ray._private.utils import get_dashboard_dependency_error
 
     missing = get_dashboard_dependency_error()
@@ -292,11 +356,15 @@ def ray_head() -> Iterator[RayHead]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=token,
         RAY_USAGE_STATS_ENABLED="0",
         DROPATTACK_RUNS_DIR=str(temp / "runs"),
     )
+    # Without a mode, Ray >= 2.60 turns token auth on when ~/.ray/auth_token exists: "disabled"
+    # is what an older Ray, or a head started without authentication, amounts to.
+    if auth:
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    else:
+        env.update(RAY_AUTH_MODE="disabled")
     cmd = [
         str(VENV_BIN / "ray"),
         "start",
@@ -378,6 +446,11 @@ def test_submitted_job_ships_the_working_dir_and_credentials(
     for name in (
         "marker.txt",
         ".env",
+        ".envrc",
+        ".netrc",
+        ".aws/credentials",
+        "certs/tls.pem",
+        "tls.key",
         ".venv/lib.py",
         "runs/state.json",
         "pkg/__pycache__/m.pyc",
@@ -385,31 +458,48 @@ def test_submitted_job_ships_the_working_dir_and_credentials(
     ):
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_text("x")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "id_rsa").write_text("x")
+    (work / "home").symlink_to(tmp_path / "home")  # a link out of the folder
+    password = "s3cret-" + secrets.token_hex(8)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     script = (
-        "import os, json; "
+        "import os, json; from sweeps.credentials import unseal_environ; "
+        "print('BEFORE', os.environ.get('MLFLOW_TRACKING_USERNAME')); unseal_environ(); "
         "files = sorted(os.path.relpath(os.path.join(d, f), '.') "
-        "for d, _, fs in os.walk('.') for f in fs); "
+        "for d, _, fs in os.walk('.', followlinks=True) for f in fs); "
         "print('FILES', json.dumps(files)); "
         "print('USER', os.environ.get('MLFLOW_TRACKING_USERNAME')); "
         "print('PASSWORD_LEN', len(os.environ.get('MLFLOW_TRACKING_PASSWORD', '')))"
     )
-    job = cluster.submit_job(f'python -c "{script}"', address=authed.url, working_dir=work)
+    job = cluster.submit_job(
+        f'python -c "{script}"', address=authed.url, working_dir=work, forward_credentials=True
+    )
     state = cluster.wait_for(job, address=authed.url, timeout=120)
     assert state.status == "SUCCEEDED", cluster.job_logs(job, authed.url)
 
     code, out, _ = run_cli(capsys, "jobs", "logs", job, "--address", authed.url)
     assert code == 0
     files = json.loads(out.split("FILES ", 1)[1].splitlines()[0])
-    assert files == ["marker.txt", "pkg/mod.py"]  # no .env, .venv, runs, __pycache__
-    assert "USER alice" in out and "PASSWORD_LEN 9" in out
+    assert files == ["marker.txt", "pkg/mod.py"]  # no secrets, .venv, runs, __pycache__, link
+    assert "BEFORE None" in out  # nothing in clear in the job's environment
+    assert "USER alice" in out and f"PASSWORD_LEN {len(password)}" in out
+    # the job record (what the dashboard and job API show) and the node logs: sealed only
+    request = urllib.request.Request(
+        f"{authed.url}/api/jobs/{job}", headers={"Authorization": f"Bearer {authed.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        record = resp.read().decode()
+    assert credentials.SEALED_ENV in record and password not in record and "alice" not in record
+    logs = [p for p in authed.temp.rglob("*") if p.is_file() and "logs" in p.parts]
+    assert logs and not [p for p in logs if password.encode() in p.read_bytes()]
 
     code, out, _ = run_cli(capsys, "jobs", "status", job, "--json", "--address", authed.url)
     status = json.loads(out)
     assert code == 0 and status["job_id"] == job and status["status"] == "SUCCEEDED"
     assert status["end_time"] >= status["start_time"] > 0
-    assert "s3cret-pw" not in out  # the runtime env (credentials) is never shown
+    assert credentials.SEALED_ENV not in out  # the runtime env is never shown
 
     code, out, _ = run_cli(capsys, "jobs", "list", "--address", authed.url)
     assert code == 0 and any(line.startswith(f"{job}  SUCCEEDED") for line in out.splitlines())
@@ -533,6 +623,7 @@ def test_compose_healthcheck_script_against_the_head(ray_head: RayHead) -> None:
     script = [
         sys.executable,
         str(ROOT / "docker" / "healthcheck.py"),
+        "--require-auth",
         f"{ray_head.url}/api/version",
     ]
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
@@ -546,6 +637,54 @@ def test_compose_healthcheck_script_against_the_head(ray_head: RayHead) -> None:
         timeout=30,
     )
     assert good.returncode == 0, good.stderr
+
+
+def test_a_head_without_authentication_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A head started without token authentication (as Ray < 2.52 always is): the stack's
+    healthcheck keeps it unhealthy and ``submit`` refuses to send it code, both loudly."""
+    for name in (*cluster.ADDRESS_ENV, "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_urlsafe(32))
+    (tmp_path / "w").mkdir()
+    with _head(auth=False) as head:
+        health = subprocess.run(
+            [sys.executable, str(ROOT / "docker" / "healthcheck.py"), "--require-auth",
+             f"{head.url}/api/version"],
+            env={**os.environ, "RAY_AUTH_TOKEN": head.token}, capture_output=True, text=True,
+            timeout=30,
+        )  # fmt: skip
+        assert health.returncode == 1
+        assert "answers without a token: authentication is off" in health.stderr
+        code, out, err = run_cli(capsys, "submit", "quickstart", "--dry-run", "--address", head.url)
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1
+        assert f"the Ray job API at {head.url} answered a request without a token" in err
+        assert "authentication is off" in err
+        with pytest.raises(cluster.ClusterError, match="authentication is off"):
+            cluster.submit_job("true", address=head.url, working_dir=tmp_path / "w")
+        from ray.job_submission import JobSubmissionClient
+
+        assert JobSubmissionClient(head.url).list_jobs() == []  # nothing was sent
+
+
+def test_cli_refuses_credentials_in_uris(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["submit", "quickstart", "--mlflow-uri", "http://bob:hunter2@mlflow:5000"],
+        ["submit", "quickstart", "--address", "http://bob:hunter2@head:8265"],
+        ["jobs", "list", "--address", "https://bob:hunter2@head:8265"],
+    ):
+        flag = argv[-2]
+        with pytest.raises(SystemExit) as info:
+            run_cli(capsys, *argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and "hunter2" not in err.split("error:", 1)[1]
+        (line,) = [x for x in err.splitlines() if "error:" in x]
+        assert f"error: argument {flag}: credentials in the URI (user:password@)" in line
+    with pytest.raises(ValueError, match="--mlflow-uri: credentials"):
+        cluster.submit("quickstart", mlflow_uri="http://bob:hunter2@mlflow:5000")
+    assert cluster.sweep_entrypoint("q", "http://mlflow:5000")  # no credentials: fine
 
 
 def _warm_ray_client(address: str, env: dict[str, str], tries: int = 3) -> None:

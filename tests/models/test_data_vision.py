@@ -134,6 +134,86 @@ def test_cifar10_bad_or_missing_batches_are_named(tmp_path):
         read_cifar_batch(folder / "data_batch_3")
 
 
+def py2_cifar_batch(data: np.ndarray, labels: list[int], label: str) -> bytes:
+    """A batch byte for byte as the official release wrote it: Python 2 ``cPickle`` protocol 2,
+    ``str`` keys, the array through ``numpy.core.multiarray._reconstruct`` with its pixels as
+    one Python 2 string."""
+
+    def text(value: str | bytes) -> bytes:  # a Python 2 str: SHORT_BINSTRING or BINSTRING
+        raw = value if isinstance(value, bytes) else value.encode()
+        return (
+            b"U" + bytes([len(raw)]) + raw
+            if len(raw) < 256
+            else b"T" + struct.pack("<i", len(raw)) + raw
+        )
+
+    def integer(n: int) -> bytes:
+        return b"K" + bytes([n]) if n < 256 else b"M" + struct.pack("<H", n)
+
+    n = data.shape[0]
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + integer(0) + b"\x85"
+        + text("b") + b"\x87R(" + integer(1) + integer(n) + integer(3072) + b"\x86"
+        + b"cnumpy\ndtype\n" + text("u1") + integer(0) + integer(1) + b"\x87R("
+        + integer(3) + text("|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff" + integer(0)
+        + b"tb\x89" + text(data.tobytes()) + b"tb"
+    )  # fmt: skip
+    names = b"".join(text(f"image_{i}.png") for i in range(n))
+    return (
+        b"\x80\x02}(" + text("data") + array
+        + text("labels") + b"](" + b"".join(integer(v) for v in labels) + b"e"
+        + text("batch_label") + text(label) + text("filenames") + b"](" + names + b"eu."
+    )  # fmt: skip
+
+
+def test_cifar10_reads_the_official_python2_pickles(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        written[name] = rng.integers(0, 256, (10, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, 10)]
+        (folder / name).write_bytes(py2_cifar_batch(written[name], labels, f"batch {name}"))
+    data = load("cifar10", DataOptions(data_dir=str(tmp_path)))
+    assert data.sizes == {"train": 40, "val": 10, "test": 10}
+    torch.testing.assert_close(
+        data.test.x, torch.from_numpy(written["test_batch"].reshape(10, 3, 32, 32))
+    )
+
+
+class _RunsCode:
+    """Pickles as a call to ``exec`` that creates ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.path)!r}, 'w').close()",))
+
+
+@pytest.mark.parametrize("planted", ["builtins.exec", "os.system"])
+def test_cifar10_refuses_a_pickle_that_would_run_code(tmp_path, planted):
+    """A planted batch in a shared data folder: refused with the file's name, nothing runs."""
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    marker = tmp_path / "ran"
+    if planted == "builtins.exec":
+        payload = pickle.dumps({"data": _RunsCode(marker), "labels": [0]})
+    else:
+        payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    pickle.loads(payload)  # the payload is live: plain pickle runs it
+    assert marker.exists()
+    marker.unlink()
+    (folder / "data_batch_2").write_bytes(payload)
+    with pytest.raises(DataError) as info:
+        load("cifar10", DataOptions(data_dir=str(tmp_path)))
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'data_batch_2'}: ")
+    assert f"refused global {planted}" in message
+    assert not marker.exists()
+
+
 def test_image_tasks_need_a_local_folder():
     with pytest.raises(DataError, match="needs a local folder"):
         load("mnist", DataOptions(data_dir="hf"))

@@ -135,3 +135,59 @@ def test_python_m_sweeps_cli_prints_usage_errors_as_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("dropattack sweep: error: --resume: no sweep to resume at")
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["../escape", "/tmp/abs", "a/b", ".hidden", "a b", "ok\n", ""])
+@pytest.mark.parametrize("command", ["sweep", "submit", "train"])
+def test_experiment_is_checked_while_parsing(capsys, tmp_path, command, name):
+    """``--experiment`` becomes runs/ray/<name>: held to the spec-name rule before anything
+    runs, so no folder outside the runs folder is created or moved aside."""
+    first = {"sweep": "quickstart", "submit": "quickstart", "train": "digits-lenet5"}[command]
+    argv = [command, first, "--experiment", name]
+    if command == "sweep":
+        argv += ["--runs-dir", str(tmp_path / "runs")]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "error: argument --experiment: expected letters, digits, '-', '_' or '.'" in err
+    assert repr(name) in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["sweep", "quickstart", "--mlflow-uri", "http://bob:hunter2@h:5000"], "--mlflow-uri"),
+        (["sweep", "quickstart", "--address", "ray://bob:hunter2@h:10001"], "--address"),
+        (["report", "x", "--mlflow-uri", "https://bob:hunter2@h"], "--mlflow-uri"),
+        (["confirm", "x", "--mlflow-uri", "http://bob:hunter2@h:5000"], "--mlflow-uri"),
+        (["landscape", "x", "--mlflow-uri", "http://bob:hunter2@h:5000"], "--mlflow-uri"),
+        (["train", "digits-lenet5", "--mlflow-uri", "http://bob:hunter2@h:5000"], "--mlflow-uri"),
+    ],
+)
+def test_credentials_in_uris_are_refused_naming_the_flag(capsys, argv, flag):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if "error:" in x]
+    assert info.value.code == 2 and "hunter2" not in err
+    assert f"error: argument {flag}: credentials in the URI (user:password@)" in line
+    assert "MLFLOW_TRACKING_USERNAME" in line
+
+
+def test_the_driver_refuses_unsafe_names_from_the_library(tmp_path, monkeypatch):
+    from sweeps.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.specfile import load_spec
+
+    spec = load_spec("quickstart")
+    with pytest.raises(SweepError, match="--experiment: expected letters"):
+        run_sweep(spec, SweepOptions(experiment="../x", runs_dir=tmp_path / "runs"))
+    with pytest.raises(
+        SweepError, match=r"--mlflow-uri: credentials in the URI \(http://\*\*\*@h:1\)"
+    ):
+        run_sweep(spec, SweepOptions(mlflow_uri="http://a:b@h:1", runs_dir=tmp_path / "runs"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://a:b@h:1")
+    with pytest.raises(SweepError, match="--mlflow-uri: credentials"):
+        run_sweep(spec, SweepOptions(runs_dir=tmp_path / "runs"))
+    assert not (tmp_path / "x").exists()

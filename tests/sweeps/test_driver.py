@@ -64,7 +64,7 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
             mlflow_uri=mlflow_server.uri,
             runs_dir=tmp_path / "runs",
             live=False,
-            command="cmd x",
+            command="cmd x --address ray://bob:hunter2@head:10001",
             status=said.append,
         ),
     )
@@ -80,7 +80,7 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.info.run_name == "e2e"
     assert parent.data.tags[TAG["spec_hash"]] == spec.hash
-    assert parent.data.tags[TAG["command"]] == "cmd x"
+    assert parent.data.tags[TAG["command"]] == "cmd x --address ray://***@head:10001"  # no secret
     assert parent.data.tags[TAG["paper_table"]] == "quickstart"
     assert parent.data.metrics["trials_done"] == 6
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}

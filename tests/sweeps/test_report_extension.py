@@ -130,7 +130,8 @@ def _section_rows(md: str) -> list[list[str]]:
     part = md.split("### digits-lenet5: groupings of DropAttack's passes", 1)[1]
     table = part.split("\n\n", 2)[1]
     lines = [line for line in table.splitlines() if line.startswith("|")][2:]
-    return [[c.strip().strip("*") for c in line.strip("|").split("|")] for line in lines]
+    cells = [[c.strip().strip("*") for c in line.strip("|").split("|")] for line in lines]
+    return [[re.sub(r"\\([!-/:-@[-`{-~])", r"\1", c) for c in row] for row in cells]  # as shown
 
 
 def test_extension_sweep_runs_and_its_report_shows_each_grouping(extension_sweep):
