@@ -98,6 +98,7 @@ class CellStats:
     values: list[float]
     seeds: list[str]
     run_ids: list[str]
+    name: str = ""  # the readable name (sweeps.names.config_name), as the console showed it
     f1_values: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     gpu_seconds: list[float] = field(default_factory=list)
@@ -108,6 +109,9 @@ class CellStats:
     f1_verdict: Verdict | None = None
     is_baseline: bool = False
     selection_values: list[float] = field(default_factory=list)  # raw, as logged
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.key
 
     @property
     def selection_mean(self) -> float | None:
@@ -177,6 +181,7 @@ def group_cells(
                 key=key,
                 params=_common_params(members),
                 variant=members[0].tags.get("dropattack.variant", ""),
+                name=members[0].name,
                 values=[r.metrics[metric] * scale for r in members],
                 selection_values=[
                     r.metrics[selection_metric] for r in members if selection_metric in r.metrics

@@ -409,7 +409,6 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
 
 def comparison_table(analysis: Analysis) -> Table:
     """Each task's configuration selected on validation against its baseline, on test."""
-    names = varying_params(analysis.cells)
     table = Table(
         title=f"Selected configuration vs baseline on {analysis.metric} (Welch's t-test)",
         header=[
@@ -438,9 +437,9 @@ def comparison_table(analysis: Analysis) -> Table:
         table.rows.append(
             [
                 plain(c.task or DASH),
-                plain(describe(c.best, names)),
+                plain(c.best.name),
                 plain(f"{mean_std(c.best)} ({c.best.n})", bold=True),
-                plain(describe(base, names) if base else DASH),
+                plain(base.name if base else DASH),
                 plain(f"{mean_std(base)} ({base.n})" if base else DASH),
                 plain(num(c.difference)),
                 plain(ci_text(c.ci95)),
@@ -456,7 +455,6 @@ def comparison_table(analysis: Analysis) -> Table:
 
 def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
     """The confirmed configurations against their baselines, on the fresh seeds only."""
-    names = varying_params(analysis.cells)
     table = Table(
         title=f"Confirmation on fresh seeds: {analysis.metric} (Welch's t-test)",
         header=[
@@ -481,7 +479,7 @@ def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
             table.rows.append(
                 [
                     plain(task or DASH),
-                    plain(describe(r.cell, names) + (SELECTED if r.cell.key in chosen else "")),
+                    plain(r.cell.name + (SELECTED if r.cell.key in chosen else "")),
                     plain(f"{mean_std(r.cell)} ({r.cell.n})", bold=r.cell.key in chosen),
                     plain(f"{mean_std(r.baseline)} ({r.baseline.n})"),
                     plain(num(r.diff.value)),
@@ -495,7 +493,6 @@ def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
 
 def pareto_table(analysis: Analysis) -> Table:
     """The accuracy-versus-cost Pareto set of each task, cheapest first."""
-    names = varying_params(analysis.cells)
     gpu = analysis.has_gpu
     table = Table(
         title="Accuracy versus cost: Pareto set",
@@ -513,7 +510,7 @@ def pareto_table(analysis: Analysis) -> Table:
             table.rows.append(
                 [
                     plain(task or DASH),
-                    plain(describe(cell, names)),
+                    plain(cell.name),
                     plain(num(cell.mean_seconds, 1)),
                     *([plain(num(cell.mean_gpu_seconds, 1))] if gpu else []),
                     plain(mean_std(cell)),
