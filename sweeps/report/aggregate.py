@@ -52,7 +52,6 @@ __all__ = [
 
 NO_VERDICT = "n=1, no verdict"
 _ZERO_VARIANCE = "both sides have zero variance"
-_COST_KEYS = ("seconds", "gpu_seconds")
 
 
 def metric_scale(metric: str) -> float:
@@ -152,6 +151,16 @@ class CellStats:
         return self.params.get("task", "")
 
 
+def train_seconds(run: RunRecord) -> float | None:
+    """The run's training time, the report's cost: ``train_seconds`` (the epochs' training
+    and validation, without set-up), else ``seconds`` (all of fit, for runs logged before
+    the split was recorded)."""
+    for key in ("train_seconds", "seconds"):
+        if key in run.metrics:
+            return run.metrics[key]
+    return None
+
+
 def _common_params(runs: Sequence[RunRecord]) -> dict[str, str]:
     first = runs[0].params
     return {
@@ -189,7 +198,7 @@ def group_cells(
                 seeds=[r.params.get("seed", "") for r in members],
                 run_ids=[r.run_id for r in members],
                 f1_values=f1 if len(f1) == len(members) else [],
-                seconds=[r.metrics["seconds"] for r in members if "seconds" in r.metrics],
+                seconds=[s for s in map(train_seconds, members) if s is not None],
                 gpu_seconds=[
                     r.metrics["gpu_seconds"] for r in members if "gpu_seconds" in r.metrics
                 ],

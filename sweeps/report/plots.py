@@ -228,7 +228,7 @@ _GROUP_MARKERS = {"paper": "o", "per_target": "s", "joint": "^", "baseline": "*"
 def cost_figure(
     points: Sequence[CostPoint], baseline: Baseline | None, title: str = "", unit: str = "%"
 ) -> bytes:
-    """Mean accuracy (95% CI bars) against passes per step and against mean trial seconds.
+    """Mean accuracy (95% CI bars) against passes per step and against mean training seconds.
 
     Marker: the grouping (a star for the baseline, ``k`` None); colour: K. The baseline is also
     a grey band (mean ± std); on the seconds panel a line joins the Pareto set (no other
@@ -239,7 +239,7 @@ def cost_figure(
     colors = {k: plt.get_cmap("tab10")(i % 10) for i, k in enumerate(ks)}
     for ax, attr, xlabel in (
         (axes[0], "passes", "forward/backward passes per step"),
-        (axes[1], "seconds", "mean trial seconds"),
+        (axes[1], "seconds", "mean training seconds"),
     ):
         for p in points:
             x = getattr(p, attr)

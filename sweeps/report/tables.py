@@ -341,6 +341,13 @@ def layout_tables(analysis: Analysis) -> list[Table]:
 _HIDDEN = {"attacked"}
 
 
+#: What the report's cost column (``seconds``) holds; see ``aggregate.train_seconds``.
+SECONDS_MEANING = (
+    "the mean training time of a trial (its epochs' training and validation passes; set-up, "
+    "checkpoints and logging excluded, so a worker's first trial is not charged its start-up)"
+)
+
+
 def varying_params(cells: Sequence[CellStats]) -> list[str]:
     """Parameters whose value differs between cells (what distinguishes the configurations)."""
     names = list(dict.fromkeys(k for c in cells for k in c.params if k not in _HIDDEN))
@@ -377,7 +384,7 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
         header=header,
         caption=(
             "Statistics over the seeds of each configuration (FINISHED runs only); std is the "
-            "sample standard deviation; seconds is the mean trial wall time; Pareto marks the "
+            f"sample standard deviation; seconds is {SECONDS_MEANING}; Pareto marks the "
             "configurations no other one beats on both accuracy and cost within its task. "
             f"Ranked by the test mean for reading only; ◆ marks each task's configuration "
             f"selected on validation (highest mean {analysis.selection_metric})."
@@ -503,7 +510,10 @@ def pareto_table(analysis: Analysis) -> Table:
             *(["mean GPU-seconds"] if gpu else []),
             f"mean {analysis.metric}",
         ],
-        caption="Configurations no other one beats on both mean seconds and mean metric.",
+        caption=(
+            "Configurations no other one beats on both mean seconds and mean metric; seconds "
+            f"is {SECONDS_MEANING}."
+        ),
     )
     for task, front in analysis.fronts.items():
         for cell in front:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from sweeps.names import config_name, folder_name, trial_name
 from sweeps.space import expand_grid
 from sweeps.specfile import load_spec
@@ -63,5 +61,5 @@ def test_dropattack_train_names_its_mlflow_run_the_same_way(tmp_path, monkeypatc
     assert main([*argv, "--seed", "1", "--mlflow-uri", uri, "--experiment", "names"]) == 0
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("names").experiment_id])
-    # the method's own eps and k, the p given, the training-set size asked for
-    assert run.info.run_name == "digits-lenet5 dropattack eps=5 p=0.3 k=1 train_size=100 s1"
+    # the task's input target, the method's own eps and k, the p given, the training-set size
+    assert run.info.run_name == "digits-lenet5 dropattack Input eps=5 p=0.3 k=1 train_size=100 s1"
