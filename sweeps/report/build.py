@@ -262,6 +262,8 @@ def _as_json(analysis: Analysis) -> dict:
         "cells": [
             {
                 "key": c.key,
+                "name": c.name,
+                "run_ids": c.run_ids,
                 "params": c.params,
                 "variant": c.variant,
                 "n": c.n,

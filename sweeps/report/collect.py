@@ -228,11 +228,12 @@ def collect(
     tracking_uri: str | None = None,
     parent: str | None = None,
     client: MlflowClient | None = None,
+    require_finished: bool = True,
 ) -> SweepRuns:
     """Every child run of the sweep ``experiment`` (newest parent, or the ``parent`` run id).
 
-    Raises ValueError naming what is missing (experiment, parent run, finished trials) and
-    how to create it.
+    Raises ValueError naming what is missing (experiment, parent run, and with
+    ``require_finished`` a FINISHED trial) and how to create it.
     """
     uri = tracking_uri or (client.tracking_uri if client else default_tracking_uri())
     check_store(uri)
@@ -257,7 +258,7 @@ def collect(
         runs=children,
         other_parents=[p for p in parents if p.run_id != chosen.run_id],
     )
-    if not sweep.finished:
+    if require_finished and not sweep.finished:
         counts = sweep.status_counts()
         by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs at all"
         errors = sorted({r.error for r in sweep.failed if r.error})
