@@ -131,6 +131,15 @@ class CellStats:
         return statistics.stdev(self.values) if self.n > 1 else math.nan
 
     @property
+    def ci95(self) -> tuple[float, float] | None:
+        """Student's t 95% interval of the mean over seeds (n >= 2, as Welch's difference
+        intervals are); None for a single run."""
+        if self.n < 2:
+            return None
+        half = stats.t.ppf(0.975, self.n - 1) * self.std / math.sqrt(self.n)
+        return (self.mean - float(half), self.mean + float(half))
+
+    @property
     def f1_mean(self) -> float | None:
         return statistics.fmean(self.f1_values) if self.f1_values else None
 

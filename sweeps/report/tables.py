@@ -393,7 +393,7 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
     ranked = sorted(analysis.cells, key=lambda c: (-c.mean, c.key))
     for i, cell in enumerate(ranked, 1):
         v = cell.verdict
-        ci = f"[{num(v.ci[0])}, {num(v.ci[1])}]" if v and v.ci else DASH
+        ci = f"[{num(cell.ci95[0])}, {num(cell.ci95[1])}]" if cell.ci95 else DASH
         verdict_text = v.text if v else (NO_VERDICT if cell.n < 2 and cell.paper else DASH)
         row = [
             plain(i),
