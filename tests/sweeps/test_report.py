@@ -316,6 +316,19 @@ def test_cli_report_writes_files_and_prints_summary(store, tmp_path, capsys):
     assert "5 configurations from 13 finished runs (1 failed)" in capsys.readouterr().out
 
 
+def test_confirm_rebuilds_the_configurations_of_a_store_in_the_earlier_key_format(report):
+    """The store's cell tags join the attack set with ';' (the field separator): the
+    confirmation sweep still rebuilds each chosen configuration from its runs' params."""
+    from sweeps.commands.confirm import confirmation_spec
+    from sweeps.space import expand_grid
+
+    spec = confirmation_spec(report.analysis, top=2, seeds=2)
+    cells = {t["cell"] for t in expand_grid(spec)}
+    best = report.analysis.comparisons[0].best
+    assert best.key == _cell(7.0, 0.7).replace("Embedding;Lstm", "Embedding+Lstm")
+    assert best.key in cells and len(cells) == 3  # two chosen and their p = 0 baseline
+
+
 def test_runs_lists_every_trial_run_with_its_name_and_id(store, capsys):
     """What `dropattack landscape` needs: every trial run of the sweep, failed ones too."""
     assert cli.main(["runs", EXPERIMENT, "--mlflow-uri", store["uri"], "--json"]) == 0
