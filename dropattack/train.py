@@ -64,6 +64,9 @@ class FitResult:
             "best_epoch": float(self.best_epoch),
             "epochs": float(len(self.history)),
             "seconds": self.seconds,
+            # the epochs' training and validation alone: what comparing methods' cost needs
+            # (no set-up, checkpointing, logging or test evaluation)
+            "train_seconds": sum(m.seconds for m in self.history),
         }
         if self.test_acc is not None:
             out["test_acc"] = self.test_acc

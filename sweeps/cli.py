@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("train", "tasks", "sweep", "confirm", "report", "landscape", "submit", "jobs")
+COMMANDS = ("train", "tasks", "sweep", "confirm", "report", "runs", "landscape", "submit", "jobs")
 
 
 class UsageError(Exception):

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,11 +31,13 @@ from torch import nn  # noqa: E402
 __all__ = [
     "Landscape",
     "LossCurve",
+    "landscape_figure",
     "loss_curve",
     "loss_surface",
     "plot_curves",
     "plot_landscapes",
     "random_directions",
+    "shared_scale",
 ]
 
 Directions = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
@@ -236,29 +240,58 @@ def loss_curve(
     return LossCurve(coords, loss, None if np.isnan(acc).all() else acc)
 
 
+def shared_scale(landscapes: Sequence[Landscape], levels: int = 20) -> np.ndarray:
+    """Contour levels spanning every landscape's finite losses: one scale for all runs."""
+    finite = [land.loss[np.isfinite(land.loss)] for land in landscapes]
+    values = np.concatenate([f for f in finite if f.size]) if any(f.size for f in finite) else None
+    if values is None:
+        return np.linspace(0.0, 1.0, levels)
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        hi = lo + 1e-6
+    return np.linspace(lo, hi, levels)
+
+
 def plot_landscapes(landscapes: Sequence[tuple[str, Landscape]]) -> bytes:
-    """One row per landscape: 2-D contour and 3-D surface of the loss (PNG bytes)."""
-    fig = plt.figure(figsize=(11, 4.3 * len(landscapes)))
+    """One row per landscape: 2-D contour and 3-D surface of the loss (PNG bytes); see
+    :func:`landscape_figure`."""
+    fig = landscape_figure(landscapes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def landscape_figure(landscapes: Sequence[tuple[str, Landscape]]) -> plt.Figure:
+    """One row per landscape: 2-D contour and 3-D surface of the loss.
+
+    Every row shares one scale (:func:`shared_scale`): the same contour levels, colour map
+    limits and z-range, so that runs compare by eye; one colour bar gives it.
+    """
+    levels = shared_scale([land for _, land in landscapes])
+    lo, hi = float(levels[0]), float(levels[-1])
+    norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi)
+    fig = plt.figure(figsize=(12, 4.3 * len(landscapes)))
     for row, (title, land) in enumerate(landscapes):
         a, b = np.meshgrid(land.alphas, land.betas)
         ax = fig.add_subplot(len(landscapes), 2, 2 * row + 1)
-        contour = ax.contour(a, b, land.loss, levels=20, cmap="viridis")
+        contour = ax.contour(a, b, land.loss, levels=levels, cmap="viridis", norm=norm)
         ax.clabel(contour, fontsize=7, fmt="%.2f")
         ax.plot([0], [0], "r+", ms=10)
         ax.set_xlabel("δ (direction α)")
         ax.set_ylabel("η (direction β)")
         ax.set_title(f"{title}: loss contours")
         ax3 = fig.add_subplot(len(landscapes), 2, 2 * row + 2, projection="3d")
-        ax3.plot_surface(a, b, land.loss, cmap="viridis", linewidth=0, antialiased=True)
+        ax3.plot_surface(a, b, land.loss, cmap="viridis", norm=norm, linewidth=0, antialiased=True)
+        ax3.set_zlim(lo, hi)
         ax3.set_xlabel("δ")
         ax3.set_ylabel("η")
         ax3.set_zlabel("loss")
         ax3.set_title(f"{title}: loss surface")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    bar = fig.add_axes((0.93, 0.1, 0.015, 0.8))
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), cax=bar, label="loss")
+    return fig
 
 
 def plot_curves(curves: Sequence[tuple[str, LossCurve]]) -> bytes:

@@ -280,7 +280,7 @@ class SweepProgress:
         if state == "done" and isinstance(value, (int, float)) and math.isfinite(value):
             self._update_best(float(value), cfg, trial.trial_id)
         if not self._quiet:
-            self._print(self._line(trial, state, value, seconds))
+            self._print(self._line(trial, state, value, _took(result)))
 
     def _update_best(self, value: float, cfg: dict[str, Any], trial_id: str) -> None:
         """Rank configurations (cells) by their mean over seeds, not single lucky trials."""
@@ -295,7 +295,7 @@ class SweepProgress:
         values, best_cfg, best_id = self._by_cell[select(same, self.mode)]
         self.best_by_task[task] = Best(exact_mean(values), best_cfg, best_id, len(values))
 
-    def _line(self, trial: Any, state: str, value: Any, seconds: Any) -> str:
+    def _line(self, trial: Any, state: str, value: Any, took: str) -> str:
         finished = len(self._seen)
         what = f"{self.metric}={value:.4f}" if isinstance(value, (int, float)) else ""
         if state == "stopped":
@@ -303,7 +303,6 @@ class SweepProgress:
         elif state == "failed":
             err = (trial.last_result or {}).get("error") or getattr(trial, "error_file", "")
             what = f"failed: {err}" if err else "failed"
-        took = f" {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
         return (
             f"[{min(finished, self.total)}/{self.total}] {display_name(trial)}  {what}{took}"
             f"  ({trial.trial_id})"
@@ -369,6 +368,21 @@ class SweepProgress:
             for row in rows:
                 table.add_row(Text(row.name, style="cyan"), *self._row_cells(row, now))
         return Group(self.render(), table) if rows else Group(self.render())
+
+
+def _took(result: dict[str, Any]) -> str:
+    """A trial's time on its end line: training (what the report's cost column compares)
+    and set-up, named; the whole wall time for results without the split."""
+
+    def number(key: str) -> float | None:
+        value = result.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    train, setup = number("train_seconds"), number("setup_seconds")
+    if train is not None and setup is not None:
+        return f"  train {train:.1f}s, setup {setup:.1f}s"
+    total = number("trial_seconds")
+    return f" {total:.1f}s" if total is not None else ""
 
 
 def result_epoch(trial: Any) -> Any:

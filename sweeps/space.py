@@ -5,7 +5,8 @@ A *trial* here is a plain dict (what Ray Tune carries in a trial's config): the 
 
 - ``variant``: the paper table's row label;
 - ``cell``: a stable key of the configuration without the seed
-  (``task=imdb-lstm;method=dropattack;attack=Embedding;Lstm.ih.w;eps=7;p=0.7;k=1``);
+  (``task=imdb-lstm;method=dropattack;attack=Embedding+Lstm.ih.w;eps=7;p=0.7;k=1``: fields
+  joined by ``;``, a list's items by ``+``; :func:`canonical_cell` reads older keys);
 - ``key``: what identifies the trial within its sweep (the cell and the seed; for sampled
   searches also the sample's number), used to find its MLflow run again on resume;
 - ``index``: its position in the grid (or the sample's number);
@@ -26,10 +27,12 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from sweeps.names import trial_name
 from sweeps.spec import AXES, METHOD_FIELDS, Range, Spec, SpecError, TrialFields, meta_model
 
 __all__ = [
     "DefineByRun",
+    "canonical_cell",
     "cell_key",
     "describe_space",
     "describe_trials",
@@ -128,26 +131,52 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _key_value(value: Any) -> str:
+    """A cell key's value: :func:`_fmt`, with a list's items joined by ``+`` (``;`` separates
+    the key's fields)."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return _fmt(value)
+
+
 def cell_key(trial: Mapping[str, Any]) -> str:
     """The configuration without the seed, as ``name=value`` pairs joined by ';'.
 
-    Task and method; then attack, eps, p and k where the method takes them; then the other
-    fields the trial changes from their defaults (groups, train_size, epochs, batch_size, lr)
-    and method hyperparameters.
+    Task and method; then attack (its aliases joined by ``+``), eps, p and k where the method
+    takes them; then the other fields the trial changes from their defaults (groups,
+    train_size, epochs, batch_size, lr) and method hyperparameters.
     """
     defaults = {**_config_defaults(), **method_defaults(trial["method"])}
     parts = [f"task={trial['task']}", f"method={trial['method']}"]
     parts += [
-        f"{k}={_fmt(trial[k])}" for k in ("attack", "eps", "p", "k") if trial.get(k) is not None
+        f"{k}={_key_value(trial[k])}"
+        for k in ("attack", "eps", "p", "k")
+        if trial.get(k) is not None
     ]
     for k in _EXTRA_KEYS:
         if trial.get(k) is not None and trial[k] != defaults.get(k):
-            parts.append(f"{k}={_fmt(trial[k])}")
+            parts.append(f"{k}={_key_value(trial[k])}")
     if trial.get("bucket"):
         parts.append("bucket=true")  # other batches: another configuration
     for name, value in sorted((trial.get("hp") or {}).items()):
-        parts.append(f"{name}={_fmt(value)}")
+        parts.append(f"{name}={_key_value(value)}")
     return ";".join(parts)
+
+
+def canonical_cell(key: str) -> str:
+    """A cell key as :func:`cell_key` writes it now, from any version's key.
+
+    Keys written by earlier versions joined a list's items with ``;``, the field separator
+    (``attack=Input;Conv.1.w;eps=1``): a part without ``=`` continues the previous field's
+    list, so it is joined back with ``+``. Current keys come back unchanged.
+    """
+    fields: list[str] = []
+    for part in key.split(";"):
+        if "=" in part or not fields:
+            fields.append(part)
+        else:
+            fields[-1] += f"+{part}"
+    return ";".join(fields)
 
 
 def _variant(template: str | None, trial: Mapping[str, Any], loc: str) -> str:
@@ -369,7 +398,8 @@ def _choices(values: Sequence[Any]) -> str:
 
 
 def describe_trials(spec: Spec) -> list[str]:
-    """What ``--dry-run`` prints: a grid's trials (one line each), or a sampled space."""
+    """What ``--dry-run`` prints: a grid's trials (one line each: index, passes per step and
+    the trial's readable name, :func:`sweeps.names.trial_name`), or a sampled space."""
     if spec.search.algorithm != "grid":
         head = (
             f"{spec.name}: {spec.search.algorithm} search, {spec.search.num_samples} trials, "
@@ -385,9 +415,6 @@ def describe_trials(spec: Spec) -> list[str]:
     ]
     width = len(str(len(trials) - 1))
     for t in trials:
-        variant = f" [{t['variant']}]" if t["variant"] else ""
         passes = "?" if t.get("passes") is None else t["passes"]
-        lines.append(
-            f"  {t['index']:>{width}} passes={passes} {t['cell']};seed={t['seed']}{variant}"
-        )
+        lines.append(f"  {t['index']:>{width}} passes={passes} {trial_name(t)}")
     return lines

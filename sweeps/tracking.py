@@ -66,6 +66,7 @@ TAG = {
     "command": "dropattack.command",
     "paper_table": "dropattack.paper_table",
     "cell": "dropattack.cell",
+    "name": "dropattack.name",
     "variant": "dropattack.variant",
     "trial_id": "dropattack.trial_id",
     "trial_key": "dropattack.trial_key",

@@ -38,7 +38,7 @@ from ray import tune
 
 from dropattack.train import Callback, EpochMetrics, NonFiniteLossError
 from models import tasks
-from sweeps.names import trial_name
+from sweeps.names import config_name, trial_name
 from sweeps.progress import COMPLETED, FAILED
 from sweeps.tracking import (
     CHECKPOINT_ARTIFACT,
@@ -47,7 +47,7 @@ from sweeps.tracking import (
     SweepContext,
     TrialTracker,
 )
-from sweeps.trial import TrialConfig, TrialResult, run_trial
+from sweeps.trial import TrialConfig, TrialResult, ran_params, run_trial
 
 __all__ = ["CHECKPOINT_STATE", "DETERMINISTIC_ERRORS", "run_name", "trainable", "trial_params"]
 
@@ -181,6 +181,7 @@ def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
         run_name=run_name(trial),
         tags={
             TAG["cell"]: trial["cell"],
+            TAG["name"]: config_name(trial),
             TAG["variant"]: trial.get("variant", ""),
             TAG["trial_id"]: tune_ctx.get_trial_id(),
         },
@@ -198,7 +199,7 @@ def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     tracker.start_system_metrics()
     reporter = _Reporter(tracker, _epochs(trial), t0)
     try:
-        result = run_trial(_config(trial), callbacks=[reporter], resume=resume)
+        result = run_trial(_config(trial), callbacks=[reporter], resume=resume, started=t0)
     except SystemExit:
         # Tune stopped the trial (a scheduler's decision, or the sweep is shutting down).
         tracker.set_tags({TAG["stopped"]: "tune"})
@@ -256,14 +257,19 @@ def _finish(
     ctx: dict[str, Any],
     t0: float,
 ) -> dict[str, float]:
-    """Log the final metrics and close the run FINISHED; returns the final metrics."""
+    """Log the final metrics and close the run FINISHED; returns the final metrics.
+
+    Time is logged split: ``setup_seconds`` (opening the run, data, vocabulary, model),
+    ``train_seconds`` (the epochs' training and validation: the report's cost), and
+    ``trial_seconds``, the trial's whole wall time in this process.
+    """
     seconds = time.perf_counter() - t0
     final = {k: v for k, v in result.metrics.items() if v is not None and math.isfinite(v)}
     final["trial_seconds"] = seconds
     gpus = float(ctx.get("gpus_per_trial") or 0)
     if gpus and str(trial.get("device", "")).startswith("cuda"):
         final["gpu_seconds"] = seconds * gpus
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = ran_params(result)
     if trial.get("train_size") is None:
         params["train_size"] = result.train_size
     if trial.get("epochs") is None:

@@ -25,10 +25,20 @@ from models import tasks
 from models.aliases import split_list
 from models.data import DataOptions
 
-__all__ = ["COMMON_ARGS", "TrialConfig", "TrialResult", "run_trial"]
+__all__ = [
+    "COMMON_ARGS",
+    "TIME_METRICS",
+    "TrialConfig",
+    "TrialResult",
+    "ran_params",
+    "ran_record",
+    "run_trial",
+]
 
 COMMON_ARGS = ("attack", "eps", "p", "k", "seed", "groups", "optimizer")
 EVAL_BATCH = 256  # evaluation batch size floor; metrics do not depend on it
+#: A trial's time, in seconds, as its metrics name it (see :class:`TrialResult`).
+TIME_METRICS = ("seconds", "setup_seconds", "train_seconds")
 
 
 @dataclass
@@ -86,14 +96,22 @@ class TrialResult:
     """What a trial measured.
 
     Attributes:
-        metrics: ``val_acc``, ``val_f1``, ``test_acc``, ``test_f1``, ``epochs``, ``best_epoch``,
-            ``seconds`` (training and evaluation); accuracies and F1 are fractions in [0, 1].
+        metrics: ``val_acc``, ``val_f1``, ``test_acc``, ``test_f1``, ``epochs``, ``best_epoch``;
+            accuracies and F1 are fractions in [0, 1]. Time, in seconds: ``setup_seconds``
+            (from the trial's start to its first training step: data, vocabulary, model,
+            method; in a sweep also opening its MLflow run), ``train_seconds`` (the epochs'
+            training and validation passes: the cost the report compares) and ``seconds``
+            (all of :func:`dropattack.fit`: the epochs with the callbacks' checkpoints and
+            logging, and the test evaluation).
         attacked: the resolved parameter names (``"input"`` for the input tensor).
         aliases: the attack targets as given (or the task's input alias by default).
         train_size: training examples used.
         sizes: examples per split.
         history: per-epoch metrics.
         best_state: the best-on-validation weights (CPU tensors).
+        config: the configuration as given (``None`` fields take defaults).
+        data: how the data was loaded (split rule, source, batch size, learning rate, ...).
+        ran: what ran, every default resolved (:func:`ran_record`).
     """
 
     metrics: dict[str, float]
@@ -105,6 +123,7 @@ class TrialResult:
     best_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
     config: TrialConfig | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    ran: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The ``dropattack train --json`` object (JSON-serialisable)."""
@@ -122,25 +141,30 @@ class TrialResult:
             history=[h.as_dict() for h in self.history],
         )
         if cfg is not None:
-            out["config"] = asdict(cfg)
+            out["config"] = self.ran or asdict(cfg)
         return out
 
 
 def run_trial(
-    cfg: TrialConfig, callbacks: Sequence[Callback] = (), resume: dict[str, Any] | None = None
+    cfg: TrialConfig,
+    callbacks: Sequence[Callback] = (),
+    resume: dict[str, Any] | None = None,
+    started: float | None = None,
 ) -> TrialResult:
     """Build the task's data and model (seeded), the method and Adam, and train.
 
     ``resume`` is the ``state`` a callback received in ``on_epoch_end``: the run continues
     after that epoch with the same batch order an uninterrupted run would have had.
+    ``started`` is the trial's start on the ``time.perf_counter`` clock (default: now), from
+    which ``setup_seconds`` is counted.
 
     Raises:
         ValueError: unknown task, method, alias or hyperparameter; unavailable device.
         models.data.DataError: missing or malformed data.
     """
     task = tasks.get(cfg.task)
+    t0 = time.perf_counter() if started is None else started
     device = _device(cfg.device)
-    t0 = time.perf_counter()
     data = task.load(
         DataOptions(
             data_dir=cfg.data_dir,
@@ -179,8 +203,11 @@ def run_trial(
         history=history,
         best_state=best_state,
     )
+    ran = ran_record(cfg, data, method_args(cfg.method), aliases, attacked)
+    ran.update(epochs=epochs, batch_size=batch_size, lr=lr)
     return TrialResult(
-        metrics=result.metrics(),
+        ran=ran,
+        metrics={**result.metrics(), "setup_seconds": setup},
         attacked=attacked,
         aliases=aliases,
         train_size=len(data.train),
@@ -191,12 +218,58 @@ def run_trial(
         data={
             "split": data.split,
             "source": data.source,
-            "setup_seconds": setup,
             "batch_size": batch_size,
             "lr": lr,
             **data.info,
         },
     )
+
+
+def ran_record(
+    cfg: TrialConfig, data: Any, accepted: set[str], aliases: list[str], attacked: list[str]
+) -> dict[str, Any]:
+    """What a trial ran, every default resolved: the fields of :class:`TrialConfig` with
+    the attack set as paper aliases (the task's input target when none was given) and its
+    parameter names (``attacked``), the eps, p, k and groups the method used (its own
+    defaults filled in; absent for a method that does not take them), and the data: its
+    root, source, split rule and split sizes (``train_size`` is the examples trained on).
+    """
+    out = asdict(cfg)
+    out.update(attack=list(aliases), attacked=list(attacked))
+    used = effective(cfg)
+    for name in ("eps", "p", "k", "groups"):
+        if name in accepted:
+            out[name] = used[name]
+        else:
+            out.pop(name)
+    sizes = data.sizes
+    out.update(
+        train_size=sizes["train"],
+        data_root=data.info.get("data_root") or cfg.data_dir or data.source,
+        data_source=data.source,
+        data_split=data.split,
+        sizes=dict(sizes),
+    )
+    return out
+
+
+def ran_params(result: TrialResult) -> dict[str, Any]:
+    """MLflow params of what ran that a trial's configuration leaves to defaults: the
+    attacked parameter names, the batch size and learning rate, and the data (root,
+    source, split rule, validation and test sizes; ``train_size`` is logged with the
+    configuration)."""
+    ran = result.ran
+    out = {
+        "attacked": ",".join(result.attacked),
+        "batch_size": ran.get("batch_size"),
+        "lr": ran.get("lr"),
+        "data_root": ran.get("data_root"),
+        "data_source": ran.get("data_source"),
+        "data_split": ran.get("data_split"),
+        "val_size": result.sizes.get("val"),
+        "test_size": result.sizes.get("test"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def method_defaults(name: str) -> dict[str, Any]:

@@ -97,10 +97,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
     )
     parser.add_argument(
-        "--split", default="test", choices=("train", "val", "test"), help="data to evaluate on"
+        "--split",
+        default="test",
+        choices=("train", "val", "test"),
+        help="data to evaluate on (default: %(default)s)",
     )
-    parser.add_argument("--samples", type=int, default=512, help="examples evaluated per point")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=512,
+        help="examples evaluated per point, at most the split's size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="evaluation batch size (default: %(default)s)"
+    )
     parser.add_argument(
         "--grid",
         "--steps",
@@ -108,16 +118,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_odd_grid,
         default=21,
         metavar="N",
-        help="points per axis of the 2-D grid, odd (default 21); the 1-D curve has 2N - 1",
+        help="points per axis of the 2-D grid, odd (default: %(default)s); the 1-D curve has "
+        "2N - 1",
     )
     parser.add_argument(
         "--span",
         type=_span,
         default=1.0,
         metavar="S",
-        help="the grid covers [-S, S]^2 and the curve [-S, S] (default 1)",
+        help="the grid covers [-S, S]^2 and the curve [-S, S] (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random directions")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random directions (default: %(default)s)"
+    )
     parser.add_argument("--out", default=None, help="output folder (default: RUNS_DIR/landscape)")
     parser.add_argument("--no-log", action="store_true", help="do not log files to the runs")
 
@@ -128,8 +141,8 @@ def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str]
         run = client.get_run(run_id)
     except MlflowException:
         raise ValueError(
-            f"no MLflow run {run_id!r} at {uri}; list a sweep's trial runs with "
-            "`dropattack report EXPERIMENT --format json` (cells[].run ids) or the MLflow UI"
+            f"no MLflow run {run_id!r} at {uri}; list a sweep's trial runs and their ids with "
+            f"`dropattack runs EXPERIMENT --mlflow-uri {uri}`"
         ) from None
     if "task" not in run.data.params:
         raise ValueError(
@@ -164,7 +177,9 @@ def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
     return model, data
 
 
-def _batches(data, split: str, samples: int, batch_size: int) -> list:
+def _batches(data, split: str, samples: int, batch_size: int) -> tuple[list, int]:
+    """The first ``samples`` examples of ``split`` in batches, and how many there are (at
+    most the split's size)."""
     out, n = [], 0
     for x, y in data.batches(split, batch_size):
         take = min(len(y), samples - n)
@@ -172,7 +187,7 @@ def _batches(data, split: str, samples: int, batch_size: int) -> list:
         n += take
         if n >= samples:
             break
-    return out
+    return out, n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,22 +202,30 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     surfaces: list[tuple[str, Landscape]] = []
     curves: list[tuple[str, LossCurve]] = []
+    evaluated: dict[str, dict[str, int]] = {}
     for run_id in run_ids:
         params, variant = _params(client, run_id, uri)
         ckpt = checkpoint_path(client, run_id, out / run_id)
         model, data = _load_model(params, ckpt, run_id)
-        batches = _batches(data, args.split, args.samples, args.batch_size)
+        batches, n = _batches(data, args.split, args.samples, args.batch_size)
+        size = data.sizes[args.split]
+        evaluated[run_id] = {"samples": n, "split_size": size}
         curve = loss_curve(model, batches, span=args.span, steps=2 * args.grid - 1, seed=args.seed)
         land = loss_surface(model, batches, span=args.span, steps=args.grid, seed=args.seed)
         label = f"{params['task']} {params.get('method', '')}".strip()
-        title = f"{params['task']} {variant or params.get('method', '')} ({run_id[:8]})"
+        title = (
+            f"{params['task']} {variant or params.get('method', '')} ({run_id[:8]}; "
+            f"{args.split} {n})"
+        )
         curves.append((title, curve))
         surfaces.append((title, land))
         da, db = land.argmin()
         print(
-            f"{run_id}: {label}: centre loss {land.centre_loss:.4f}, 1-D curve minimum at "
-            f"δ={curve.argmin():g}, grid minimum at (δ={da:g}, η={db:g})"
+            f"{run_id}: {label}: {n} of the {size} {args.split} examples; centre loss "
+            f"{land.centre_loss:.4f}, 1-D curve minimum at δ={curve.argmin():g}, grid minimum "
+            f"at (δ={da:g}, η={db:g})"
         )
+    counts = {e["samples"] for e in evaluated.values()}
     files = [out / "landscape-1d.png", out / "landscape.png", out / "landscape.json"]
     files[0].write_bytes(plot_curves(curves))
     files[1].write_bytes(plot_landscapes(surfaces))
@@ -210,12 +233,12 @@ def run(args: argparse.Namespace) -> int:
         json.dumps(
             {
                 "split": args.split,
-                "samples": args.samples,
+                "samples": counts.pop() if len(counts) == 1 else None,  # per run otherwise
                 "seed": args.seed,
                 "span": args.span,
                 "grid": args.grid,
                 "runs": {
-                    rid: {**land.as_dict(), "curve": curve.as_dict()}
+                    rid: {**evaluated[rid], **land.as_dict(), "curve": curve.as_dict()}
                     for rid, (_, land), (_, curve) in zip(run_ids, surfaces, curves, strict=True)
                 },
             }

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for c in a.comparisons:
         print(
-            f"  selected {c.task or '?'}: {c.best.key} (highest mean {a.selection_metric} "
+            f"  selected {c.task or '?'}: {c.best.name} (highest mean {a.selection_metric} "
             f"{_num(c.best.selection_mean, 4)}), {a.metric} {c.best.mean:.2f} (n={c.best.n})"
             + (f", vs baseline {c.difference:+.2f}" if c.difference is not None else "")
             + (

@@ -21,8 +21,8 @@ import torch
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
 from sweeps.commands.argtypes import experiment_name, uri_without_credentials
-from sweeps.names import trial_name
-from sweeps.trial import TrialConfig, TrialResult, effective, run_trial
+from sweeps.names import config_name, trial_name
+from sweeps.trial import TIME_METRICS, TrialConfig, TrialResult, effective, ran_params, run_trial
 
 NAME = "train"
 HELP = "Train one task with one method (a single trial, no Ray)."
@@ -248,11 +248,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(result: TrialResult) -> str:
-    m = result.metrics
+    """Two lines: what ran (method, its values, targets, data) and what it measured."""
+    m, ran = result.metrics, result.ran
+    values = " ".join(f"{k}={ran[k]:g}" for k in ("eps", "p", "k") if ran.get(k) is not None)
+    groups = f" groups={ran['groups']}" if ran.get("groups") else ""
+    targets = ", ".join(
+        f"{alias} ({name})" for alias, name in zip(result.aliases, result.attacked, strict=False)
+    )
+    if len(result.attacked) != len(result.aliases):  # a glob or alias naming several tensors
+        targets = f"{'+'.join(result.aliases)} ({','.join(result.attacked)})"
+    sizes = result.sizes
+    ran_line = (
+        f"ran {ran.get('task', '')} {ran.get('method', '')} {values}{groups}"
+        + (f"  attacked {targets}" if targets else "")
+        + f"  seed {ran.get('seed', 0)}  epochs {ran.get('epochs')}  batch {ran.get('batch_size')}"
+        + f"  lr {ran.get('lr')}"
+        + f"\ndata {ran.get('data_source', '')} ({ran.get('data_split', '')} split): "
+        + f"train {sizes['train']} / val {sizes['val']} / test {sizes['test']}"
+        + (
+            f"  root {ran['data_root']}"
+            if ran.get("data_root") and ran.get("data_root") != ran.get("data_source")
+            else ""
+        )
+    )
     return (
+        f"{ran_line}\n"
         f"test_acc {m['test_acc']:.4f}  test_f1 {m['test_f1']:.4f}  val_acc {m['val_acc']:.4f}  "
-        f"best epoch {int(m['best_epoch'])}/{int(m['epochs'])}  {m['seconds']:.1f}s  "
-        f"train_size {result.train_size}  attacked {','.join(result.attacked) or '-'}"
+        f"best epoch {int(m['best_epoch'])}/{int(m['epochs'])}  "
+        f"train {m['train_seconds']:.1f}s, setup {m['setup_seconds']:.1f}s"
     )
 
 
@@ -274,6 +297,14 @@ class _EpochLogger(Callback):
         )
 
 
+def _default_attack(cfg: TrialConfig) -> list[str]:
+    """The task's input target for a method that attacks and was given no targets."""
+    from models import tasks
+    from sweeps.trial import method_args
+
+    return [tasks.get(cfg.task).input_alias] if "attack" in method_args(cfg.method) else []
+
+
 def run_logged(
     uri: str, experiment: str, cfg: TrialConfig, epochs: int, callbacks: list[Callback]
 ) -> TrialResult:
@@ -283,19 +314,25 @@ def run_logged(
     """
     import mlflow
 
+    started = time.perf_counter()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment)
-    attack = ";".join(cfg.attack)
+    attack = ";".join(cfg.attack or _default_attack(cfg))
     hp = effective(cfg)
     cell = ";".join(
-        [f"task={cfg.task}", f"method={cfg.method}", f"attack={attack}"]
+        [f"task={cfg.task}", f"method={cfg.method}", f"attack={attack.replace(';', '+')}"]
         + [f"{name}={hp[name]}" for name in ("eps", "p", "k")]
     )
-    name = trial_name({"task": cfg.task, "method": cfg.method, "attack": cfg.attack, **hp,
-                       "train_size": cfg.train_size, "hp": cfg.hp, "seed": cfg.seed})  # fmt: skip
-    with mlflow.start_run(run_name=name):
+    trial = {"task": cfg.task, "method": cfg.method, "attack": attack.split(";"), **hp,
+             "train_size": cfg.train_size, "hp": cfg.hp, "seed": cfg.seed}  # fmt: skip
+    with mlflow.start_run(run_name=trial_name(trial)):
         mlflow.set_tags(
-            {"dropattack.role": "trial", "dropattack.cell": cell, "dropattack.command": "train"}
+            {
+                "dropattack.role": "trial",
+                "dropattack.cell": cell,
+                "dropattack.name": config_name(trial),
+                "dropattack.command": "train",
+            }
         )
         mlflow.log_params(
             {
@@ -309,14 +346,14 @@ def run_logged(
             }
         )
         try:
-            result = run_trial(cfg, [*callbacks, _EpochLogger(mlflow)])
+            result = run_trial(cfg, [*callbacks, _EpochLogger(mlflow)], started=started)
         except Exception as e:
             mlflow.set_tag("dropattack.error", f"{type(e).__name__}: {e}"[:5000])
             raise
-        mlflow.log_params({"attacked": ",".join(result.attacked), "train_size": result.train_size})
+        mlflow.log_params({**ran_params(result), "train_size": result.train_size})
         mlflow.log_metrics(
             {k: result.metrics[k] for k in ("val_acc", "val_f1", "test_acc", "test_f1")}
-            | {"best_epoch": result.metrics["best_epoch"], "seconds": result.metrics["seconds"]}
+            | {k: result.metrics[k] for k in ("best_epoch", *TIME_METRICS)}
         )
         mlflow.log_dict({"history": [h.as_dict() for h in result.history]}, "history.json")
     return result

@@ -52,7 +52,6 @@ __all__ = [
 
 NO_VERDICT = "n=1, no verdict"
 _ZERO_VARIANCE = "both sides have zero variance"
-_COST_KEYS = ("seconds", "gpu_seconds")
 
 
 def metric_scale(metric: str) -> float:
@@ -98,6 +97,7 @@ class CellStats:
     values: list[float]
     seeds: list[str]
     run_ids: list[str]
+    name: str = ""  # the readable name (sweeps.names.config_name), as the console showed it
     f1_values: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     gpu_seconds: list[float] = field(default_factory=list)
@@ -108,6 +108,9 @@ class CellStats:
     f1_verdict: Verdict | None = None
     is_baseline: bool = False
     selection_values: list[float] = field(default_factory=list)  # raw, as logged
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.key
 
     @property
     def selection_mean(self) -> float | None:
@@ -128,6 +131,15 @@ class CellStats:
         return statistics.stdev(self.values) if self.n > 1 else math.nan
 
     @property
+    def ci95(self) -> tuple[float, float] | None:
+        """Student's t 95% interval of the mean over seeds (n >= 2, as Welch's difference
+        intervals are); None for a single run."""
+        if self.n < 2:
+            return None
+        half = stats.t.ppf(0.975, self.n - 1) * self.std / math.sqrt(self.n)
+        return (self.mean - float(half), self.mean + float(half))
+
+    @property
     def f1_mean(self) -> float | None:
         return statistics.fmean(self.f1_values) if self.f1_values else None
 
@@ -146,6 +158,16 @@ class CellStats:
     @property
     def task(self) -> str:
         return self.params.get("task", "")
+
+
+def train_seconds(run: RunRecord) -> float | None:
+    """The run's training time, the report's cost: ``train_seconds`` (the epochs' training
+    and validation, without set-up), else ``seconds`` (all of fit, for runs logged before
+    the split was recorded)."""
+    for key in ("train_seconds", "seconds"):
+        if key in run.metrics:
+            return run.metrics[key]
+    return None
 
 
 def _common_params(runs: Sequence[RunRecord]) -> dict[str, str]:
@@ -177,6 +199,7 @@ def group_cells(
                 key=key,
                 params=_common_params(members),
                 variant=members[0].tags.get("dropattack.variant", ""),
+                name=members[0].name,
                 values=[r.metrics[metric] * scale for r in members],
                 selection_values=[
                     r.metrics[selection_metric] for r in members if selection_metric in r.metrics
@@ -184,7 +207,7 @@ def group_cells(
                 seeds=[r.params.get("seed", "") for r in members],
                 run_ids=[r.run_id for r in members],
                 f1_values=f1 if len(f1) == len(members) else [],
-                seconds=[r.metrics["seconds"] for r in members if "seconds" in r.metrics],
+                seconds=[s for s in map(train_seconds, members) if s is not None],
                 gpu_seconds=[
                     r.metrics["gpu_seconds"] for r in members if "gpu_seconds" in r.metrics
                 ],

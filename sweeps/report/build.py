@@ -34,14 +34,12 @@ from sweeps.report.tables import (
     ci_text,
     comparison_table,
     confirmation_table,
-    describe,
     failures_table,
     layout_tables,
     mean_std,
     num,
     p_text,
     pareto_table,
-    varying_params,
 )
 
 __all__ = ["ARTIFACT_DIR", "Report", "build_report", "default_out_dir", "parse_formats"]
@@ -131,20 +129,16 @@ def _difference_text(diff: Difference, unit: str) -> str:
 
 
 def _best_lines(analysis: Analysis) -> list[str]:
-    names = varying_params(analysis.cells)
     sel = analysis.selection_metric
     lines = []
     for c in analysis.comparisons:
         line = (
-            f"{c.task or 'task ?'}: selected {describe(c.best, names)} — highest mean {sel} "
+            f"{c.task or 'task ?'}: selected {c.best.name} — highest mean {sel} "
             f"({num(c.best.selection_mean, 4)}); {analysis.metric} {mean_std(c.best)} "
             f"(n={c.best.n})"
         )
         if c.baseline is not None:
-            line += (
-                f"; baseline {describe(c.baseline, names)} — {mean_std(c.baseline)} "
-                f"(n={c.baseline.n})"
-            )
+            line += f"; baseline {c.baseline.name} — {mean_std(c.baseline)} (n={c.baseline.n})"
         if c.diff is not None:
             line += f"; {_difference_text(c.diff, analysis.unit)}"
         if c.pvalue is not None:
@@ -161,10 +155,9 @@ def _best_lines(analysis: Analysis) -> list[str]:
 
 def _test_best_lines(analysis: Analysis) -> list[str]:
     """Where the cell with the highest test mean is not the selected one, say so."""
-    names = varying_params(analysis.cells)
     return [
         f"{c.task or 'task ?'}: the highest {analysis.metric} mean is "
-        f"{describe(c.test_best, names)} ({mean_std(c.test_best)}), not the selected "
+        f"{c.test_best.name} ({mean_std(c.test_best)}), not the selected "
         f"configuration: picking it would choose on the test set."
         for c in analysis.comparisons
         if c.test_best is not None and c.test_best is not c.best
@@ -184,7 +177,6 @@ def _confirmation_blocks(analysis: Analysis) -> list:
                 "difference it measures is free of the selection's bias."
             )
         ]
-    names = varying_params(analysis.cells)
     items = [
         f"Confirmation sweep: experiment {conf.sweep.experiment}, parent run "
         f"{conf.sweep.parent.run_id}; seeds {', '.join(sorted(conf.seeds, key=_seed_order))} "
@@ -192,7 +184,7 @@ def _confirmation_blocks(analysis: Analysis) -> list:
     ]
     for c in analysis.comparisons:
         row = conf.selected.get(c.task)
-        what = f"{c.task or 'task ?'}: {describe(c.best, names)}"
+        what = f"{c.task or 'task ?'}: {c.best.name}"
         if row is None:
             items.append(f"{what}: not confirmed ({c.note or 'not in the confirmation sweep'})")
             continue
@@ -219,10 +211,7 @@ def _verdict_lines(analysis: Analysis) -> list[str]:
         for text, n in sorted(count.items())
     ]
     worst = max(judged, key=lambda c: abs(c.verdict.diff))
-    lines.append(
-        f"Largest gap: paper − measured = {num(worst.verdict.diff)} "
-        f"({describe(worst, varying_params(analysis.cells))})"
-    )
+    lines.append(f"Largest gap: paper − measured = {num(worst.verdict.diff)} ({worst.name})")
     return lines
 
 
@@ -274,6 +263,8 @@ def _as_json(analysis: Analysis) -> dict:
         "cells": [
             {
                 "key": c.key,
+                "name": c.name,
+                "run_ids": c.run_ids,
                 "params": c.params,
                 "variant": c.variant,
                 "n": c.n,

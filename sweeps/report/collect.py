@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
 from sweeps.selection import DEFAULT_METRIC, DEFAULT_MODE
+from sweeps.space import canonical_cell
 from sweeps.tracking import CHECKPOINT_ARTIFACT, TAG
 
 __all__ = [
@@ -69,11 +70,26 @@ class RunRecord:
 
     @property
     def cell(self) -> str:
-        """The configuration key without the seed: the contract's tag, else built from params."""
-        tag = self.tags.get("dropattack.cell")
+        """The configuration key without the seed: the contract's tag (as
+        :func:`~sweeps.space.cell_key` writes it now, whichever version wrote it), else built
+        from params."""
+        tag = self.tags.get(TAG["cell"])
+        if tag:
+            return canonical_cell(tag)
+        return ";".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "seed")
+
+    @property
+    def name(self) -> str:
+        """The configuration's readable name (:func:`sweeps.names.config_name`): the
+        ``dropattack.name`` tag, else the run name without its seed, else the cell key."""
+        tag = self.tags.get(TAG["name"])
         if tag:
             return tag
-        return ";".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "seed")
+        run_name = self.tags.get("mlflow.runName", "")
+        suffix = f" s{self.params.get('seed', '')}"
+        if run_name.endswith(suffix) and len(run_name) > len(suffix):
+            return run_name.removesuffix(suffix)
+        return self.cell
 
     @property
     def error(self) -> str:
@@ -212,11 +228,12 @@ def collect(
     tracking_uri: str | None = None,
     parent: str | None = None,
     client: MlflowClient | None = None,
+    require_finished: bool = True,
 ) -> SweepRuns:
     """Every child run of the sweep ``experiment`` (newest parent, or the ``parent`` run id).
 
-    Raises ValueError naming what is missing (experiment, parent run, finished trials) and
-    how to create it.
+    Raises ValueError naming what is missing (experiment, parent run, and with
+    ``require_finished`` a FINISHED trial) and how to create it.
     """
     uri = tracking_uri or (client.tracking_uri if client else default_tracking_uri())
     check_store(uri)
@@ -241,7 +258,7 @@ def collect(
         runs=children,
         other_parents=[p for p in parents if p.run_id != chosen.run_id],
     )
-    if not sweep.finished:
+    if require_finished and not sweep.finished:
         counts = sweep.status_counts()
         by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs at all"
         errors = sorted({r.error for r in sweep.failed if r.error})

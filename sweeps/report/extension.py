@@ -24,7 +24,7 @@ from sweeps.report.aggregate import Analysis, CellStats, pareto, welch_stats
 from sweeps.report.figures import Figure, baseline_of
 from sweeps.report.match import param_int
 from sweeps.report.render import Block, Bullets, Heading, Text
-from sweeps.report.tables import DASH, Table, num, plain
+from sweeps.report.tables import DASH, SECONDS_MEANING, Table, num, plain
 
 __all__ = [
     "EXTENSION_TABLES",
@@ -177,7 +177,7 @@ def _table(task: str, rows: list[StudyRow], compared: int, analysis: Analysis) -
             "training step costs (1 + K × groups); differences are Welch intervals, "
             f"Bonferroni-adjusted so that the {n_paper} against the paper's grouping hold "
             f"together at 95%, and the {n_base} against the baseline too ({compared} "
-            "comparisons in all); seconds is the mean trial wall time (noisy on a shared "
+            f"comparisons in all); seconds is {SECONDS_MEANING} (noisy on a shared "
             "machine; passes/step is the exact cost); Pareto (★) marks the configurations "
             "no other one beats on both mean seconds and mean accuracy."
         ),

@@ -27,6 +27,7 @@ __all__ = [
     "figure2_curves",
     "grid_figures",
     "grid_of",
+    "task_grid",
 ]
 
 GRID_TABLES = frozenset({"table10"})
@@ -112,17 +113,32 @@ def _by_task(analysis: Analysis) -> dict[str, list[CellStats]]:
     return out
 
 
+def task_grid(analysis: Analysis, task: str, cells: Sequence[CellStats]) -> plots.Grid | str:
+    """:func:`grid_of` one task's cells, titled with the task and marking the configuration
+    selected on validation where it is a point of the grid."""
+    grid = grid_of(analysis, cells)
+    if isinstance(grid, str):
+        return grid
+    best = next((c.best for c in analysis.comparisons if c.task == task), None)
+    where = None
+    if best is not None and not best.is_baseline:
+        where = (param_float(best.params, "eps"), param_float(best.params, "p"))
+        if where not in {(e, p) for e in grid.eps for p in grid.p}:
+            where = None  # the selected configuration is not a point of this grid
+    return replace(grid, title=f"{task}: mean {analysis.metric}", task=task, selected=where)
+
+
 def grid_figures(analysis: Analysis) -> FigureSet:
     """Heatmap and Figure 4 for each task whose cells form an ε × p grid."""
     out = FigureSet()
     tasks = _by_task(analysis)
     for task, cells in tasks.items():
-        grid = grid_of(analysis, cells)
+        grid = task_grid(analysis, task, cells)
         if isinstance(grid, str):
             out.notes.append(f"No ε × p heatmap for task {task or '?'}: {grid}.")
             continue
         suffix = f"-{task}" if len(tasks) > 1 else ""
-        grid = replace(grid, title=f"{task}: mean {analysis.metric}")
+        mark = "; ◆ marks the configuration selected on validation" if grid.selected else ""
         out.figures.append(
             Figure(
                 f"heatmap{suffix}.png",
@@ -134,7 +150,8 @@ def grid_figures(analysis: Analysis) -> FigureSet:
                     "the baseline, so cells within its noise stay pale."
                     if grid.baseline
                     else "; no baseline was measured, so the colour spans the cells' range."
-                ),
+                )
+                + mark,
             )
         )
         out.figures.append(
@@ -144,6 +161,7 @@ def grid_figures(analysis: Analysis) -> FigureSet:
                 f"Figure 4: {analysis.metric} against attack probability p, one line per ε "
                 f"({task}); error bars are ± std over seeds"
                 + ("; the grey band is the baseline's mean ± std" if grid.baseline else "")
+                + mark.replace("◆", "the open diamond")
                 + ("; dashed lines are the paper's numbers." if grid.reference else "."),
             )
         )

@@ -76,6 +76,9 @@ class Grid:
     title: str = ""
     baseline: Baseline | None = None
     """The task's baseline: the heatmap's colour centre and Figure 4's band."""
+    task: str = ""
+    selected: tuple[float, float] | None = None
+    """(ε, p) of the configuration selected on validation: marked ◆ on both figures."""
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,19 @@ def heatmap_figure(grid: Grid) -> plt.Figure:
             r, g, b, _ = cmap(norm(value))
             dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
             color = "white" if dark else "black"
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+            chosen = grid.selected == (grid.eps[j], grid.p[i])
+            text = f"{value:.2f} ◆" if chosen else f"{value:.2f}"
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=8, color=color,
+                fontweight="bold" if chosen else "normal",
+            )  # fmt: skip
     label = f"mean accuracy ({grid.unit})"
     title = grid.title or "Measured mean over the ε × p grid"
     if grid.baseline is not None:
         label += "; black line: baseline"
         title += f"\ncolour centred on the {grid.baseline.text(grid.unit)}: blue above, red below"
+    if grid.selected is not None:
+        title += "\n◆ selected on validation"
     bar = fig.colorbar(image, ax=ax, label=label)
     if grid.baseline is not None:
         base = grid.baseline.mean
@@ -187,6 +197,10 @@ def figure4_figure(grid: Grid) -> plt.Figure:
         if grid.reference and eps in grid.reference:
             px, py = grid.reference[eps]
             ax.plot(px, py, ls="--", lw=1, alpha=0.6, color=color)
+    if grid.selected is not None and grid.selected[0] in grid.eps and grid.selected[1] in grid.p:
+        eps, p = grid.selected
+        y = grid.mean[list(grid.p).index(p), list(grid.eps).index(eps)]
+        ax.plot([p], [y], "D", ms=9, mfc="none", mec="black", mew=1.5, label="selected (val)")
     if grid.baseline is not None:
         base = grid.baseline
         if np.isfinite(base.std):
@@ -202,7 +216,8 @@ def figure4_figure(grid: Grid) -> plt.Figure:
     ax.set_xlabel("attack probability p")
     ax.set_ylabel(f"accuracy ({grid.unit})")
     note = " (dashed: paper)" if grid.reference else ""
-    ax.set_title(f"Accuracy against attack probability, one line per ε{note}")
+    task = f"{grid.task}: " if grid.task else ""
+    ax.set_title(f"{task}accuracy against attack probability, one line per ε{note}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     return fig
@@ -228,7 +243,7 @@ _GROUP_MARKERS = {"paper": "o", "per_target": "s", "joint": "^", "baseline": "*"
 def cost_figure(
     points: Sequence[CostPoint], baseline: Baseline | None, title: str = "", unit: str = "%"
 ) -> bytes:
-    """Mean accuracy (95% CI bars) against passes per step and against mean trial seconds.
+    """Mean accuracy (95% CI bars) against passes per step and against mean training seconds.
 
     Marker: the grouping (a star for the baseline, ``k`` None); colour: K. The baseline is also
     a grey band (mean ± std); on the seconds panel a line joins the Pareto set (no other
@@ -239,7 +254,7 @@ def cost_figure(
     colors = {k: plt.get_cmap("tab10")(i % 10) for i, k in enumerate(ks)}
     for ax, attr, xlabel in (
         (axes[0], "passes", "forward/backward passes per step"),
-        (axes[1], "seconds", "mean trial seconds"),
+        (axes[1], "seconds", "mean training seconds"),
     ):
         for p in points:
             x = getattr(p, attr)

@@ -341,6 +341,13 @@ def layout_tables(analysis: Analysis) -> list[Table]:
 _HIDDEN = {"attacked"}
 
 
+#: What the report's cost column (``seconds``) holds; see ``aggregate.train_seconds``.
+SECONDS_MEANING = (
+    "the mean training time of a trial (its epochs' training and validation passes; set-up, "
+    "checkpoints and logging excluded, so a worker's first trial is not charged its start-up)"
+)
+
+
 def varying_params(cells: Sequence[CellStats]) -> list[str]:
     """Parameters whose value differs between cells (what distinguishes the configurations)."""
     names = list(dict.fromkeys(k for c in cells for k in c.params if k not in _HIDDEN))
@@ -377,7 +384,7 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
         header=header,
         caption=(
             "Statistics over the seeds of each configuration (FINISHED runs only); std is the "
-            "sample standard deviation; seconds is the mean trial wall time; Pareto marks the "
+            f"sample standard deviation; seconds is {SECONDS_MEANING}; Pareto marks the "
             "configurations no other one beats on both accuracy and cost within its task. "
             f"Ranked by the test mean for reading only; ◆ marks each task's configuration "
             f"selected on validation (highest mean {analysis.selection_metric})."
@@ -386,7 +393,7 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
     ranked = sorted(analysis.cells, key=lambda c: (-c.mean, c.key))
     for i, cell in enumerate(ranked, 1):
         v = cell.verdict
-        ci = f"[{num(v.ci[0])}, {num(v.ci[1])}]" if v and v.ci else DASH
+        ci = f"[{num(cell.ci95[0])}, {num(cell.ci95[1])}]" if cell.ci95 else DASH
         verdict_text = v.text if v else (NO_VERDICT if cell.n < 2 and cell.paper else DASH)
         row = [
             plain(i),
@@ -409,7 +416,6 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
 
 def comparison_table(analysis: Analysis) -> Table:
     """Each task's configuration selected on validation against its baseline, on test."""
-    names = varying_params(analysis.cells)
     table = Table(
         title=f"Selected configuration vs baseline on {analysis.metric} (Welch's t-test)",
         header=[
@@ -438,9 +444,9 @@ def comparison_table(analysis: Analysis) -> Table:
         table.rows.append(
             [
                 plain(c.task or DASH),
-                plain(describe(c.best, names)),
+                plain(c.best.name),
                 plain(f"{mean_std(c.best)} ({c.best.n})", bold=True),
-                plain(describe(base, names) if base else DASH),
+                plain(base.name if base else DASH),
                 plain(f"{mean_std(base)} ({base.n})" if base else DASH),
                 plain(num(c.difference)),
                 plain(ci_text(c.ci95)),
@@ -456,7 +462,6 @@ def comparison_table(analysis: Analysis) -> Table:
 
 def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
     """The confirmed configurations against their baselines, on the fresh seeds only."""
-    names = varying_params(analysis.cells)
     table = Table(
         title=f"Confirmation on fresh seeds: {analysis.metric} (Welch's t-test)",
         header=[
@@ -481,7 +486,7 @@ def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
             table.rows.append(
                 [
                     plain(task or DASH),
-                    plain(describe(r.cell, names) + (SELECTED if r.cell.key in chosen else "")),
+                    plain(r.cell.name + (SELECTED if r.cell.key in chosen else "")),
                     plain(f"{mean_std(r.cell)} ({r.cell.n})", bold=r.cell.key in chosen),
                     plain(f"{mean_std(r.baseline)} ({r.baseline.n})"),
                     plain(num(r.diff.value)),
@@ -495,7 +500,6 @@ def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
 
 def pareto_table(analysis: Analysis) -> Table:
     """The accuracy-versus-cost Pareto set of each task, cheapest first."""
-    names = varying_params(analysis.cells)
     gpu = analysis.has_gpu
     table = Table(
         title="Accuracy versus cost: Pareto set",
@@ -506,14 +510,17 @@ def pareto_table(analysis: Analysis) -> Table:
             *(["mean GPU-seconds"] if gpu else []),
             f"mean {analysis.metric}",
         ],
-        caption="Configurations no other one beats on both mean seconds and mean metric.",
+        caption=(
+            "Configurations no other one beats on both mean seconds and mean metric; seconds "
+            f"is {SECONDS_MEANING}."
+        ),
     )
     for task, front in analysis.fronts.items():
         for cell in front:
             table.rows.append(
                 [
                     plain(task or DASH),
-                    plain(describe(cell, names)),
+                    plain(cell.name),
                     plain(num(cell.mean_seconds, 1)),
                     *([plain(num(cell.mean_gpu_seconds, 1))] if gpu else []),
                     plain(mean_std(cell)),

@@ -15,6 +15,7 @@ import torch
 from sweeps.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO.parent / "shared" / "data"  # the offline default data root (models.data.paths)
 
 torch.set_num_threads(1)
 
@@ -49,7 +50,44 @@ def test_train_without_json_ends_with_a_summary(capsys):
         capsys, "train", "digits-lenet5", "--epochs", "1", "--train-size", "200",
         "--method", "l2", "--hp", "lam=0.001",
     )  # fmt: skip
-    assert rc == 0 and lines[-1].startswith("test_acc ") and "attacked -" in lines[-1]
+    assert rc == 0 and lines[-1].startswith("test_acc ") and "train " in lines[-1]
+    assert lines[-3].startswith("ran digits-lenet5 l2 ") and "attacked" not in lines[-3]
+    assert lines[-2] == (
+        "data sklearn.datasets.load_digits (proportional split): train 200 / val 179 / test 179"
+    )
+
+
+def test_train_records_what_ran_with_every_default_resolved(capsys):
+    """No flags: the method's own eps, p, k and groups, the task's input target, the data."""
+    rc, lines, _ = run_cli(
+        capsys, "train", "digits-lenet5", "--epochs", "1", "--train-size", "200", "--json"
+    )
+    out = json.loads(lines[-1])
+    config = out["config"]
+    assert rc == 0 and config["attack"] == ["Input"] and config["attacked"] == ["input"]
+    assert (config["eps"], config["p"], config["k"], config["groups"]) == (5, 0.7, 1, "paper")
+    assert config["epochs"] == 1 and config["batch_size"] == 32 and config["lr"] == 0.003
+    assert config["sizes"] == {"train": 200, "val": 179, "test": 179}
+    assert config["data_source"] == "sklearn.datasets.load_digits"
+    assert config["data_split"] == "proportional" and config["data_root"]
+    history = sum(h["seconds"] for h in out["history"])
+    assert out["train_seconds"] == pytest.approx(history) and out["setup_seconds"] > 0
+    # a method that takes no attack records none of eps, p, k, groups
+    rc, lines, _ = run_cli(
+        capsys, "train", "digits-lenet5", "--epochs", "1", "--train-size", "100",
+        "--method", "standard", "--json",
+    )  # fmt: skip
+    config = json.loads(lines[-1])["config"]
+    assert rc == 0 and config["attack"] == [] and not {"eps", "p", "k", "groups"} & set(config)
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the shared real data samples are absent")
+def test_train_of_a_text_task_says_which_data_it_loaded(capsys):
+    rc, lines, _ = run_cli(
+        capsys, "train", "imdb-lstm", "--epochs", "1", "--train-size", "64", "--threads", "1"
+    )
+    (data,) = [line for line in lines if line.startswith("data ")]
+    assert rc == 0 and "train 64 / val " in data and f"root {SHARED_DATA}" in data
 
 
 @pytest.mark.parametrize(
@@ -112,7 +150,18 @@ def test_train_logs_one_flat_mlflow_run(capsys, tmp_path, monkeypatch):
     client = mlflow.tracking.MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["dropattack.role"] == "trial"
-    assert run.data.params["attacked"] == "input" and run.data.params["train_size"] == "200"
+    params = run.data.params
+    assert params["attacked"] == "input" and params["train_size"] == "200"
+    # what ran, resolved: the input target, the method's own values, the data
+    assert params["attack"] == "Input" and (params["eps"], params["p"], params["k"]) == (
+        "5.0",
+        "0.7",
+        "1",
+    )
+    assert params["val_size"] == "179" and params["test_size"] == "179"
+    assert params["data_source"] == "sklearn.datasets.load_digits" and params["batch_size"] == "32"
+    for key in ("train_seconds", "setup_seconds", "seconds"):
+        assert run.data.metrics[key] == pytest.approx(out[key])
     assert run.data.metrics["test_acc"] == pytest.approx(out["test_acc"])
     history = client.get_metric_history(run.info.run_id, "epoch_val_acc")
     assert [h.step for h in history] == [1, 2]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.driver import STATE_FILE, SweepError, SweepOptions, run_sweep
+from sweeps.names import config_name, trial_name
 from sweeps.space import expand_grid
 from sweeps.specfile import load_spec
 from sweeps.tracking import TAG
@@ -53,7 +55,7 @@ def children(client: MlflowClient, experiment: str) -> tuple[list, list]:
     return parents, kids
 
 
-def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
+def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path, capsys):
     path = write_spec(tmp_path, GRID, "e2e")
     spec = load_spec(path)
     trials = expand_grid(spec)
@@ -109,6 +111,16 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
         for key in ("val_acc", "val_f1", "test_acc", "test_f1"):
             assert 0.0 <= metrics[key] <= 1.0
         assert metrics["best_epoch"] in (1.0, 2.0) and metrics["trial_seconds"] > 0
+        # time split: set-up (run, data, model) and training; the whole trial holds both
+        history_seconds = [m.value for m in client.get_metric_history(run.info.run_id, "seconds")]
+        assert history_seconds and metrics["train_seconds"] <= metrics["seconds"]
+        assert metrics["setup_seconds"] > 0 and metrics["train_seconds"] > 0
+        assert metrics["trial_seconds"] >= metrics["setup_seconds"] + metrics["train_seconds"]
+        # one name: MLflow run name, name tag, Ray folder; what ran, resolved
+        assert run.info.run_name == trial_name(t) and tags[TAG["name"]] == config_name(t)
+        assert params["val_size"] == "179" and params["test_size"] == "179"
+        assert params["data_source"] == "sklearn.datasets.load_digits"
+        assert params["batch_size"] == "32" and params["lr"] == "0.003"
         history = client.get_metric_history(run.info.run_id, "epoch_val_acc")
         assert sorted(m.step for m in history) == [1, 2]
         best = max(m.value for m in history)
@@ -117,6 +129,33 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path):
         assert artifacts == ["checkpoint", "history.json"]
     state = json.loads((tmp_path / "runs" / "ray" / "e2e" / STATE_FILE).read_text())
     assert state["status"] == "finished" and state["parent_run_id"] == parent.info.run_id
+    folders = {p.name for p in (tmp_path / "runs" / "ray" / "e2e").iterdir() if p.is_dir()}
+    assert {f"t{t['index']}_{trial_name(t)}" for t in trials} == {
+        f.rsplit("_", 2)[0] for f in folders
+    }
+
+    # the console's per-trial time is the training time MLflow holds, and the report's cost
+    by_name = {r.info.run_name: r for r in kids}
+    ended = re.findall(
+        r"\] (.+ s\d)  val_acc=\S+  train (\S+)s, setup (\S+)s", capsys.readouterr().err
+    )
+    assert len(ended) == 6
+    for name, train, setup in ended:
+        metrics = by_name[name].data.metrics
+        assert float(train) == round(metrics["train_seconds"], 1)
+        assert float(setup) == round(metrics["setup_seconds"], 1)
+    from sweeps.report import build_report
+
+    report = build_report(
+        "e2e", tracking_uri=mlflow_server.uri, out_dir=tmp_path / "r", formats="json"
+    )
+    for cell in report.analysis.cells:
+        runs = [r for r in kids if r.data.tags[TAG["cell"]] == cell.key]
+        assert cell.name == runs[0].data.tags[TAG["name"]]
+        assert sorted(cell.run_ids) == sorted(r.info.run_id for r in runs)
+        assert cell.mean_seconds == pytest.approx(
+            sum(r.data.metrics["train_seconds"] for r in runs) / len(runs)
+        )
 
 
 FAILING = """

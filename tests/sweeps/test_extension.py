@@ -17,39 +17,36 @@ import torch.nn.functional as F
 from models import tasks
 from models.data import DataOptions
 from sweeps import cli
+from sweeps.names import config_name
 from sweeps.space import expand_grid
 from sweeps.spec import parse_spec
 from sweeps.specfile import load_spec
 from sweeps.trial import TrialConfig, _build_method
 
-LINE = re.compile(r"^\s*(\d+) passes=(\S+) (\S+);seed=(\d+)(?: \[(.*)\])?$")
+LINE = re.compile(r"^\s*(\d+) passes=(\S+) (.+) s(\d+)$")
 
 
 def _dry_run(capsys, spec: str = "extension") -> tuple[str, dict[str, dict]]:
+    """The dry run's lines by cell: each line's index and readable name are the grid trial's."""
     assert cli.main(["sweep", spec, "--dry-run"]) == 0
     head, *lines = capsys.readouterr().out.splitlines()
+    trials = expand_grid(load_spec(spec))
     cells: dict[str, dict] = defaultdict(lambda: {"seeds": [], "passes": set(), "variant": set()})
     for line in lines:
         m = LINE.match(line)
         assert m, line
-        _, passes, cell, seed, variant = m.groups()
-        cells[cell]["seeds"].append(int(seed))
-        cells[cell]["passes"].add(passes)
-        cells[cell]["variant"].add(variant)
+        index, passes, name, seed = m.groups()
+        trial = trials[int(index)]
+        assert name == config_name(trial) and int(seed) == trial["seed"], line
+        cells[trial["cell"]]["seeds"].append(int(seed))
+        cells[trial["cell"]]["passes"].add(passes)
+        cells[trial["cell"]]["variant"].add(trial["variant"])
     return head, dict(cells)
 
 
 def _fields(cell: str) -> dict[str, str]:
-    """``task=a;method=b;attack=X;Y;eps=5`` -> fields (attack keeps its ';'-joined aliases)."""
-    out: dict[str, str] = {}
-    last = None
-    for part in cell.split(";"):
-        if "=" in part:
-            last, value = part.split("=", 1)
-            out[last] = value
-        else:
-            out[last] += f";{part}"
-    return out
+    """``task=a;method=b;attack=X+Y;eps=5`` -> fields."""
+    return dict(part.split("=", 1) for part in cell.split(";"))
 
 
 def _counted_passes(fields: dict[str, str], data) -> tuple[int, int, int]:
@@ -58,7 +55,7 @@ def _counted_passes(fields: dict[str, str], data) -> tuple[int, int, int]:
     cfg = TrialConfig(
         fields["task"],
         method=fields["method"],
-        attack=tuple(fields["attack"].split(";")) if "attack" in fields else (),
+        attack=tuple(fields["attack"].split("+")) if "attack" in fields else (),
         eps=float(fields["eps"]) if "eps" in fields else None,
         p=float(fields["p"]) if "p" in fields else None,
         k=int(fields["k"]) if "k" in fields else None,
@@ -104,7 +101,7 @@ def test_dry_run_lists_groupings_by_k_and_the_passes_one_real_step_costs(capsys,
     grid = {(fields[c].get("groups", "paper"), int(fields[c]["k"])) for c in attacks}
     assert grid == {(g, k) for g in ("paper", "per_target", "joint") for k in (1, 3)}
     assert all(fields[c]["task"] == "digits-lenet5" for c in cells)
-    assert {fields[c]["attack"] for c in attacks} == {"Input;Conv.1.w;Conv.2.w"}
+    assert {fields[c]["attack"] for c in attacks} == {"Input+Conv.1.w+Conv.2.w"}
     by_config = {}
     for cell, seen in cells.items():
         assert len(seen["passes"]) == 1, cell  # every seed of a cell costs the same

@@ -190,4 +190,4 @@ def test_ray_trial_folders_carry_the_same_names(sweep):
         folder_name(t, next(i for i in ids if i.endswith(f"_{t['index']:05d}"))) for t in trials
     )
     assert folders == expected
-    assert "t7_digits-lenet5_dropattack_ih_Input-Conv.1.w_eps=5_p=0.3_k=1_s1_" in " ".join(folders)
+    assert "t7_digits-lenet5 dropattack_ih Input+Conv.1.w eps=5 p=0.3 k=1 s1_" in " ".join(folders)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from sweeps.names import config_name, folder_name, trial_name
 from sweeps.space import expand_grid
 from sweeps.specfile import load_spec
@@ -25,17 +23,31 @@ def test_method_without_variant_hyperparameters_and_train_size():
     assert config_name(sized) == "t dropattack Embedding eps=1 p=0.7 k=1 train_size=500"
 
 
-def test_folder_names_are_file_system_safe_unique_and_short():
+def test_folder_names_are_the_trial_name_unique_and_short():
     trials = expand_grid(load_spec("quickstart"))
     folders = [folder_name(t, f"abc_{i:05d}") for i, t in enumerate(trials)]
+    # the one name, between Tune's index and trial id: nothing a file system allows is changed
+    assert folders[7] == f"t7_{trial_name(trials[7])}_abc_00007"
     assert (
-        folders[7] == "t7_digits-lenet5_dropattack_ih_Input-Conv.1.w_eps=5_p=0.3_k=1_s1_abc_00007"
+        folders[7] == "t7_digits-lenet5 dropattack_ih Input+Conv.1.w eps=5 p=0.3 k=1 s1_abc_00007"
     )
-    assert all(re.fullmatch(r"[A-Za-z0-9._=-]+", f) for f in folders)
-    long = {**trials[7], "attack": ["Lstm.ih.w/*"] * 40, "hp": {"x y": "a:b"}}
+    assert len(set(folders)) == len(folders)
+    long = {**trials[7], "attack": ["Lstm.ih.w/*"] * 40, "hp": {"x y": 'a:b"c|d'}}
     name = folder_name(long, "abc_00001")
-    assert len(name) <= 160 and name.endswith("_abc_00001") and "/" not in name
+    assert len(name) <= 160 and name.endswith("_abc_00001")
+    assert not set('/\\:*?"<>|') & set(name)
+    assert name.startswith("t7_digits-lenet5 dropattack_ih Lstm.ih.w__+Lstm.ih.w__+")
     assert folder_name({}, "abc_00002") == "t_abc_00002"
+
+
+def test_a_variant_that_repeats_the_attack_set_is_not_repeated():
+    """Appendix Tables 5-9 label rows by their attack set: the name says it once."""
+    trials = expand_grid(load_spec("table5"))
+    names = {config_name(t) for t in trials}
+    assert "imdb-lstm dropattack Embedding+Fc.w eps=5 p=0.5 k=1" in names
+    assert "imdb-lstm baseline" in names
+    assert not any("Embedding Embedding" in n or "Fc.w Embedding" in n for n in names)
+    assert len(names) == len({t["cell"] for t in trials})  # still one name per configuration
 
 
 def test_dropattack_train_names_its_mlflow_run_the_same_way(tmp_path, monkeypatch, capsys):
@@ -49,5 +61,5 @@ def test_dropattack_train_names_its_mlflow_run_the_same_way(tmp_path, monkeypatc
     assert main([*argv, "--seed", "1", "--mlflow-uri", uri, "--experiment", "names"]) == 0
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("names").experiment_id])
-    # the method's own eps and k, the p given, the training-set size asked for
-    assert run.info.run_name == "digits-lenet5 dropattack eps=5 p=0.3 k=1 train_size=100 s1"
+    # the task's input target, the method's own eps and k, the p given, the training-set size
+    assert run.info.run_name == "digits-lenet5 dropattack Input eps=5 p=0.3 k=1 train_size=100 s1"

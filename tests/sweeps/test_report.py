@@ -282,7 +282,15 @@ def test_files_written_and_logged_to_the_parent_run(report, store):
     logged = {a.path for a in client.list_artifacts(store["parent"], "report")}
     assert {"report/report.md", "report/report.html", "report/heatmap.png"} <= logged
     data = json.loads(report.files["json"].read_text())
-    assert {c["key"] for c in data["cells"]} == {_cell(*k) for k in [*ACCS, SINGLE[0]]}
+    # the store is in the earlier format ('attack=Embedding;Lstm.ih.w;eps=...'): its cell keys
+    # are read in the current form, each cell lists its runs
+    keys = {_cell(*k).replace("Embedding;Lstm", "Embedding+Lstm") for k in [*ACCS, SINGLE[0]]}
+    assert {c["key"] for c in data["cells"]} == keys
+    ids = store["ids"]
+    for c in data["cells"]:
+        eps, p = float(c["params"]["eps"]), float(c["params"]["p"])
+        assert c["run_ids"] == [ids[(eps, p, int(seed))] for seed in c["seeds"]]
+        assert c["name"] == c["key"]  # its run names are not the readable names: the key
     html = report.files["html"].read_text()
     assert html.count("data:image/png;base64,") == 3 and "src='heatmap.png'" not in html
     md = report.files["md"].read_text()
@@ -306,6 +314,44 @@ def test_cli_report_writes_files_and_prints_summary(store, tmp_path, capsys):
     assert rc == 0
     assert (tmp_path / "report.md").is_file() and not (tmp_path / "report.html").exists()
     assert "5 configurations from 13 finished runs (1 failed)" in capsys.readouterr().out
+
+
+def test_confirm_rebuilds_the_configurations_of_a_store_in_the_earlier_key_format(report):
+    """The store's cell tags join the attack set with ';' (the field separator): the
+    confirmation sweep still rebuilds each chosen configuration from its runs' params."""
+    from sweeps.commands.confirm import confirmation_spec
+    from sweeps.space import expand_grid
+
+    spec = confirmation_spec(report.analysis, top=2, seeds=2)
+    cells = {t["cell"] for t in expand_grid(spec)}
+    best = report.analysis.comparisons[0].best
+    assert best.key == _cell(7.0, 0.7).replace("Embedding;Lstm", "Embedding+Lstm")
+    assert best.key in cells and len(cells) == 3  # two chosen and their p = 0 baseline
+
+
+def test_runs_lists_every_trial_run_with_its_name_and_id(store, capsys):
+    """What `dropattack landscape` needs: every trial run of the sweep, failed ones too."""
+    assert cli.main(["runs", EXPERIMENT, "--mlflow-uri", store["uri"], "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["parent_run_id"] == store["parent"] and data["selection_metric"] == "val_acc"
+    rows = {r["run_id"]: r for r in data["runs"]}
+    assert set(rows) == {*store["ids"].values(), store["failed"]}
+    assert rows[store["failed"]]["status"] == "FAILED"
+    assert rows[store["failed"]]["error"] == FAILED_ERROR
+    one = rows[store["ids"][(7.0, 0.7, 1)]]
+    assert one["name"] == "eps=7,p=0.7,seed=1" and one["seed"] == "1"
+    assert one["metrics"]["test_acc"] == pytest.approx(0.9045)
+    assert one["cell"] == _cell(7.0, 0.7).replace("Embedding;Lstm", "Embedding+Lstm")
+    assert cli.main(["runs", EXPERIMENT, "--mlflow-uri", store["uri"]]) == 0
+    head, columns, *lines = capsys.readouterr().out.splitlines()
+    assert head.startswith(f"{EXPERIMENT}: 14 trial runs of sweep parent run {store['parent']}")
+    assert "(newest of 2; --parent RUN_ID for another)" in head
+    assert columns.split()[:4] == ["run", "id", "status", "val_acc"]
+    assert sorted(line.split()[0] for line in lines) == sorted(rows)
+    argv = ["runs", EXPERIMENT, "--mlflow-uri", store["uri"], "--parent", store["old"]]
+    assert cli.main(argv) == 0 and len(capsys.readouterr().out.splitlines()) == 3
+    assert cli.main(["runs", "no-such-sweep", "--mlflow-uri", store["uri"]]) == 2
+    assert "no MLflow experiment named 'no-such-sweep'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,7 @@ def test_extension_sweep_runs_and_its_report_shows_each_grouping(extension_sweep
         assert n == "2" and passes == members[0].data.params["passes"]
         half = stats.t.ppf(0.975, 1) * std / np.sqrt(2)
         assert ci == f"[{mean - half:.2f}, {mean + half:.2f}]"
-        seconds = statistics.fmean(r.data.metrics["seconds"] for r in members)
+        seconds = statistics.fmean(r.data.metrics["train_seconds"] for r in members)
         assert row[8] == f"{seconds:.1f}"
     answer = md.split("### The answer", 1)[1]
     assert len(re.findall(r"K=\d: (joint|per_target) \(\d+ passes/step", answer)) == 4

@@ -185,8 +185,6 @@ def test_landscape_command_on_a_logged_checkpoint(digits_run, tmp_path, capsys):
         uri,
         "--steps",
         "5",
-        "--samples",
-        "128",
         "--span",
         "0.5",
         "--out",
@@ -203,7 +201,12 @@ def test_landscape_command_on_a_logged_checkpoint(digits_run, tmp_path, capsys):
         "landscape/landscape.json",
         "landscape/landscape-1d.png",
     }
-    assert "centre loss" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "centre loss" in printed
+    # the default 512 samples of a 179-example test set: it says what it really used
+    assert f"{rid}: digits-lenet5 standard: 179 of the 179 test examples" in printed
+    assert data["split"] == "test" and data["samples"] == 179
+    assert data["runs"][rid]["samples"] == data["runs"][rid]["split_size"] == 179
 
 
 def test_landscape_other_grid_span_draw_both_runs_and_print_no_progress_bar(
@@ -253,4 +256,34 @@ def test_landscape_command_explains_a_missing_checkpoint_or_run(digits_run, tmp_
     err = capsys.readouterr().err
     assert f"run {without} has no artifact checkpoint/best.pt" in err and "re-run" in err
     assert cli.main(["landscape", "f" * 32, "--mlflow-uri", uri, "--out", str(tmp_path)]) == 2
-    assert "no MLflow run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no MLflow run" in err and "`dropattack runs EXPERIMENT --mlflow-uri" in err
+
+
+def test_landscapes_of_two_runs_share_levels_colours_and_z_range():
+    """Two runs with losses on different ranges are drawn on one scale, to compare by eye."""
+    from sweeps.landscape import Landscape, landscape_figure
+
+    coords = np.linspace(-1, 1, 5)
+    bowl = coords[None, :] ** 2 + coords[:, None] ** 2
+    lands = [("flat", Landscape(coords, coords, 0.1 + 0.1 * bowl)),
+             ("sharp", Landscape(coords, coords, 0.5 + 3.0 * bowl))]  # fmt: skip
+    fig = landscape_figure(lands)
+    contours = [ax for ax in fig.axes if ax.get_title().endswith("loss contours")]
+    surfaces = [ax for ax in fig.axes if ax.name == "3d"]
+    assert len(contours) == len(surfaces) == 2
+    levels = [ax.collections[0].levels for ax in contours]
+    np.testing.assert_array_equal(levels[0], levels[1])
+    assert levels[0][0] == pytest.approx(0.1) and levels[0][-1] == pytest.approx(6.5)
+    norms = [(c.norm.vmin, c.norm.vmax) for ax in (*contours, *surfaces) for c in ax.collections]
+    assert len(norms) >= 4 and norms == [pytest.approx((0.1, 6.5))] * len(norms)
+    assert surfaces[0].get_zlim() == surfaces[1].get_zlim() == pytest.approx((0.1, 6.5))
+
+
+def test_landscape_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["landscape", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: test)", "(default: 512)", "(default: 256)", "(default: 21)",
+                  "(default: 1.0)", "(default: 0)", "(default: RUNS_DIR/landscape)"):  # fmt: skip
+        assert shown in text

@@ -26,7 +26,9 @@ from models import tasks
 from models.data import DataOptions
 from sweeps import cli
 from sweeps.driver import SweepOptions, run_sweep
-from sweeps.report import build_report, checkpoint_path
+from sweeps.report import build_report, checkpoint_path, plots
+from sweeps.report.figures import task_grid
+from sweeps.report.tables import cells_table
 from sweeps.spec import SpecError, parse_spec
 from sweeps.specfile import load_spec
 from sweeps.tracking import (
@@ -185,6 +187,25 @@ def test_report_cells_and_statistics_match_the_runs(sweep, tmp_path):
             assert comparison.pvalue == pytest.approx(float(pvalue))
         else:
             assert comparison.note == "both sides have zero variance"
+    # every cell's 95% CI at n = 2 (Student's t, as the comparisons compute one)
+    table = cells_table(analysis, set())
+    column = table.header.index("95% CI")
+    for cell in analysis.cells:
+        half = stats.t.ppf(0.975, 1) * cell.std / math.sqrt(2)
+        assert cell.ci95 == pytest.approx((cell.mean - half, cell.mean + half))
+    shown = {"".join(span.text for span in row[column]) for row in table.rows}
+    assert shown == {f"[{c.ci95[0]:.2f}, {c.ci95[1]:.2f}]" for c in analysis.cells}
+    # the heatmap marks the selected configuration (◆); Figure 4 names the task
+    grid = task_grid(analysis, TASK, analysis.cells)
+    heat = plots.heatmap_figure(grid)
+    marked = [t for t in heat.axes[0].texts if "◆" in t.get_text()]
+    if comparison.best.is_baseline:
+        assert grid.selected is None and not marked
+    else:
+        eps, p = float(best.params["eps"]), float(best.params["p"])
+        assert grid.selected == (eps, p) and len(marked) == 1
+        assert marked[0].get_position() == (list(grid.eps).index(eps), list(grid.p).index(p))
+    assert plots.figure4_figure(grid).axes[0].get_title().startswith(f"{TASK}: accuracy")
     markdown = report.files["md"].read_text()
     assert "No measured configuration has a paper number to compare with." in markdown
     assert f"Sweep parent run: {result.parent_run_id}" in markdown
@@ -236,7 +257,9 @@ def test_landscape_loads_a_trials_checkpoint(sweep, digits, tmp_path, capsys):
         "landscape/landscape.json",
         "landscape/landscape-1d.png",
     }
-    assert f"{rid}: {TASK} dropattack: centre loss" in capsys.readouterr().out
+    assert f"{rid}: {TASK} dropattack: 128 of the 179 test examples; centre loss" in (
+        capsys.readouterr().out
+    )
 
 
 def test_keep_checkpoint_false_logs_no_checkpoint(ray_local, mlflow_server, tmp_path, capsys):

@@ -24,7 +24,7 @@ def test_cell_key_has_the_contract_form():
         {"task": "imdb-lstm", "attack": ["Embedding", "Lstm.ih.w"], "eps": 7, "p": 0.7}, 3, 0
     )
     assert trial["cell"] == (
-        "task=imdb-lstm;method=dropattack;attack=Embedding;Lstm.ih.w;eps=7;p=0.7;k=1"
+        "task=imdb-lstm;method=dropattack;attack=Embedding+Lstm.ih.w;eps=7;p=0.7;k=1"
     )
     assert trial["key"] == trial["cell"] + ";seed=3"
     assert trial["attacked"] == ["embedding.weight", "rnn.weight_ih_l0"]

@@ -35,13 +35,19 @@ def same_state(a: dict, b: dict) -> bool:
 
 
 def without_time(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "seconds"}
+    return {k: v for k, v in metrics.items() if not k.endswith("seconds")}
 
 
 def test_digits_trial_learns_and_reports_the_contract_fields():
     result = run_trial(TrialConfig("digits-lenet5", epochs=2))
     m = result.metrics
-    assert set(m) == {"val_acc", "val_f1", "test_acc", "test_f1", "epochs", "best_epoch", "seconds"}
+    assert set(m) == {
+        "val_acc", "val_f1", "test_acc", "test_f1", "epochs", "best_epoch",
+        "seconds", "setup_seconds", "train_seconds",
+    }  # fmt: skip
+    # training time is the epochs' own (no set-up, no test evaluation): what methods compare
+    assert m["train_seconds"] == pytest.approx(sum(h.seconds for h in result.history))
+    assert 0 < m["train_seconds"] < m["seconds"] and m["setup_seconds"] > 0
     assert m["test_acc"] > 0.9 and all(0 <= m[k] <= 1 for k in ("val_acc", "test_acc", "test_f1"))
     assert m["epochs"] == 2 and len(result.history) == 2
     assert result.attacked == ["input"] and result.aliases == ["Input"]
