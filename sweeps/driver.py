@@ -676,6 +676,8 @@ def _summarize(
     interrupted = view.interrupted
     best = view.best
     tracking.mark_stopped(view.stopped)
+    if interrupted:
+        tracking.mark_unfinished()  # continued by --resume, in the same runs
     tracking.finish(
         "KILLED" if interrupted else "FINISHED",
         metrics={
