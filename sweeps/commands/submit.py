@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runs-dir",
         help=f"sweep state folder on the cluster, seen by every node (default: "
-        f"${cluster.RUNS_DIR_ENV} on the head, else runs in the job's folder)",
+        f"${cluster.RUNS_DIR_ENV} on the head, else runs in the job's folder; with --slurm: "
+        f"${cluster.RUNS_DIR_ENV} here, else ./runs)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="the job only prints the resolved trials"
@@ -94,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--script",
         metavar="FILE",
-        help=f"with --slurm: your edited copy of the batch script (default: {slurm.SCRIPT.name})",
+        help="with --slurm: your edited copy of the batch script (default: sweeps/slurm.sbatch)",
     )
     parser.add_argument(
         "--follow",
