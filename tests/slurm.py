@@ -65,7 +65,7 @@ class SlurmCluster:
         self.nodes = [f"n{i + 1}" for i in range(nodes)]
         self.cpus_per_node = max(1, (os.cpu_count() or 1) // nodes)
         self.ctld_port, *self.slurmd_ports = free_ports(1 + nodes)
-        self.groups: dict[str, int] = {}
+        self.groups: dict[str, subprocess.Popen] = {}  # daemon name -> its process (group)
 
     @property
     def conf(self) -> Path:
@@ -128,7 +128,7 @@ class SlurmCluster:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
             )
-        self.groups[name] = proc.pid
+        self.groups[name] = proc
 
     def start(self, timeout: float = 60) -> None:
         r = self.root
@@ -160,7 +160,7 @@ class SlurmCluster:
     def _wait(self, ready, timeout: float, what: str) -> None:  # noqa: ANN001
         deadline = time.monotonic() + timeout
         while not ready():
-            dead = [n for n, pid in self.groups.items() if not _alive(pid)]
+            dead = [n for n, proc in self.groups.items() if proc.poll() is not None]
             if dead or time.monotonic() > deadline:
                 raise SlurmUnavailable(f"no {what} (dead: {dead}):\n{self.logs()}")
             time.sleep(0.5)
@@ -195,7 +195,7 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Cancel every job, then stop the daemons (slurmd first) by process group."""
-        if "slurmctld" in self.groups and _alive(self.groups["slurmctld"]):
+        if "slurmctld" in self.groups and self.groups["slurmctld"].poll() is None:
             self.run("scancel", "--full", "--user=root", check=False, timeout=30)
             deadline = time.monotonic() + 40
             while (
@@ -206,18 +206,9 @@ class SlurmCluster:
         for name in sorted(
             self.groups, key=lambda n: ("slurmd", "slurmctld", "munged").index(n.split("-")[0])
         ):
-            kill_group(self.groups[name], grace=10)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (exited, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+            proc = self.groups[name]
+            kill_group(proc.pid, grace=10)
+            proc.wait(timeout=10)
 
 
 def start_slurm() -> SlurmCluster:
