@@ -43,7 +43,6 @@ from sweeps.tracking import TAG
 from tests.procutil import processes
 from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 
-ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CUT_EPOCHS = 3
 WARN_S = 90  # --signal=B:USR1@90: the sweep has at least 60 s to stop before the limit
