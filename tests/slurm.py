@@ -13,8 +13,10 @@ foreground in its own process group and is stopped by that group, never by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -194,21 +196,27 @@ class SlurmCluster:
         return self.run("squeue", "--noheader", "--states=all", "--format=%i").split()
 
     def stop(self) -> None:
-        """Cancel every job, then stop the daemons (slurmd first) by process group."""
-        if "slurmctld" in self.groups and self.groups["slurmctld"].poll() is None:
-            self.run("scancel", "--full", "--user=root", check=False, timeout=30)
-            deadline = time.monotonic() + 40
-            while (
-                time.monotonic() < deadline
-                and self.run("squeue", "--noheader", check=False, timeout=30).strip()
-            ):
-                time.sleep(1)
-        for name in sorted(
-            self.groups, key=lambda n: ("slurmd", "slurmctld", "munged").index(n.split("-")[0])
-        ):
-            proc = self.groups[name]
-            kill_group(proc.pid, grace=10)
-            proc.wait(timeout=10)
+        """Cancel every job, then stop the daemons (slurmd first) by process group; whatever
+        happens on the way (a failure, a Ctrl-C), every daemon's group ends up killed."""
+        order = ("slurmd", "slurmctld", "munged")
+        try:
+            ctld = self.groups.get("slurmctld")
+            if ctld is not None and ctld.poll() is None:
+                self.run("scancel", "--full", "--user=root", check=False, timeout=30)
+                deadline = time.monotonic() + 40
+                while (
+                    time.monotonic() < deadline
+                    and self.run("squeue", "--noheader", check=False, timeout=30).strip()
+                ):
+                    time.sleep(1)
+            for name in sorted(self.groups, key=lambda n: order.index(n.split("-")[0])):
+                kill_group(self.groups[name].pid, grace=10)
+        finally:
+            for proc in self.groups.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
 
 
 def start_slurm() -> SlurmCluster:

@@ -64,8 +64,10 @@ def slurm() -> Iterator[SlurmCluster]:
     try:
         yield cluster
     finally:
-        cluster.stop()
-        shutil.rmtree(cluster.root, ignore_errors=True)
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 def submit(slurm: SlurmCluster, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -123,7 +125,7 @@ def ray_left(job_id: str, folder: Path) -> list[str]:
     """Processes left from the job's Ray: its temp folder in their arguments (raylet, GCS,
     agents), or their working directory in ``folder`` (trial workers, which rename
     themselves ``ray::...`` and work in their trial's folder)."""
-    mark = f"dropattack-ray-{job_id}"
+    mark = f"/da-ray-{job_id}"
     left = []
     for p in processes().values():
         try:
