@@ -231,7 +231,9 @@ def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_se
     assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
     second = log.read_text().split("(run 2)", 1)[-1]
     assert "--resume" in second, tail(log)
-    assert f"{name}: 6 done ({len(finished_first)} before this run), 0 failed" in second
+    # All six done, none failed. (A trial can finish in MLflow while the first run stops,
+    # before Tune hears of it: the second run then finds its FINISHED run and skips it.)
+    assert f"{name}: 6 done (" in second and ", 0 failed, 0 stopped early, 0 unfinished" in second
 
     trials = expand_grid(load_spec(spec))
     parents, kids = children(client, name)
