@@ -1,7 +1,9 @@
 """The ``dropattack`` command: parses arguments and hands them to one subcommand module.
 
 Each module in :mod:`sweeps.commands` defines ``NAME``, ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``; this file only wires them together.
+and ``run(args) -> int``; this file only wires them together. A module that sets
+``PASSTHROUGH = True`` receives the words after a ``--`` as ``args.passthrough`` (for another
+program: ``submit --slurm`` hands them to sbatch); other commands refuse them.
 """
 
 from __future__ import annotations
@@ -39,13 +41,21 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     for mod in _modules(argv):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _passthrough=getattr(mod, "PASSTHROUGH", False))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if passthrough and not args._passthrough:
+        parser.error(f"{args.command} takes nothing after --: {' '.join(passthrough)}")
+    args.passthrough = passthrough
     try:
         return int(args._run(args) or 0)
     except (UsageError, ValueError, FileNotFoundError) as e:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from sweeps import stopping
 from sweeps.names import name_problem
 from sweeps.redact import redact_text, uri_credentials
 from sweeps.space import expand_grid
@@ -343,12 +344,20 @@ def _trial_dirname(trial: Any) -> str:
 def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
     """Run (or ``options.resume``) the sweep of ``spec`` and return its summary.
 
+    SIGTERM and SIGUSR1 (a batch scheduler's time limit, cancel or preemption) stop it
+    gracefully, like a first Ctrl-C (:mod:`sweeps.stopping`): the result is ``interrupted``
+    and ``--resume`` continues it.
+
     Raises:
         UnreachableError: the MLflow URI or the Ray address does not answer.
         SweepError: nothing to resume, a changed spec on resume, an unfinished sweep of the
             same name without ``--resume``.
     """
-    opts = options or SweepOptions()
+    with stopping.catching():
+        return _run_sweep(spec, options or SweepOptions())
+
+
+def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     t_start = time.perf_counter()
     for k, v in _TUNE_ENV.items():
         os.environ.setdefault(k, v)
@@ -396,6 +405,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
             tracking, _ = opening.result()
             tracking.finish("FAILED", {}, {TAG["error"]: _describe(e)})
             raise
+        stopping.reclaim()  # ray.init took SIGTERM over
         tracking, study = opening.result()
     from ray import tune
 
@@ -666,6 +676,8 @@ def _summarize(
     interrupted = view.interrupted
     best = view.best
     tracking.mark_stopped(view.stopped)
+    if interrupted:
+        tracking.mark_unfinished()  # continued by --resume, in the same runs
     tracking.finish(
         "KILLED" if interrupted else "FINISHED",
         metrics={

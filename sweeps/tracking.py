@@ -242,6 +242,25 @@ class SweepRun:
                 closed += 1
         return closed
 
+    def mark_unfinished(self) -> int:
+        """Close the still-RUNNING child runs of an interrupted sweep as KILLED.
+
+        Tune's graceful stop ends the trials' processes without their code seeing it, so
+        their runs are closed here; ``--resume`` continues each trial in its own run (the
+        trainable reopens it). Returns how many were closed.
+        """
+        if not self.run_id:
+            return 0
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}' "
+            "and attributes.status = 'RUNNING'",
+            max_results=5000,
+        )
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+        return len(runs)
+
     def ui_command(self) -> str:
         """The command that opens the MLflow UI on this sweep's runs."""
         if is_local_store(self.uri):

@@ -1,8 +1,10 @@
-"""``dropattack submit SPEC``: send a sweep to a Ray cluster as a Ray Job.
+"""``dropattack submit SPEC``: send a sweep to a Ray cluster as a Ray Job, or to Slurm.
 
 The job runs ``dropattack sweep SPEC --address auto`` on the cluster's head node with the
 project folder as its working directory; stdout gets the job id alone (for scripts), the
 follow-up commands go to stderr. ``--follow`` streams the job's output until it ends.
+With ``--slurm`` the batch script of :mod:`sweeps.slurm` goes to ``sbatch`` instead (options
+after ``--`` are sbatch's), once the spec and the MLflow server have been checked.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sweeps import cluster
+from sweeps import cluster, slurm
 from sweeps.commands.argtypes import (
     experiment_name,
     gpu_share,
@@ -20,6 +22,7 @@ from sweeps.commands.argtypes import (
 )
 
 NAME = "submit"
+PASSTHROUGH = True  # with --slurm, the words after -- are sbatch options
 HELP = (
     "Send a sweep spec to a Ray cluster as a Ray Job (its driver runs on the head node) "
     "and print the job id."
@@ -38,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mlflow-uri",
         type=uri_without_credentials,
-        default=cluster.CLUSTER_MLFLOW_URI,
-        help="MLflow tracking server as the cluster's nodes reach it "
-        "(default: %(default)s, the compose stack's)",
+        default=None,
+        help="MLflow tracking server as the cluster's nodes reach it (default: "
+        f"{cluster.CLUSTER_MLFLOW_URI}, the compose stack's; with --slurm: "
+        "$MLFLOW_TRACKING_URI, else sqlite in --runs-dir)",
     )
     parser.add_argument(
         "--experiment",
@@ -55,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runs-dir",
         help=f"sweep state folder on the cluster, seen by every node (default: "
-        f"${cluster.RUNS_DIR_ENV} on the head, else runs in the job's folder)",
+        f"${cluster.RUNS_DIR_ENV} on the head, else runs in the job's folder; with --slurm: "
+        f"${cluster.RUNS_DIR_ENV} here, else ./runs)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="the job only prints the resolved trials"
@@ -81,6 +86,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Ray token (default: the nodes' own MLflow account)",
     )
     parser.add_argument(
+        "--slurm",
+        action="store_true",
+        help="submit to Slurm with sbatch instead: Ray over the allocation, a graceful stop "
+        "before the time limit and a requeue that resumes the sweep (docs/cluster.md); "
+        "sbatch options go after --, e.g. -- --time=8:00:00 --gres=gpu:2",
+    )
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        help="with --slurm: your edited copy of the batch script (default: sweeps/slurm.sbatch)",
+    )
+    parser.add_argument(
         "--follow",
         action="store_true",
         help="stream the job's output until it ends; exit 0 only if it succeeded",
@@ -90,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sweeps.cli import UsageError
 
+    if args.slurm:
+        return _run_slurm(args)
+    if args.passthrough or args.script:
+        raise UsageError("--script and sbatch options (after --) need --slurm")
     pip = list(args.pip)
     if args.requirements:
         pip += cluster.read_requirements(args.requirements)
@@ -109,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         job_id = cluster.submit(
             args.spec,
             address=address,
-            mlflow_uri=args.mlflow_uri,
+            mlflow_uri=args.mlflow_uri or cluster.CLUSTER_MLFLOW_URI,
             working_dir=args.working_dir,
             pip=pip,
             sweep=sweep,
@@ -128,3 +149,47 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     print(f"{state.job_id} {state.status}: {state.message}", file=sys.stderr)
     return 0 if state.status == "SUCCEEDED" else 1
+
+
+def _run_slurm(args: argparse.Namespace) -> int:
+    """Check the spec and the MLflow server, then sbatch the batch script."""
+    from sweeps.cli import UsageError
+    from sweeps.specfile import load_spec
+    from sweeps.store import UnreachableError
+
+    for flag in ("address", "working_dir", "requirements", "follow", "forward_mlflow_credentials"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} is for Ray jobs, not --slurm")
+    if args.pip:
+        raise UsageError("--pip is for Ray jobs, not --slurm")
+    spec = load_spec(args.spec)  # a spec that does not validate stops here, one line
+    sweep_args = []
+    if args.max_concurrent:
+        sweep_args += ["--max-concurrent", str(args.max_concurrent)]
+    if args.gpus_per_trial is not None:
+        sweep_args += ["--gpus-per-trial", str(args.gpus_per_trial)]
+    if args.dry_run:
+        sweep_args.append("--dry-run")
+    sweep = slurm.resolve(
+        spec,
+        args.spec,
+        experiment=args.experiment,
+        runs_dir=args.runs_dir,
+        mlflow_uri=args.mlflow_uri,
+        resume=args.resume,
+        sweep_args=sweep_args,
+    )
+    try:
+        job_id = slurm.submit(sweep, script=args.script, sbatch_args=args.passthrough)
+    except (UnreachableError, slurm.SlurmError) as e:
+        raise UsageError(str(e)) from None
+    print(job_id, flush=True)
+    print(
+        f"sweep {sweep.experiment!r}: state in {sweep.runs_dir}, MLflow at {sweep.mlflow_uri}\n"
+        f"follow it: squeue -j {job_id}; its log is the script's --output file "
+        f"(default dropattack-{job_id}.out here)\n"
+        f"stop it:   scancel {job_id} (the sweep saves its state; continue with "
+        f"dropattack submit {args.spec} --slurm --resume)",
+        file=sys.stderr,
+    )
+    return 0

@@ -247,6 +247,7 @@ def test_interrupted_sweep_resumes_with_every_cell_exactly_once(
         assert code == 130, log_path.read_text()[-3000:]
         assert "interrupted; continue with: dropattack sweep" in log_path.read_text()
         assert state["status"] == "interrupted" and parents[0].info.status == "KILLED"
+        assert "RUNNING" not in {r.info.status for r in kids}  # closed KILLED, resumed below
     else:
         assert code == -signal.SIGKILL and state["status"] == "running"
 

@@ -1,0 +1,258 @@
+"""Sweeps on a real Slurm: the shipped batch script, submitted by ``dropattack submit --slurm``.
+
+A Slurm of our own (:mod:`tests.slurm`: two nodes of one CPU each on this machine) runs the
+jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The checks:
+
+- a spec that does not validate, and an MLflow server that does not answer, are refused with
+  one line before anything reaches Slurm (no job appears);
+- the quickstart sweep finishes inside one job: Ray over the allocation (the head on the
+  first node, a worker joined from the second, one CPU each as Slurm granted), the ten
+  trials FINISHED in MLflow under one parent run, no Ray process left after the job;
+- a sweep cut by its time limit: once the sweep is under way (a trial finished, another
+  past an epoch) the test shortens the job's limit with ``scontrol update TimeLimit=`` to
+  the next minute that leaves ``--signal=B:USR1@90`` due; Slurm's own time-limit machinery
+  then signals the batch script, the sweep stops gracefully and the job requeues itself. The
+  requeued run resumes it, and MLflow ends with exactly one FINISHED child run per trial
+  (0 lost, 0 duplicated) with every epoch, and the trials the first run finished were not
+  trained again. Shortening the limit at a known point of the sweep, rather than submitting
+  with a one-minute limit, keeps the test deterministic whatever the machine's speed: Ray's
+  start alone takes 10 to 40 s here.
+
+Slurm holds a requeued job for about two minutes before it may start again; the test lifts
+that hold (``scontrol update StartTime=now``), which only saves the idle wait.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from sweeps.space import expand_grid
+from sweeps.specfile import load_spec
+from sweeps.tracking import TAG
+from tests.procutil import processes
+from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
+
+VENV_BIN = Path(sys.executable).parent
+CUT_EPOCHS = 3
+WARN_S = 90  # --signal=B:USR1@90: the sweep has at least 60 s to stop before the limit
+CUT_SPEC = """
+name: {name}
+defaults: {{task: digits-lenet5, method: dropattack, attack: [Input, Conv.1.w], epochs: {epochs}}}
+space: {{eps: [1, 5], p: [0.3, 0.5, 0.7]}}
+seeds: [0]
+resources: {{cpus: 1, max_failures: 1}}
+"""
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[SlurmCluster]:
+    try:
+        cluster = start_slurm()
+    except SlurmUnavailable as e:
+        pytest.skip(f"no Slurm for the Slurm tests: {e}")
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def submit(slurm: SlurmCluster, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``dropattack submit ... --slurm`` as a user types it, with this venv first on PATH
+    (the job inherits it and finds ``dropattack``, ``ray`` and ``python3`` there)."""
+    env = {**slurm.env, "PATH": f"{VENV_BIN}:{slurm.env.get('PATH', '')}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [str(VENV_BIN / "dropattack"), "submit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def wait_job(slurm: SlurmCluster, job_id: str, log: Path, timeout: float, done) -> dict:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while True:
+        job = slurm.job(job_id)
+        if done(job):
+            return job
+        assert not ended(job) or done is ended, (job, tail(log), slurm.logs())
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"job {job_id} is {job.get('JobState')} after {timeout:.0f}s:\n{tail(log)}\n"
+                f"{slurm.logs()}"
+            )
+        time.sleep(1)
+
+
+def ended(job: dict) -> bool:
+    return job.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL")
+
+
+def tail(path: Path, chars: int = 5000) -> str:
+    text = path.read_text(errors="replace") if path.exists() else "(no log)"
+    lines = [ln for ln in text.splitlines() if " INFO " not in ln and " SUCC " not in ln]
+    return "\n".join(lines)[-chars:]
+
+
+def children(client: MlflowClient, experiment: str) -> tuple[list, list]:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return [], []
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return (
+        [r for r in runs if r.data.tags.get(TAG["role"]) == "sweep"],
+        [r for r in runs if r.data.tags.get(TAG["role"]) == "trial"],
+    )
+
+
+def ray_left(job_id: str, folder: Path) -> list[str]:
+    """Processes left from the job's Ray: its temp folder in their arguments (raylet, GCS,
+    agents), or their working directory in ``folder`` (trial workers, which rename
+    themselves ``ray::...`` and work in their trial's folder)."""
+    mark = f"/da-ray-{job_id}"
+    left = []
+    for p in processes().values():
+        try:
+            cwd = os.readlink(f"/proc/{p.pid}/cwd")
+        except OSError:
+            cwd = ""
+        if p.state != "Z" and (mark in p.cmdline or cwd.startswith(str(folder))):
+            left.append(f"{p.pid} {p.cmdline[:100]}")
+    return left
+
+
+def test_bad_spec_and_missing_mlflow_fail_before_any_job(slurm, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsearch: {algorithm: nope}\n")
+    before = slurm.jobs()
+    refused = submit(slurm, tmp_path, str(bad), "--slurm")
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.yaml" in lines[0] and "search.algorithm" in lines[0], lines
+
+    refused = submit(slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", "http://127.0.0.1:9")
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach MLflow at http://127.0.0.1:9" in lines[0], lines
+    assert slurm.jobs() == before
+
+
+def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
+    log = tmp_path / "job.out"
+    out = submit(
+        slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
+        "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
+        "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
+        "--time=10", f"--output={log}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    assert job_id.isdigit(), out.stdout
+    job = wait_job(slurm, job_id, log, 600, ended)
+    assert job["JobState"] == "COMPLETED" and job["Restarts"] == "0", (job, tail(log))
+    text = log.read_text()
+    # A worker per other node joined the head, each with its task's CPUs.
+    cpus = len(slurm.nodes) * slurm.cpus_per_node
+    assert f"Ray has {len(slurm.nodes)} of {len(slurm.nodes)} nodes, {cpus} CPUs" in text
+    assert "slurm-quickstart: 10 done (0 before this run), 0 failed" in text, tail(log)
+    parents, kids = children(MlflowClient(mlflow_server.uri), "slurm-quickstart")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(kids) == 10 and {r.info.status for r in kids} == {"FINISHED"}
+    assert ray_left(job_id, tmp_path) == []
+
+
+def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_server, tmp_path):
+    name = "slurm-cut"
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(textwrap.dedent(CUT_SPEC.format(name=name, epochs=CUT_EPOCHS)))
+    log = tmp_path / "job.out"
+    out = submit(
+        slurm, tmp_path, str(spec), "--slurm", "--mlflow-uri", mlflow_server.uri,
+        "--runs-dir", str(tmp_path / "runs"),
+        "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
+        "--time=15", f"--signal=B:USR1@{WARN_S}",
+        f"--output={log}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    client = MlflowClient(mlflow_server.uri)
+
+    def under_way(job: dict) -> bool:
+        assert not ended(job), f"the job ended before the cut:\n{tail(log)}"
+        kids = children(client, name)[1]
+        running = [r for r in kids if r.info.status == "RUNNING"]
+        return any(r.info.status == "FINISHED" for r in kids) and any(
+            client.get_metric_history(r.info.run_id, "epoch_val_acc") for r in running
+        )
+
+    job = wait_job(slurm, job_id, log, 360, under_way)
+    # The shortest whole-minute limit at least 60 s away: the signal is due now.
+    elapsed = _seconds(job["RunTime"])
+    limit_min = -(-(elapsed + 60) // 60)
+    slurm.run("scontrol", "update", f"JobId={job_id}", f"TimeLimit={limit_min}")
+
+    # The first run: signalled before its limit, stopped, requeued (pending, one restart).
+    wait_job(
+        slurm,
+        job_id,
+        log,
+        240,
+        lambda j: (j.get("Restarts"), j.get("JobState")) == ("1", "PENDING"),
+    )
+    first = log.read_text()
+    assert "SIGUSR1: stopping the sweep" in first, tail(log)
+    assert "requeueing job" in first and "TIME LIMIT" not in first, tail(log)
+    _, kids = children(client, name)
+    finished_first = {
+        r.data.tags[TAG["trial_key"]]: r.info.end_time for r in kids if r.info.status == "FINISHED"
+    }
+    assert 1 <= len(finished_first) < 6, "the cut came too late"
+    assert not [r for r in kids if r.info.status == "RUNNING"], "a trial left RUNNING"
+    assert ray_left(job_id, tmp_path) == []
+    slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", "TimeLimit=15")
+
+    job = wait_job(slurm, job_id, log, 420, ended)
+    assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
+    second = log.read_text().split("(run 2)", 1)[-1]
+    assert "--resume" in second, tail(log)
+    # All six done, none failed. (A trial can finish in MLflow while the first run stops,
+    # before Tune hears of it: the second run then finds its FINISHED run and skips it.)
+    assert f"{name}: 6 done (" in second and ", 0 failed, 0 stopped early, 0 unfinished" in second
+
+    trials = expand_grid(load_spec(spec))
+    parents, kids = children(client, name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert Counter(r.data.tags[TAG["trial_key"]] for r in kids) == Counter(t["key"] for t in trials)
+    for run in kids:
+        assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags)
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch_val_acc")]
+        assert sorted(set(steps)) == list(range(1, CUT_EPOCHS + 1)), (run.info.run_name, steps)
+    end_times = {r.data.tags[TAG["trial_key"]]: r.info.end_time for r in kids}
+    for key, end in finished_first.items():
+        assert end_times[key] == end, f"{key} was trained again by the requeued run"
+    assert ray_left(job_id, tmp_path) == []
+
+
+def _seconds(runtime: str) -> int:
+    """Slurm's ``[D-]HH:MM:SS`` (or ``MM:SS``) as seconds."""
+    days, _, clock = runtime.rpartition("-")
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return total + int(days or 0) * 86400
