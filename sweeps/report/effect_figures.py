@@ -44,6 +44,24 @@ class EffectGrid:
     baseline: np.ndarray  # bool: a measured baseline cell (p = 0)
     unit: str = "%"
     title: str = ""
+    reference: dict[float, tuple[list[float], list[float]]] | None = None
+    """The paper's effect against p for each measured ε (Table 10), drawn dashed."""
+
+
+def _reference(analysis: Analysis, eps_axis: Sequence[float]) -> dict | None:
+    """The paper's Table 10 effects against p = 0 for each measured ε (Table 10 sweeps)."""
+    if analysis.matcher.name != "table10" or analysis.unit != "%":
+        return None
+    f1 = analysis.metric.endswith("_f1")
+    lines = {}
+    for eps in eps_axis:
+        row = sorted(
+            (p, v.f1 if f1 else v.acc) for (e, p), v in analysis.matcher.paper.items() if e == eps
+        )
+        base = dict(row).get(0.0)
+        if base is not None and all(v is not None for _, v in row):
+            lines[eps] = ([p for p, _ in row], [v - base for _, v in row])
+    return lines or None
 
 
 def effect_grid(analysis: Analysis, cells: Sequence[CellStats]) -> EffectGrid | None:
@@ -79,7 +97,13 @@ def effect_grid(analysis: Analysis, cells: Sequence[CellStats]) -> EffectGrid | 
     if np.isnan(arrays["effect"]).all():
         return None
     return EffectGrid(
-        eps_axis, p_axis, shown=shown, baseline=baseline, unit=analysis.unit, **arrays
+        eps_axis,
+        p_axis,
+        shown=shown,
+        baseline=baseline,
+        unit=analysis.unit,
+        reference=_reference(analysis, eps_axis),
+        **arrays,
     )
 
 
@@ -150,22 +174,27 @@ def effect_figure4(grid: EffectGrid) -> bytes:
     p = np.asarray(grid.p)
     for j, eps in enumerate(grid.eps):
         color = colors(j % 10)
-        y = grid.effect[:, j]
+        # a measured baseline cell is the line's start: effect 0 by definition
+        y = np.where(grid.baseline[:, j], 0.0, grid.effect[:, j])
         ok = ~np.isnan(y)
         if ok.any():
-            lo, hi = grid.lo[:, j][ok], grid.hi[:, j][ok]
-            err = np.nan_to_num(np.vstack([y[ok] - lo, hi - y[ok]]))
+            lo = np.where(np.isnan(grid.lo[:, j]), y, grid.lo[:, j])[ok]
+            hi = np.where(np.isnan(grid.hi[:, j]), y, grid.hi[:, j])[ok]
+            err = np.vstack([y[ok] - lo, hi - y[ok]])
             ax.errorbar(p[ok], y[ok], yerr=err, marker="o", ms=4, capsize=2, color=color,
                         label=f"ε = {eps:g}")  # fmt: skip
-        ref = ~np.isnan(grid.paper[:, j])
-        if ref.any():
-            ax.plot(p[ref], grid.paper[:, j][ref], ls="--", lw=1, alpha=0.6, color=color)
+        if grid.reference and eps in grid.reference:
+            px, py = grid.reference[eps]
+            ax.plot(px, py, ls="--", lw=1, alpha=0.6, color=color)
+        else:
+            ref = ~np.isnan(grid.paper[:, j])
+            ax.plot(p[ref], grid.paper[:, j][ref], ls="none", marker="x", alpha=0.8, color=color)
     ax.axhline(0.0, color="dimgray", lw=1, ls=":", label="baseline (p = 0)")
     ax.set_xlabel("attack probability p")
     ax.set_ylabel(f"effect against p = 0 ({grid.unit or 'metric'})")
     ax.set_title(
         (grid.title or "Effect against attack probability")
-        + "\none line per ε, bars: Welch 95% CI (dashed: the paper's effects)",
+        + "\none line per ε, bars: Welch 95% CI (dashed or ×: the paper's effects)",
         fontsize=10,
     )
     ax.grid(alpha=0.3)
