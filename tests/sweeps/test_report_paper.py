@@ -16,6 +16,7 @@ import pytest
 from sweeps.report import paper
 from sweeps.report.aggregate import analyze, pareto, verdict
 from sweeps.report.collect import RunRecord, SweepRuns
+from sweeps.report.effects import measure
 from sweeps.report.match import MATCHERS, dataset_of, matcher_for
 from sweeps.report.tables import layout_tables, top_keys
 
@@ -188,6 +189,13 @@ def test_table2_layout_methods_by_datasets_with_pheme_acc_and_f1():
     assert base == "86.00 ± 1.00/81.00 ± 1.00 (84.08/78.99) ✓"
     ih = "".join(s.text for s in rows["Baseline + DropAttack-(I-H)"][3])  # derived variant
     assert ih.startswith("87.00 ± 1.00/82.00 ± 1.00 (87.15/81.31)")
+    # with the effects measured, the column beside PHEME holds DropAttack's gain on accuracy
+    measure(a)
+    (table,) = layout_tables(a)
+    rows = {r[0][0].text: r for r in table.rows}
+    ih_effect = rows["Baseline + DropAttack-(I-H)"][4][0].text
+    assert ih_effect.startswith("+1.00 [") and ih_effect.endswith("(paper +3.07): not shown")
+    assert rows["Baseline"][4][0].text == "baseline"
     fgm = "".join(s.text for s in rows["Baseline + FGM"][1])
     # zero spread: only an exact match would reproduce; the task's only configuration: selected
     assert fgm == "89.00 ± 0.00 (89.26) ✗ ◆"
