@@ -235,7 +235,10 @@ def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
             blocks.append(render.Bullets(differs))
     blocks += [render.Heading("The paper's effects"), reproduction.effects_table(analysis)]
     blocks += _confirmation_blocks(analysis)
-    blocks += [render.Heading("Verdicts"), render.Bullets(_verdict_lines(analysis))]
+    blocks += [
+        render.Heading("Absolute verdicts: each measured number against the paper's"),
+        render.Bullets(_verdict_lines(analysis)),
+    ]
     if figures.figures:
         blocks += [render.Heading("Figures"), *figures.figures]
     blocks += [
