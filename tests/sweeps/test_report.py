@@ -278,7 +278,14 @@ def test_table10_layout_has_the_paper_grid_with_bold_top_ten(report):
 
 
 def test_files_written_and_logged_to_the_parent_run(report, store):
-    for name in ("md", "html", "json", "heatmap.png", "figure4.png", "figure2.png"):
+    figures = (
+        "heatmap.png",
+        "figure4.png",
+        "figure2.png",
+        "effect-heatmap.png",
+        "figure4-effect.png",
+    )
+    for name in ("md", "html", "json", *figures):
         assert report.files[name].is_file() and report.files[name].stat().st_size > 0
     client = MlflowClient(store["uri"])
     logged = {a.path for a in client.list_artifacts(store["parent"], "report")}
@@ -294,7 +301,7 @@ def test_files_written_and_logged_to_the_parent_run(report, store):
         assert c["run_ids"] == [ids[(eps, p, int(seed))] for seed in c["seeds"]]
         assert c["name"] == c["key"]  # its run names are not the readable names: the key
     html = report.files["html"].read_text()
-    assert html.count("data:image/png;base64,") == 3 and "src='heatmap.png'" not in html
+    assert html.count("data:image/png;base64,") == len(figures) and "src='heatmap.png'" not in html
     md = report.files["md"].read_text()
     assert "![" in md and "(heatmap.png)" in md and "Welch" in md
 
