@@ -49,15 +49,7 @@ from sweeps.tracking import (
 )
 from sweeps.trial import TrialConfig, TrialResult, ran_params, run_trial
 
-__all__ = [
-    "CHECKPOINT_STATE",
-    "DATA_PARAMS",
-    "DETERMINISTIC_ERRORS",
-    "data_params",
-    "run_name",
-    "trainable",
-    "trial_params",
-]
+__all__ = ["CHECKPOINT_STATE", "DETERMINISTIC_ERRORS", "run_name", "trainable", "trial_params"]
 
 CHECKPOINT_STATE = "state.pt"
 CHECKPOINT_TRACKING = "mlflow.json"
@@ -99,23 +91,6 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
     for name, value in (trial.get("model") or {}).items():
         params[f"{MODEL_PARAM_PREFIX}{name}"] = value
     return params
-
-
-#: Params that say which data a finished trial ran on (the report's scale; the names issue 17's
-#: record of what ran uses): ``train_size`` is logged with the configuration.
-DATA_PARAMS = ("val_size", "test_size", "data_root", "data_source", "data_split")
-
-
-def data_params(result: TrialResult) -> dict[str, Any]:
-    """What data a trial ran on: validation and test sizes, data root, files (or ids), split."""
-    params = {
-        "val_size": result.sizes.get("val"),
-        "test_size": result.sizes.get("test"),
-        "data_root": result.data.get("data_root"),
-        "data_source": result.data.get("source"),
-        "data_split": result.data.get("split"),
-    }
-    return {k: v for k, v in params.items() if v is not None}
 
 
 def run_name(trial: dict[str, Any]) -> str:
@@ -299,7 +274,6 @@ def _finish(
         params["train_size"] = result.train_size
     if trial.get("epochs") is None:
         params["epochs"] = int(result.metrics.get("epochs", 0))
-    params.update(data_params(result))
     tracker.log_params(params)
     tracker.log_metrics(final)
     tracker.log_text(json.dumps([h.as_dict() for h in result.history], indent=1), "history.json")
