@@ -8,6 +8,7 @@ from sweeps.commands.argtypes import uri_without_credentials
 from sweeps.report import build_report
 from sweeps.report.build import default_out_dir
 from sweeps.report.collect import default_tracking_uri
+from sweeps.report.reproduction import summary_lines
 
 NAME = "report"
 HELP = (
@@ -73,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         f"{args.experiment}: {len(a.cells)} configurations from "
         f"{sum(c.n for c in a.cells)} finished runs ({len(a.failed)} failed)"
     )
+    if a.effects is not None and a.effects.judged():
+        for line in summary_lines(a):
+            print(f"  {line}")
     for c in a.comparisons:
         print(
             f"  selected {c.task or '?'}: {c.best.name} (highest mean {a.selection_metric} "

@@ -20,6 +20,7 @@ from sweeps.report.collect import (
     collect,
     collect_confirmation,
 )
+from sweeps.report.effects import Effect, EffectSet, Scale, effect_verdict
 
 __all__ = [
     "Analysis",
@@ -27,8 +28,11 @@ __all__ = [
     "Comparison",
     "Confirmation",
     "Difference",
+    "Effect",
+    "EffectSet",
     "Report",
     "RunRecord",
+    "Scale",
     "SweepRuns",
     "Verdict",
     "analyze",
@@ -37,6 +41,7 @@ __all__ = [
     "collect",
     "collect_confirmation",
     "confirm",
+    "effect_verdict",
     "holm",
     "verdict",
 ]

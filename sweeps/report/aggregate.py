@@ -19,6 +19,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from scipy import special, stats
 
@@ -27,7 +28,11 @@ from sweeps.report.match import Matcher
 from sweeps.report.paper import PaperValue
 from sweeps.selection import DEFAULT_METRIC, DEFAULT_MODE, exact_mean, select
 
+if TYPE_CHECKING:
+    from sweeps.report.effects import EffectSet
+
 __all__ = [
+    "DIFFERENT_SCALE",
     "NO_VERDICT",
     "Analysis",
     "CellStats",
@@ -51,6 +56,9 @@ __all__ = [
 ]
 
 NO_VERDICT = "n=1, no verdict"
+#: The absolute verdict of a row trained on other data than the paper's, instead of
+#: "not reproduced": its absolute number says nothing about the paper's (its effect does).
+DIFFERENT_SCALE = "different scale"
 _ZERO_VARIANCE = "both sides have zero variance"
 
 
@@ -66,12 +74,15 @@ class Verdict:
     reproduced: bool | None
     diff: float  # paper - measured mean, in the metric's unit (%)
     ci: tuple[float, float] | None  # 95% t-interval of the mean
+    different_scale: bool = False  # trained on other data than the paper (sweeps.report.effects)
 
     @property
     def text(self) -> str:
         if self.reproduced is None:
             return NO_VERDICT
-        return "reproduced" if self.reproduced else "not reproduced"
+        if self.reproduced:
+            return "reproduced"
+        return DIFFERENT_SCALE if self.different_scale else "not reproduced"
 
 
 def verdict(paper_value: float, values: Sequence[float]) -> Verdict:
@@ -392,6 +403,7 @@ class Analysis:
     selection_metric: str = DEFAULT_METRIC
     mode: str = DEFAULT_MODE
     confirmation: Confirmation | None = None
+    effects: EffectSet | None = None  # set by sweeps.report.effects.measure
 
     @property
     def unit(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from sweeps.redact import redact_uri
-from sweeps.report import extension, render
+from sweeps.report import effects, extension, render, reproduction
 from sweeps.report.aggregate import Analysis, CellStats, Comparison, Difference, analyze, confirm
 from sweeps.report.collect import (
     check_store,
@@ -27,6 +27,7 @@ from sweeps.report.collect import (
     collect_confirmation,
     default_tracking_uri,
 )
+from sweeps.report.effect_figures import effect_figures
 from sweeps.report.figures import Figure, FigureSet, curves_figure, grid_figures
 from sweeps.report.match import matcher_for
 from sweeps.report.tables import (
@@ -219,7 +220,10 @@ def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
     pareto_keys = {c.key for front in analysis.fronts.values() for c in front}
     blocks: list = [
         render.Heading(f"DropAttack sweep report: {experiment}", 1),
+        *reproduction.summary_blocks(analysis),
+        render.Heading("Sweep"),
         render.Bullets(_summary(analysis)),
+        reproduction.scale_table(analysis),
         render.Heading("Best configuration: selected on validation, reported on test"),
         render.Bullets(_best_lines(analysis)),
     ]
@@ -229,8 +233,12 @@ def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
         differs = _test_best_lines(analysis)
         if differs:
             blocks.append(render.Bullets(differs))
+    blocks += [render.Heading("The paper's effects"), reproduction.effects_table(analysis)]
     blocks += _confirmation_blocks(analysis)
-    blocks += [render.Heading("Verdicts"), render.Bullets(_verdict_lines(analysis))]
+    blocks += [
+        render.Heading("Absolute verdicts: each measured number against the paper's"),
+        render.Bullets(_verdict_lines(analysis)),
+    ]
     if figures.figures:
         blocks += [render.Heading("Figures"), *figures.figures]
     blocks += [
@@ -277,9 +285,11 @@ def _as_json(analysis: Analysis) -> dict:
                 "verdict": c.verdict.text if c.verdict else None,
                 "seconds": c.mean_seconds,
                 "gpu_seconds": c.mean_gpu_seconds,
+                **reproduction.cell_json(analysis, c),
             }
             for c in analysis.cells
         ],
+        "effect_summary": reproduction.summary_json(analysis),
         "comparisons": [
             {
                 "task": c.task,
@@ -330,6 +340,7 @@ def _ci_json(ci: tuple[float, float] | None) -> list[float] | None:
 
 def _task_json(analysis: Analysis, c: Comparison) -> dict:
     """One task of ``report.json`` (the keys are a contract: see the README)."""
+    scale = analysis.effects.scales.get(c.task) if analysis.effects else None
     confirmed = None
     if analysis.confirmation is not None:
         row = analysis.confirmation.selected.get(c.task)
@@ -355,6 +366,7 @@ def _task_json(analysis: Analysis, c: Comparison) -> dict:
         "p_value_adjusted": c.pvalue_adjusted,
         "comparisons": c.comparisons,
         "confirmed": confirmed,
+        "scale": scale.as_json() if scale else None,
     }
 
 
@@ -385,11 +397,13 @@ def build_report(
         sweep = collect(experiment, uri, parent, client)
     with clock("aggregate"):
         analysis = analyze(sweep, matcher_for(sweep.paper_table), metric)
+        effects.measure(analysis)
         confirmation = collect_confirmation(sweep, client)
         if confirmation is not None:
             analysis.confirmation = confirm(analysis, confirmation)
     with clock("figures"):
         figures = grid_figures(analysis)
+        figures.figures += effect_figures(analysis).figures
         if curves or (curves is None and sweep.paper_table in CURVE_TABLES):
             drawn = curves_figure(analysis, client)
             figures.figures += drawn.figures

@@ -27,6 +27,8 @@ __all__ = [
     "TARGET_ROWS",
     "TARGET_TABLES",
     "PaperValue",
+    "TABLE1",
+    "TEXT_DATASETS",
     "TargetRow",
     "targets_key",
 ]
@@ -48,6 +50,16 @@ DATASET_LABELS = {
     "mnist": "MNIST",
     "cifar10": "CIFAR-10",
 }
+
+# Table 1: examples per split (training, validation, test) of each dataset.
+TABLE1: dict[str, tuple[int, int, int]] = {
+    "imdb": (40_000, 5_000, 5_000),
+    "pheme": (5_145, 643, 637),
+    "agnews": (110_000, 10_000, 7_600),
+    "mnist": (50_000, 10_000, 10_000),
+    "cifar10": (40_000, 10_000, 10_000),
+}
+TEXT_DATASETS = frozenset({"imdb", "pheme", "agnews"})
 
 # Table 2: methods x datasets (5 runs each). PHEME is accuracy/F1.
 TABLE2_VARIANTS = (

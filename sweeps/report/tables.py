@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 
 from sweeps.report import paper
 from sweeps.report.aggregate import NO_VERDICT, Analysis, CellStats, Confirmation, Verdict
+from sweeps.report.effects import Effect
 from sweeps.report.match import attack_set, dataset_of, param_float, param_int, table2_variant
 
 __all__ = [
+    "EFFECT_LEGEND",
     "LAYOUTS",
     "Span",
     "Table",
     "cells_table",
     "comparison_table",
     "confirmation_table",
+    "effect_text",
     "failures_table",
     "layout_tables",
     "pareto_table",
@@ -57,7 +60,12 @@ def plain(text: object, bold: bool = False) -> Entry:
 
 
 _MARKS = {True: " ✓", False: " ✗", None: ""}
-MARK_LEGEND = "✓ reproduced (paper within mean ± 2 std or the 95% CI), ✗ not reproduced"
+DIFFERENT_SCALE_MARK = " ≈"
+MARK_LEGEND = (
+    "✓ reproduced (paper within mean ± 2 std or the 95% CI), ✗ not reproduced, "
+    "≈ different scale (trained on other data than the paper's, so the absolute number is "
+    "not the paper's to match; read the effect)"
+)
 DASH = "–"
 SELECTED = " ◆"
 
@@ -100,7 +108,44 @@ def _paper_text(value: paper.PaperValue | None, f1: bool) -> str:
 
 
 def _mark(v: Verdict | None) -> str:
+    if v is not None and v.reproduced is False and v.different_scale:
+        return DIFFERENT_SCALE_MARK
     return _MARKS[v.reproduced] if v is not None else ""
+
+
+def signed(x: float | None) -> str:
+    return DASH if x is None else f"{x:+.2f}"
+
+
+def effect_text(effect: Effect | None, baseline: bool = False) -> str:
+    """``+2.42 [0.86, 3.98] (paper +1.48): reproduced``; ``baseline`` for the baseline row."""
+    if effect is None:
+        return "baseline" if baseline else DASH
+    text = signed(effect.value)
+    if effect.ci95 is not None:
+        text += f" {ci_text(effect.ci95)}"
+    if effect.paper_effect is not None:
+        text += f" (paper {signed(effect.paper_effect)})"
+    if effect.verdict:
+        text += f": {effect.verdict}"
+    elif effect.paper_effect is not None:
+        text += f": no verdict ({effect.note or 'no test'})"
+    return text
+
+
+def _effect_of(analysis: Analysis, cells: Sequence[CellStats]) -> str:
+    """The effect text of the best of ``cells`` (the one the absolute entry shows)."""
+    if not cells or analysis.effects is None:
+        return DASH
+    cell = _best(cells)
+    return effect_text(analysis.effects.of(cell), baseline=cell.is_baseline)
+
+
+EFFECT_LEGEND = (
+    "Effect: measured mean minus the mean of the row's baseline in the same paper table, "
+    "[Welch 95% CI] (the paper's difference): verdict, after Holm's adjustment over the rows "
+    "measured against that baseline (see 'The paper's effects')."
+)
 
 
 def _best(cells: Sequence[CellStats]) -> CellStats:
@@ -182,7 +227,24 @@ def _table10(analysis: Analysis) -> list[Table]:
                 )
             )
         table.rows.append(row)
-    return [table]
+    return [table, _table10_effects(analysis, by_key, eps_axis, p_axis)]
+
+
+def _table10_effects(
+    analysis: Analysis, by_key: dict, eps_axis: Sequence[float], p_axis: Sequence[float]
+) -> Table:
+    """Table 10 read against its p = 0 row: each cell's effect beside the paper's."""
+    table = Table(
+        title="Table 10, effects: each (ε, p) against p = 0",
+        header=["p \\ ε", *(f"ε = {e:g}" for e in eps_axis)],
+        caption=EFFECT_LEGEND,
+    )
+    for p in p_axis:
+        row = [plain(f"p = {p:g}")]
+        for eps in eps_axis:
+            row.append(plain(_effect_of(analysis, by_key.get((round(eps, 6), round(p, 6)), []))))
+        table.rows.append(row)
+    return table
 
 
 def _datasets(analysis: Analysis) -> list[str]:
@@ -200,10 +262,14 @@ def _rows_by_dataset(
 ) -> list[Table]:
     by_key = _by_key(analysis)
     datasets = _datasets(analysis)
+    measured = {k[1] for k in by_key}
+    header = [""]
+    for d, label_text in zip(datasets, _dataset_header(datasets), strict=True):
+        header += [label_text, *([f"{label_text}: effect"] if d in measured else [])]
     table = Table(
         title=analysis.matcher.title,
-        header=["", *_dataset_header(datasets)],
-        caption=_caption(analysis),
+        header=header,
+        caption=_caption(analysis, EFFECT_LEGEND),
     )
     for row in row_keys:
         entries = [plain(label(row))]
@@ -217,6 +283,8 @@ def _rows_by_dataset(
                     selected=selected_keys(analysis),
                 )
             )
+            if d in measured:
+                entries.append(plain(_effect_of(analysis, by_key.get(key, []))))
         table.rows.append(entries)
     return [table]
 
@@ -262,6 +330,16 @@ def _table3(analysis: Analysis) -> list[Table]:
         reported = num(p_da.acc - p_std.acc) if p_std and p_da else DASH
         improvement.append(plain(f"{measured} ({reported})"))
     table.rows.append(improvement)
+    effect = [plain("Effect, 95% CI (paper): verdict")]
+    effect += [plain(_effect_of(analysis, by_key.get((s, "dropattack3"), []))) for s in sizes]
+    table.rows.append(effect)
+    table.caption = _caption(
+        analysis,
+        "Improvement: DropAttack-3 mean minus standard mean. "
+        + EFFECT_LEGEND.replace(
+            "the row's baseline in the same paper table", "standard training at the same size"
+        ),
+    )
     return [table]
 
 
@@ -287,20 +365,29 @@ def _targets(analysis: Analysis) -> list[Table]:
         unit = "Accuracy/F1" if f1 else "Accuracy"
         table = Table(
             title=f"Table {n}: attacked layers on {paper.DATASET_LABELS[dataset]} ({model})",
-            header=["Method", f"{unit}: measured (paper)", "Paper − measured", "Verdict"],
-            caption=_caption(analysis, "Rows after the paper's are measured only."),
+            header=[
+                "Method",
+                f"{unit}: measured (paper)",
+                f"Effect vs {model}: measured [95% CI] (paper): verdict",
+                "Paper − measured",
+                "Verdict",
+            ],
+            caption=_caption(
+                analysis, f"Rows after the paper's are measured only. {EFFECT_LEGEND}"
+            ),
         )
         known = set()
         for row in rows:
             key = tuple(round(v, 6) if isinstance(v, float) else v for v in row.key)
             known.add(key)
-            table.rows.append(
-                _target_row(row.label, by_key.get(key, []), row.value, f1, selected_keys(analysis))
-            )
+            cells = by_key.get(key, [])
+            table.rows.append(_target_row(row.label, cells, row.value, f1, selected_keys(analysis)))
+            table.rows[-1].insert(2, plain(_effect_of(analysis, cells)))
         for key, cells in by_key.items():
             if key[0] == dataset and key not in known:
                 label = _attack_label(cells[0], model)
                 table.rows.append(_target_row(label, cells, None, f1, selected_keys(analysis)))
+                table.rows[-1].insert(2, plain(_effect_of(analysis, cells)))
         tables.append(table)
     return tables
 
@@ -338,7 +425,8 @@ def layout_tables(analysis: Analysis) -> list[Table]:
     return layout(analysis) if layout else []
 
 
-_HIDDEN = {"attacked"}
+# what every configuration of a task shares, said in the report's scale table
+_HIDDEN = {"attacked", "val_size", "test_size", "data_root", "data_source", "data_split"}
 
 
 #: What the report's cost column (``seconds``) holds; see ``aggregate.train_seconds``.

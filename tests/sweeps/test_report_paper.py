@@ -16,6 +16,7 @@ import pytest
 from sweeps.report import paper
 from sweeps.report.aggregate import analyze, pareto, verdict
 from sweeps.report.collect import RunRecord, SweepRuns
+from sweeps.report.effects import measure
 from sweeps.report.match import MATCHERS, dataset_of, matcher_for
 from sweeps.report.tables import layout_tables, top_keys
 
@@ -175,15 +176,26 @@ def test_table2_layout_methods_by_datasets_with_pheme_acc_and_f1():
         )
     a = analyze(_sweep("table2", runs), matcher_for("table2"))
     (table,) = layout_tables(a)
-    assert table.header == ["", "IMDB", "PHEME (acc/F1)", "AGnews", "MNIST", "CIFAR-10"]
+    # an effect column beside each measured dataset
+    assert table.header == [
+        "", "IMDB", "IMDB: effect", "PHEME (acc/F1)", "PHEME (acc/F1): effect",
+        "AGnews", "MNIST", "CIFAR-10",
+    ]  # fmt: skip
     assert [r[0][0].text for r in table.rows] == [
         paper.TABLE2_LABELS[v] for v in paper.TABLE2_VARIANTS
     ]
     rows = {r[0][0].text: r for r in table.rows}
-    base = "".join(s.text for s in rows["Baseline"][2])
+    base = "".join(s.text for s in rows["Baseline"][3])
     assert base == "86.00 ± 1.00/81.00 ± 1.00 (84.08/78.99) ✓"
-    ih = "".join(s.text for s in rows["Baseline + DropAttack-(I-H)"][2])  # derived variant
+    ih = "".join(s.text for s in rows["Baseline + DropAttack-(I-H)"][3])  # derived variant
     assert ih.startswith("87.00 ± 1.00/82.00 ± 1.00 (87.15/81.31)")
+    # with the effects measured, the column beside PHEME holds DropAttack's gain on accuracy
+    measure(a)
+    (table,) = layout_tables(a)
+    rows = {r[0][0].text: r for r in table.rows}
+    ih_effect = rows["Baseline + DropAttack-(I-H)"][4][0].text
+    assert ih_effect.startswith("+1.00 [") and ih_effect.endswith("(paper +3.07): not shown")
+    assert rows["Baseline"][4][0].text == "baseline"
     fgm = "".join(s.text for s in rows["Baseline + FGM"][1])
     # zero spread: only an exact match would reproduce; the task's only configuration: selected
     assert fgm == "89.00 ± 0.00 (89.26) ✗ ◆"
@@ -280,7 +292,7 @@ def test_targets_layout_matches_attack_sets_in_any_order_and_lists_extra_rows():
     rows = {r[0][0].text: r for r in table.rows}
     hit = rows["LeNet-5 + DropAttack[Input, Conv.1.w] (ε=5, p=0.5)"]
     assert "".join(s.text for s in hit[1]).startswith("99.28 ± 0.01 (99.27)")
-    assert hit[3][0].text == "reproduced"
+    assert hit[4][0].text == "reproduced"
     assert "".join(s.text for s in rows["LeNet-5"][1]).startswith("98.95 ± 0.00 (98.95)")
     extra = rows["LeNet-5 + DropAttack[Conv.3.w] (ε=5, p=0.5)"]
     assert "".join(s.text for s in extra[1]) == "98.00 ± 0.00 (–)"
