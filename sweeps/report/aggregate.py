@@ -325,9 +325,10 @@ def _affinity(a: CellStats, b: CellStats) -> int:
 
 
 def baseline_of(cell: CellStats, cells: Sequence[CellStats]) -> CellStats | None:
-    """The baseline ``cell`` is tested against: the most alike, then the most seeds."""
+    """The baseline ``cell`` is tested against: the most alike, then the most seeds, then the
+    smallest cell key (not the order MLflow returned the runs in, which ties on start time)."""
     baselines = [c for c in cells if c.is_baseline and c is not cell]
-    return max(baselines, key=lambda c: (_affinity(cell, c), c.n)) if baselines else None
+    return min(baselines, key=lambda c: (-_affinity(cell, c), -c.n, c.key), default=None)
 
 
 def selected(cells: Sequence[CellStats], mode: str = DEFAULT_MODE) -> CellStats | None:

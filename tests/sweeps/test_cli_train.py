@@ -15,7 +15,6 @@ import torch
 from sweeps.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"  # the offline default data root (models.data.paths)
 
 torch.set_num_threads(1)
 
@@ -79,15 +78,6 @@ def test_train_records_what_ran_with_every_default_resolved(capsys):
     )  # fmt: skip
     config = json.loads(lines[-1])["config"]
     assert rc == 0 and config["attack"] == [] and not {"eps", "p", "k", "groups"} & set(config)
-
-
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the shared real data samples are absent")
-def test_train_of_a_text_task_says_which_data_it_loaded(capsys):
-    rc, lines, _ = run_cli(
-        capsys, "train", "imdb-lstm", "--epochs", "1", "--train-size", "64", "--threads", "1"
-    )
-    (data,) = [line for line in lines if line.startswith("data ")]
-    assert rc == 0 and "train 64 / val " in data and f"root {SHARED_DATA}" in data
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,15 @@ def test_text_trial_on_the_real_imdb_sample():
     assert r.sizes == {"train": 300, "val": 250, "test": 250}
     assert 0 <= r.metrics["test_acc"] <= 1 and r.metrics["epochs"] == 1
     assert r.data["source"].endswith("Train2500.csv") and r.data["vocab_size"] > 10_000
+    # `dropattack train` says which data it loaded: source, split sizes and the data root
+    from sweeps.commands.train import summary
+
+    ran, data = summary(r).splitlines()[:2]
+    assert ran.startswith("ran imdb-lstm dropattack eps=5 p=0.7 k=1 groups=paper  attacked ")
+    assert "Embedding (embedding.weight), Lstm.ih.w (rnn.weight_ih_l0)" in ran
+    assert data.startswith("data ") and "Train2500.csv" in data
+    assert "train 300 / val 250 / test 250" in data and f"root {SHARED_DATA}" in data
+    assert r.ran["data_root"].startswith(str(SHARED_DATA)) and r.ran["sizes"] == r.sizes
 
 
 def test_pheme_trial_defaults_to_the_embedding_and_reports_f1():
