@@ -14,6 +14,9 @@ what costs):
 - ``vmap``: the M models' parameters stacked (``torch.func.stack_module_state``), one
   ``vmap``-ed ``functional_call`` forward, the summed losses' backward and one Adam over the
   stacked tensors (Adam is elementwise, so this is each member's own Adam);
+- ``vmap_shared``: the same, every member reading one batch (a grid's trials that share a data
+  seed see the same batches; a convolution over one input with M weight sets is one wider
+  convolution, where M inputs need a grouped one);
 
 the IMDB LSTM (``imdb-lstm``: embedding 300, LSTM 300, FC 2) on real batches (each member its
 own seeded batches of the real IMDB sample in ``--data-dir``, with their real token lengths, as
@@ -35,8 +38,11 @@ own seeded batches of the real IMDB sample in ``--data-dir``, with their real to
 Clock: wall time with synchronisation on CUDA; process CPU time with ``--threads`` torch threads
 on CPU (wall time on a shared machine measures the neighbours). Each variant runs one warm-up
 round over the batches (compilation and graph capture happen there; their seconds are reported)
-then ``--reps`` timed rounds; the figure is the median round. Peak memory (CUDA) is the
-allocator's peak while the variant was built and warmed up, over what was allocated before it.
+then ``--reps`` timed rounds; the figure is the median round. On CPU the variants' timed rounds
+are interleaved (each round of one, then of the next); on CUDA each variant is built, timed and
+freed before the next (the GPU is the process's own, and M = 64's variants would not all fit).
+Peak memory (CUDA) is the allocator's peak while the variant was built and warmed up, over what
+was allocated before it.
 Each variant also records its first step's losses against ``separate``'s (same initial weights,
 same batch): the fused computation is the same computation (``tests/test_gpu_run.py`` checks it
 exactly in float64). A variant that fails is recorded with its error; the others go on.
@@ -80,7 +86,7 @@ DATA_DIR = next(
     str(ROOT.parent / "shared" / "data"),
 )
 VARIANTS = {
-    "lenet5": ("separate", "vmap"),
+    "lenet5": ("separate", "vmap", "vmap_shared"),
     "lstm": ("separate", "streams", "baddbmm", "baddbmm_graphs", "baddbmm_compile"),
 }
 CUDA_ONLY = {"streams", "baddbmm_graphs"}
@@ -155,12 +161,14 @@ class Separate:
 class VmapFused:
     """M models of one architecture as one ``vmap``-ed functional model with stacked weights.
 
-    ``step(x, y)`` takes ``x (M, B, ...)`` and ``y (M, B)``: each member its own batch. The
-    summed losses' backward gives each member's own gradients, and one Adam over the stacked
-    tensors is each member's own Adam (same learning rate).
+    ``step(x, y)`` takes ``x (M, B, ...)`` and ``y (M, B)``: each member its own batch; with
+    ``shared_input`` it takes one batch ``x (B, ...)`` that every member reads (trials of a grid
+    that share a data seed see the same batches), ``y`` still ``(M, B)``. The summed losses'
+    backward gives each member's own gradients, and one Adam over the stacked tensors is each
+    member's own Adam (same learning rate).
     """
 
-    def __init__(self, members: list[nn.Module], lr: float) -> None:
+    def __init__(self, members: list[nn.Module], lr: float, *, shared_input: bool = False):
         from torch.func import functional_call, stack_module_state, vmap
 
         self.params, self.buffers = stack_module_state(members)
@@ -169,7 +177,7 @@ class VmapFused:
         def call(params, buffers, x):
             return functional_call(base, (params, buffers), (x,))
 
-        self.forward = vmap(call)
+        self.forward = vmap(call, in_dims=(0, 0, None if shared_input else 0))
         self.opt = _adam(self.params.values(), lr)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -184,6 +192,7 @@ class VmapFused:
 
 
 Cell = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+Step = Callable[[int], torch.Tensor]  # one training step of a variant on batch j; the losses
 
 
 def lstm_cell(
@@ -311,7 +320,8 @@ def lenet_members(m: int, *, dtype=torch.float32, device="cpu") -> list[nn.Modul
     out = []
     for i in range(m):
         torch.manual_seed(i)
-        out.append(LeNet5(10).to(device=device, dtype=dtype))
+        with torch.device(device):  # initialised where it runs: no host copies
+            out.append(LeNet5(10).to(dtype=dtype))
     return out
 
 
@@ -323,9 +333,10 @@ def lstm_members(
     out = []
     for i in range(m):
         torch.manual_seed(i)
-        model = models.get("lstm", vocab_size=vocab_size, num_classes=2, hidden=hidden,
-                           embed_dim=embed_dim)  # fmt: skip
-        out.append(model.to(device=device, dtype=dtype))
+        with torch.device(device):  # 8.4M embedding weights each: initialised where they run
+            model = models.get("lstm", vocab_size=vocab_size, num_classes=2, hidden=hidden,
+                               embed_dim=embed_dim)  # fmt: skip
+        out.append(model.to(dtype=dtype))
     return out
 
 
@@ -430,11 +441,11 @@ class Probe:
         if self.args.json:
             self.args.json.write_text(json.dumps(self.report, indent=1))
 
-    def variant(self, build: Callable[[], Callable[[int], torch.Tensor]], m: int) -> dict:
-        """Build a variant (``build`` returns ``step(j)`` for batch ``j``), warm it up, time it."""
+    def warm(self, build: Callable[[], Step]) -> tuple[Step | None, dict]:
+        """Build a variant (``build`` returns ``step(j)`` for batch ``j``) and run its warm-up
+        round: ``(step, figures)``, or ``(None, {"error"|"skipped": ...})``."""
         if time.monotonic() > self.deadline:
-            return {"skipped": "probe budget spent"}
-        n = self.args.batches
+            return None, {"skipped": "probe budget spent"}
         gc_collect()
         base = torch.cuda.memory_allocated(self.device) if self.cuda else 0
         if self.cuda:
@@ -443,63 +454,87 @@ class Probe:
             t0 = time.perf_counter()
             step = build()
             first = step(0)
-            for j in range(1, n):
+            for j in range(1, self.args.batches):
                 step(j)
             self.sync()
             warmup = time.perf_counter() - t0
-            warm_first = getattr(step, "first_losses", None)
-            first = first if warm_first is None else warm_first
-            peak = (
-                (torch.cuda.max_memory_allocated(self.device) - base) / 2**20 if self.cuda else None
-            )
-            rounds = []
-            for _ in range(self.args.reps):
-                self.sync()
-                t = self.clock()
-                for j in range(n):
-                    step(j)
-                self.sync()
-                rounds.append(self.clock() - t)
         except Exception as e:  # a variant's failure is a figure too; the others still run
-            return {"error": f"{type(e).__name__}: {e}"[:1500]}
-        finally:
-            step = None
             gc_collect()
-        median = statistics.median(rounds)
-        return {
-            "ms_per_round": 1e3 * median,
-            "trial_steps_per_s": m * n / median,
+            return None, {"error": f"{type(e).__name__}: {e}"[:1500]}
+        first = getattr(step, "first_losses", first)
+        peak = (torch.cuda.max_memory_allocated(self.device) - base) / 2**20 if self.cuda else None
+        return step, {
             "warmup_s": round(warmup, 2),
             "peak_mib": None if peak is None else round(peak, 1),
             "first_losses": [round(float(v), 6) for v in first.cpu()],
+            "compared": getattr(step, "compared", len(first)),
         }
 
-    def run_model(self, name: str, m: int, builders: dict[str, Callable]) -> dict:
-        """Every asked variant of one model at ``m`` members, as a row of ``report[name]``."""
+    def timed_round(self, step: Step) -> float:
+        """Seconds of one round over the batches (this device's clock)."""
+        self.sync()
+        t = self.clock()
+        for j in range(self.args.batches):
+            step(j)
+        self.sync()
+        return self.clock() - t
+
+    def run_model(self, name: str, m: int, builders: dict[str, Callable[[], Step]]) -> dict:
+        """Every asked variant of one model at ``m`` members, as a row of ``report[name]``.
+
+        On CPU all variants are warmed up first and their timed rounds interleaved (each round
+        sees the same neighbours); on CUDA, a machine of its own, each variant is warmed up,
+        timed and freed before the next, so M = 64's variants need not fit at once.
+        """
         row: dict = {"m": m, "variants": {}}
         self.report[name]["rows"].append(row)
-        for variant in builders:
-            if variant not in self.args.variants:
-                continue
-            if variant in CUDA_ONLY and not self.cuda:
-                row["variants"][variant] = {"skipped": "CUDA only"}
-                continue
-            v = row["variants"][variant] = self.variant(builders[variant], m)
-            sep = row["variants"]["separate"]
-            if "trial_steps_per_s" in v and "trial_steps_per_s" in sep:
-                v["speedup"] = v["trial_steps_per_s"] / sep["trial_steps_per_s"]
-                pairs = zip(v["first_losses"], sep["first_losses"], strict=True)
-                v["first_loss_diff"] = max(abs(a - b) for a, b in pairs)
-                line = (
-                    f"{v['trial_steps_per_s']:.1f} trial-steps/s, {v['speedup']:.2f}x separate, "
-                    f"peak {v['peak_mib']} MiB, warm-up {v['warmup_s']} s, "
-                    f"first-loss diff {v['first_loss_diff']:.1e}"
+        asked = [v for v in builders if v in self.args.variants]
+        for v in [v for v in asked if v in CUDA_ONLY and not self.cuda]:
+            row["variants"][v] = {"skipped": "CUDA only"}
+            asked.remove(v)
+        groups = [[v] for v in asked] if self.cuda else [asked]
+        for group in groups:
+            steps = {}
+            for v in group:
+                steps[v], row["variants"][v] = self.warm(builders[v])
+            rounds: dict[str, list[float]] = {v: [] for v, step in steps.items() if step}
+            try:
+                for _ in range(self.args.reps):
+                    for v in rounds:
+                        rounds[v].append(self.timed_round(steps[v]))
+            except Exception as e:  # recorded for the variant that raised it
+                row["variants"][v] = {"error": f"{type(e).__name__}: {e}"[:1500]}
+                rounds.pop(v)
+            steps = None
+            gc_collect()
+            for v, times in rounds.items():
+                if not times:
+                    continue
+                median = statistics.median(times)
+                row["variants"][v].update(
+                    ms_per_round=1e3 * median, trial_steps_per_s=m * self.args.batches / median
                 )
-            else:
-                line = v.get("error") or v.get("skipped")
-            print(f"{name} M={m} {variant}: {line}", flush=True)
-            self.save()
+            for v in group:
+                self._describe(name, m, v, row["variants"])
         return row
+
+    def _describe(self, name: str, m: int, variant: str, variants: dict) -> None:
+        """Add the speed-up over ``separate`` and the first-loss difference; print; save."""
+        v, sep = variants[variant], variants.get("separate", {})
+        if "trial_steps_per_s" in v and "trial_steps_per_s" in sep:
+            v["speedup"] = v["trial_steps_per_s"] / sep["trial_steps_per_s"]
+            n = v["compared"]  # members that read the same batch as in `separate`
+            pairs = zip(v["first_losses"][:n], sep["first_losses"][:n], strict=True)
+            v["first_loss_diff"] = max(abs(a - b) for a, b in pairs)
+            line = (
+                f"{v['trial_steps_per_s']:.1f} trial-steps/s, {v['speedup']:.2f}x separate, "
+                f"peak {v['peak_mib']} MiB, warm-up {v['warmup_s']} s, "
+                f"first-loss diff {v['first_loss_diff']:.1e}"
+            )
+        else:
+            line = v.get("error") or v.get("skipped") or "no timed round"
+        print(f"{name} M={m} {variant}: {line}", flush=True)
+        self.save()
 
     def lenet5(self) -> None:
         a = self.args
@@ -532,7 +567,6 @@ class Probe:
         self.save()
 
 
-Step = Callable[[int], torch.Tensor]
 LR = 1e-3  # the paper's Adam learning rate
 
 
@@ -549,7 +583,17 @@ def lenet_variants(m: int, batches: list, device) -> dict[str, Callable[[], Step
         f = VmapFused(lenet_members(m, device=device), LR)
         return lambda j: f.step(*batches[j])
 
-    return {"separate": separate, "vmap": vmap}
+    def vmap_shared() -> Step:
+        f = VmapFused(lenet_members(m, device=device), LR, shared_input=True)
+
+        def step(j: int) -> torch.Tensor:
+            x, y = batches[j]
+            return f.step(x[0], y[0].expand(m, -1))
+
+        step.compared = 1  # member 0 alone reads the batch it reads in `separate`
+        return step
+
+    return {"separate": separate, "vmap": vmap, "vmap_shared": vmap_shared}
 
 
 def lstm_variants(m: int, fused: list[TextBatch], size: dict, device) -> dict:

@@ -222,7 +222,7 @@ def fused_probe(run: Run) -> dict:
     if run.args.tiny:  # no compile at toy sizes: it is half a minute of CPU for nothing
         args += ["--ms", "1,2", "--batch-size", "8", "--batches", "1", "--reps", "1"]
         args += ["--hidden", "16", "--embed-dim", "16"]
-        args += ["--variants", "separate,vmap,streams,baddbmm,baddbmm_graphs"]
+        args += ["--variants", "separate,vmap,vmap_shared,streams,baddbmm,baddbmm_graphs"]
     info = _bench(run, "fused_probe", args, limit=PROBE_BUDGET + 30)
     data = json.loads((run.out / info["file"]).read_text())
     failed = [

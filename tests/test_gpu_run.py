@@ -74,6 +74,12 @@ def test_fused_probe_steps_equal_the_separate_steps_float64(one_thread):
         want = separate.step(list(x), list(y))
         torch.testing.assert_close(fused.step(x, y), want, rtol=1e-12, atol=0)
     _assert_same_members(fused, separate, m)
+    shared = probe.VmapFused(probe.lenet_members(m, dtype=f64), 1e-3, shared_input=True)
+    separate = probe.Separate(probe.lenet_members(m, dtype=f64), 1e-3)
+    for x, y in batches:  # every member on member 0's batch
+        want = separate.step([x[0]] * m, [y[0]] * m)
+        torch.testing.assert_close(shared.step(x[0], y[0].expand(m, -1)), want, rtol=1e-12, atol=0)
+    _assert_same_members(shared, separate, m)
 
     data = probe.load_imdb(str(SHARED))
     size = {"vocab_size": data.model_kwargs["vocab_size"], "hidden": 7, "embed_dim": 5}
@@ -144,7 +150,7 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
     assert rows[0]["slowdown"] == 1.0 and rows[1]["wall_s"] > 0
 
     probe = json.loads((out / "fused_probe.json").read_text())
-    for name, fused in (("lenet5", "vmap"), ("lstm", "baddbmm")):
+    for name, fused in (("lenet5", "vmap"), ("lenet5", "vmap_shared"), ("lstm", "baddbmm")):
         assert [r["m"] for r in probe[name]["rows"]] == [1, 2]
         for row in probe[name]["rows"]:
             v = row["variants"][fused]
