@@ -424,7 +424,7 @@ class Probe:
         self.report = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "device": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor()}",
+            "machine": f"{cpu_model()}, {os.cpu_count()} CPUs",
             "threads": None if self.cuda else args.threads,
             "clock": "wall, synchronised" if self.cuda else "process CPU time",
             "torch": torch.__version__,
@@ -516,6 +516,7 @@ class Probe:
                 )
             for v in group:
                 self._describe(name, m, v, row["variants"])
+        row["variants"] = {v: row["variants"][v] for v in builders if v in row["variants"]}
         return row
 
     def _describe(self, name: str, m: int, variant: str, variants: dict) -> None:
@@ -637,6 +638,17 @@ def compiled_cell() -> Cell:
     if not _COMPILED:
         _COMPILED.append(torch.compile(lstm_cell, fullgraph=True))
     return _COMPILED[0]
+
+
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo``'s model name), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def gc_collect() -> None:
