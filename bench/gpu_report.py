@@ -142,6 +142,65 @@ def text_markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+def probe_markdown(data: dict, packing: dict | None = None) -> str:
+    """The fused-trial probe (``bench/fused_probe.py``'s JSON): per model and M, each variant's
+    trial-steps/s, speed-up over M separate steps and peak memory; then, for the LSTM at each M
+    that ``packing`` (``bench/gpu_packing.py``'s JSON) also ran as N = M processes, the best
+    one-process variant's speed-up beside the N processes' (both over one-after-another)."""
+    lines = []
+    for name, title in (("lenet5", "LeNet-5"), ("lstm", "IMDB LSTM")):
+        section = data.get(name)
+        if not section:
+            continue
+        lines += ["", f"{title}, batch {section['batch_size']} per trial:", ""]
+        lines += ["| M | variant | trial-steps/s | x separate | peak MiB | warm-up s | loss diff |"]
+        lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
+        for row in section["rows"]:
+            for variant, v in row.get("variants", {}).items():
+                if "trial_steps_per_s" not in v:
+                    why = v.get("error") or v.get("skipped", "")
+                    lines.append(f"| {row['m']} | {variant} | {why[:200]} | - | - | - | - |")
+                    continue
+                lines.append(
+                    f"| {row['m']} | {variant} | {v['trial_steps_per_s']:.1f} | "
+                    f"{_num(v.get('speedup'), '{:.2f}x')} | {_num(v['peak_mib'], '{:.0f}')} | "
+                    f"{v['warmup_s']:.1f} | {_num(v.get('first_loss_diff'), '{:.1e}')} |"
+                )
+            if "skipped" in row:
+                lines.append(f"| {row['m']} | - | {row['skipped']} | - | - | - | - |")
+    lines += ["", *probe_vs_packing(data, packing)]
+    return "\n".join(lines).strip("\n")
+
+
+def probe_vs_packing(data: dict, packing: dict | None) -> list[str]:
+    """Rows joining the probe's LSTM figures with the packing step's at M = N trials."""
+    by_n = {r["packing"]: r for r in (packing or {}).get("rows", [])}
+    rows = []
+    for row in data.get("lstm", {}).get("rows", []):
+        n = row["m"]
+        measured = {
+            k: v for k, v in row.get("variants", {}).items() if k != "separate" and "speedup" in v
+        }
+        if n not in by_n or not measured:
+            continue
+        best = max(measured, key=lambda k: measured[k]["speedup"])
+        fused, procs = measured[best]["speedup"], by_n[n]["speedup"]
+        rows.append(f"| {n} | {best} | {fused:.2f}x | {procs:.2f}x | {fused / procs:.2f} |")
+    if not rows:
+        return []
+    return [
+        "IMDB LSTM, M trials in one process against N = M trial processes (`gpu_packing`), "
+        "each as a speed-up over the same trials one after another. The probe times training "
+        "steps; the processes run whole `dropattack train` trials (DropAttack on the embedding, "
+        "data loading, evaluation), so the last column is indicative, not exact:",
+        "",
+        "| trials | best one-process variant | its speed-up | N processes' speed-up "
+        "| one process / N processes |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
 def environment_line(summary: dict) -> str:
     env = summary["environment"]
     gpu = env.get("gpu") or env["device"]
@@ -163,11 +222,15 @@ def benchmarks_markdown(folder: Path) -> str:
         ("engine_step.json", "Engine step (`bench/engine_step.py --device cuda`)", engine_markdown),
         ("text_step.json", "Text step on real batches (`bench/text_step.py`)", text_markdown),
         ("packing.json", "Trials packed on one GPU (`bench/gpu_packing.py`)", packing_markdown),
+        ("fused_probe.json", "Fused trials (`bench/fused_probe.py`)", probe_markdown),
     )
+    packing = folder / "packing.json"
+    extra = {"fused_probe.json": [json.loads(packing.read_text())] if packing.is_file() else []}
     for name, title, render in sections:
         path = folder / name
         if path.is_file():
-            parts += ["", f"### {title}", "", render(json.loads(path.read_text()))]
+            figures = render(json.loads(path.read_text()), *extra.get(name, []))
+            parts += ["", f"### {title}", "", figures]
     return "\n".join(parts) + "\n"
 
 

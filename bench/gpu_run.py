@@ -12,19 +12,25 @@ inside one overall budget (a step that fails or runs out of time is recorded, th
    News batches: the project's default path, PackedSequence, and the split and twin paths);
 4. ``packing``: ``bench/gpu_packing.py`` (1, 2, 4, 8 concurrent IMDB LSTM trial processes on
    the GPU against the same trials one after another, NVML load);
-5. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
+5. ``fused_probe``: ``bench/fused_probe.py`` (M = 1, 4, 8, 16, 64 trials as one vectorised
+   training step against M separate steps: LeNet-5 through ``vmap``, the IMDB LSTM as a
+   ``baddbmm`` recurrence, eager, CUDA-graphed and compiled, and as M cuDNN LSTMs on M CUDA
+   streams), bounded by its own ``PROBE_BUDGET`` seconds;
+6. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
    seeded 2,000 / 250 / 250 split): standard against DropAttack-3 (Embedding + Lstm.ih.w,
    eps 5, p 0.7, K 3), 5 seeds each, 8 trials at a time, one ``dropattack train --json`` each.
 
 Files written (the device returns at most 8): ``summary.json`` (environment, each step's status
-and seconds), ``engine_step.json``, ``text_step.json``, ``packing.json``, ``table3.json``,
-``logs.tar.gz`` (every step's output). ``bench/gpu_report.py`` turns them into the Markdown of
-``docs/benchmarks.md`` and ``docs/reproduction.md``.
+and seconds), ``engine_step.json``, ``text_step.json``, ``packing.json``, ``fused_probe.json``,
+``table3.json`` and ``logs.tar.gz`` (every step's output): 7, leaving one for a later step.
+``bench/gpu_report.py`` turns them into the Markdown of ``docs/benchmarks.md`` and
+``docs/reproduction.md``.
 
-Prepare here, run there::
+Prepare here, run there, report back (docs/benchmarks.md, "On a GPU", has the device call)::
 
     python bench/gpu_run.py --prepare .devdata     # copies the shared samples (git-ignored)
-    # device: python3 bench/gpu_run.py --data-dir .devdata --out $OUT   (carry .devdata)
+    # device, carrying .devdata: PYTHONUNBUFFERED=1 python3 bench/gpu_run.py --data-dir .devdata
+    python bench/gpu_report.py FILES_AT --reproduction docs/reproduction.md
 
 ``--device cpu --tiny`` runs every step at toy sizes on the CPU to check the script.
 """
@@ -57,6 +63,7 @@ TABLE3_SIZES = (500, 1000, 2000)
 TABLE3_DROPATTACK = ["--attack", "Embedding,Lstm.ih.w", "--eps", "5", "--p", "0.7", "--k", "3"]
 CUDA_TESTS = "tests/dropattack/test_cuda.py"
 TINY_MODEL = ["--model-arg", "hidden=16", "--model-arg", "embed_dim=16"]
+PROBE_BUDGET = 90  # seconds of the fused-trial probe's own (it stops starting variants then)
 
 
 def prepare(folder: Path) -> None:
@@ -207,6 +214,28 @@ def packing(run: Run) -> dict:
     return _bench(run, "packing", args, limit=150, script="gpu_packing")
 
 
+def fused_probe(run: Run) -> dict:
+    """``bench/fused_probe.py``; its variants that failed (it records them and goes on) are
+    named in the step's result."""
+    args = ["--device", run.args.device, "--data-dir", str(run.args.data_dir)]
+    args += ["--budget", str(PROBE_BUDGET)]
+    if run.args.tiny:  # no compile at toy sizes: it is half a minute of CPU for nothing
+        args += ["--ms", "1,2", "--batch-size", "8", "--batches", "1", "--reps", "1"]
+        args += ["--hidden", "16", "--embed-dim", "16"]
+        args += ["--variants", "separate,vmap,vmap_shared,streams,baddbmm,baddbmm_graphs"]
+    info = _bench(run, "fused_probe", args, limit=PROBE_BUDGET + 30)
+    data = json.loads((run.out / info["file"]).read_text())
+    failed = [
+        f"{name} M={row['m']} {variant}"
+        for name in ("lenet5", "lstm")
+        for row in data.get(name, {}).get("rows", [])
+        for variant, v in row.get("variants", {}).items()
+        if "error" in v
+    ]
+    info["result"] = f"{len(failed)} variants failed: {', '.join(failed)}" if failed else "all ran"
+    return info
+
+
 def table3(run: Run) -> dict:
     """30 trials (3 sizes x 2 methods x 5 seeds), ``--parallel`` at a time, JSON per trial."""
     tiny = run.args.tiny
@@ -254,6 +283,7 @@ STEPS: dict[str, Callable[[Run], dict]] = {
     "engine_step": engine_step,
     "text_step": text_step,
     "packing": packing,
+    "fused_probe": fused_probe,
     "table3": table3,
 }
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +33,69 @@ def _blocking_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{stubs}{os.pathsep}{ROOT}"}
 
 
-def _load_report():
-    spec = importlib.util.spec_from_file_location("gpu_report", ROOT / "bench" / "gpu_report.py")
+def _load_bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_report():
+    return _load_bench("gpu_report")
+
+
+def _assert_same_members(fused, separate, m: int) -> None:
+    for i in range(m):
+        got, want = fused.member_state(i), separate.member_state(i)
+        assert got.keys() == want.keys()
+        for name in want:
+            torch.testing.assert_close(got[name], want[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny ops on a loaded 2-core machine spin-wait otherwise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_fused_probe_steps_equal_the_separate_steps_float64(one_thread):
+    """Two training steps of M fused trials give each trial's own losses and updated weights
+    (Adam included), for vmap-ed LeNet-5 and the baddbmm LSTM on real IMDB batches."""
+    probe = _load_bench("fused_probe")
+    f64 = torch.float64
+    m = 3
+    batches = probe.lenet_batches(m, 2, 5, dtype=f64)
+    separate = probe.Separate(probe.lenet_members(m, dtype=f64), 1e-3)
+    fused = probe.VmapFused(probe.lenet_members(m, dtype=f64), 1e-3)
+    for x, y in batches:
+        want = separate.step(list(x), list(y))
+        torch.testing.assert_close(fused.step(x, y), want, rtol=1e-12, atol=0)
+    _assert_same_members(fused, separate, m)
+    shared = probe.VmapFused(probe.lenet_members(m, dtype=f64), 1e-3, shared_input=True)
+    separate = probe.Separate(probe.lenet_members(m, dtype=f64), 1e-3)
+    for x, y in batches:  # every member on member 0's batch
+        want = separate.step([x[0]] * m, [y[0]] * m)
+        torch.testing.assert_close(shared.step(x[0], y[0].expand(m, -1)), want, rtol=1e-12, atol=0)
+    _assert_same_members(shared, separate, m)
+
+    data = probe.load_imdb(str(SHARED))
+    size = {"vocab_size": data.model_kwargs["vocab_size"], "hidden": 7, "embed_dim": 5}
+    batches = probe.imdb_batches(data, m, 2, 6)
+    pad = data.model_kwargs["padding_idx"]
+    rows = [r.clone() for r in batches[0].rows]
+    rows[1][2] = pad  # an all-padding row reads one padding token, as the real model does
+    batches[0] = probe.TextBatch(rows, batches[0].ys, pad)
+    assert len({w for b in batches for w in b.member_widths}) > 1  # members of unequal widths
+    separate = probe.Separate(probe.lstm_members(m, **size, dtype=f64), 1e-3)
+    fused = probe.FusedLSTM(probe.lstm_members(m, **size, dtype=f64), 1e-3)
+    for b in batches:
+        want = separate.step(b.rows, b.ys)
+        torch.testing.assert_close(fused.step(b.x, b.lengths, b.y), want, rtol=1e-12, atol=0)
+    _assert_same_members(fused, separate, m)
+    assert fused.params["embedding.weight"][:, pad].abs().max() == 0  # padding row untouched
 
 
 def test_train_and_run_trial_need_none_of_the_service_packages(tmp_path):
@@ -67,10 +126,11 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
     )  # fmt: skip
     assert prep.returncode == 0, prep.stderr[-2000:]
     cmd = [sys.executable, "bench/gpu_run.py", "--device", "cpu", "--tiny", "--parallel", "2"]
-    steps = "cuda_tests,text_step,packing,table3"
+    steps = "cuda_tests,text_step,packing,fused_probe,table3"
     cmd += ["--steps", steps, "--data-dir", str(data), "--out", str(out)]
+    cmd += ["--budget", "900"]  # the device's 480 s is for a GPU; a loaded 2-core CPU needs more
     proc = subprocess.run(
-        cmd, cwd=ROOT, env=_blocking_env(tmp_path), capture_output=True, text=True, timeout=600
+        cmd, cwd=ROOT, env=_blocking_env(tmp_path), capture_output=True, text=True, timeout=1000
     )
     summary = json.loads((out / "summary.json").read_text())
     assert proc.returncode == 0, json.dumps(summary["steps"], indent=1)
@@ -79,14 +139,28 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
     )
     assert summary["environment"]["device"] == "cpu"
     assert sorted(p.name for p in out.iterdir()) == [
-        "logs.tar.gz", "packing.json", "summary.json", "table3.json", "text_step.json",
+        "fused_probe.json", "logs.tar.gz", "packing.json", "summary.json", "table3.json",
+        "text_step.json",
     ]  # fmt: skip
+    assert summary["steps"]["fused_probe"]["result"] == "all ran"
     text = json.loads((out / "text_step.json").read_text())["tasks"]
     assert {"packed", "split", "twin"} <= set(text["pheme-bilstm"]["ms_per_step"])
 
     rows = json.loads((out / "packing.json").read_text())["rows"]
     assert [r["packing"] for r in rows] == [1, 2]
     assert rows[0]["slowdown"] == 1.0 and rows[1]["wall_s"] > 0
+
+    probe = json.loads((out / "fused_probe.json").read_text())
+    for name, fused in (("lenet5", "vmap"), ("lenet5", "vmap_shared"), ("lstm", "baddbmm")):
+        assert [r["m"] for r in probe[name]["rows"]] == [1, 2]
+        for row in probe[name]["rows"]:
+            v = row["variants"][fused]
+            assert v["trial_steps_per_s"] > 0 and v["speedup"] > 0
+            assert len(v["first_losses"]) == row["m"] and v["first_loss_diff"] < 1e-4
+    lstm = probe["lstm"]["rows"][1]
+    assert lstm["variants"]["streams"] == {"skipped": "CUDA only"}
+    assert "baddbmm_compile" not in lstm["variants"]  # left out at toy sizes
+    assert lstm["widths"]["fused_over_separate"] >= 1
 
     trials = json.loads((out / "table3.json").read_text())["trials"]
     assert len(trials) == 8 and not [t for t in trials if "error" in t]
@@ -108,6 +182,11 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
         low, high = expected.confidence_interval(0.95)
         assert row["ci95"] == pytest.approx((low, high), rel=1e-9)
         assert row["p_value_adjusted"] >= row["p_value"]
-    assert "| pheme-bilstm |" in report.benchmarks_markdown(out)
+    markdown = report.benchmarks_markdown(out)
+    assert "| pheme-bilstm |" in markdown
+    assert "| 2 | vmap |" in markdown and "| 2 | baddbmm |" in markdown
+    joined = report.probe_vs_packing(probe, {"rows": rows})  # the packing step's N = 1, 2
+    assert [line.split(" | ")[0] for line in joined[-2:]] == ["| 1", "| 2"]
+    assert "one process / N processes" in markdown
     page = report.reproduction_markdown(out)
     assert "| 32 |" in page and "| 64 |" in page and "8 of 8 trials finished" in page
