@@ -12,14 +12,17 @@ inside one overall budget (a step that fails or runs out of time is recorded, th
    News batches: the project's default path, PackedSequence, and the split and twin paths);
 4. ``packing``: ``bench/gpu_packing.py`` (1, 2, 4, 8 concurrent IMDB LSTM trial processes on
    the GPU against the same trials one after another, NVML load);
-5. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
+5. ``plan``: ``bench/gpu_plan.py`` (``dropattack plan``'s calibration of imdb-lstm's standard
+   and DropAttack-3 shapes on the GPU, and ``gpus: auto``'s fraction from 1, 2, 4, 8
+   calibrations at once);
+6. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
    seeded 2,000 / 250 / 250 split): standard against DropAttack-3 (Embedding + Lstm.ih.w,
    eps 5, p 0.7, K 3), 5 seeds each, 8 trials at a time, one ``dropattack train --json`` each.
 
 Files written (the device returns at most 8): ``summary.json`` (environment, each step's status
-and seconds), ``engine_step.json``, ``text_step.json``, ``packing.json``, ``table3.json``,
-``logs.tar.gz`` (every step's output). ``bench/gpu_report.py`` turns them into the Markdown of
-``docs/benchmarks.md`` and ``docs/reproduction.md``.
+and seconds), ``engine_step.json``, ``text_step.json``, ``packing.json``, ``plan.json``,
+``table3.json``, ``logs.tar.gz`` (every step's output). ``bench/gpu_report.py`` turns them into
+the Markdown of ``docs/benchmarks.md`` and ``docs/reproduction.md``.
 
 Prepare here, run there::
 
@@ -207,6 +210,12 @@ def packing(run: Run) -> dict:
     return _bench(run, "packing", args, limit=150, script="gpu_packing")
 
 
+def plan(run: Run) -> dict:
+    args = ["--device", run.args.device, "--data-dir", str(run.args.data_dir)]
+    args += ["--tiny"] if run.args.tiny else []
+    return _bench(run, "plan", args, limit=150, script="gpu_plan")
+
+
 def table3(run: Run) -> dict:
     """30 trials (3 sizes x 2 methods x 5 seeds), ``--parallel`` at a time, JSON per trial."""
     tiny = run.args.tiny
@@ -254,6 +263,7 @@ STEPS: dict[str, Callable[[Run], dict]] = {
     "engine_step": engine_step,
     "text_step": text_step,
     "packing": packing,
+    "plan": plan,
     "table3": table3,
 }
 

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 from sweeps.commands.argtypes import (
     add_driver_flags,
     experiment_name,
-    gpu_share,
+    gpu_share_or_auto,
+    seconds,
     uri_without_credentials,
 )
 
 if TYPE_CHECKING:
     from sweeps.driver import SweepOptions
+    from sweeps.plan import Plan
     from sweeps.spec import Spec
 
 NAME = "sweep"
@@ -46,9 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gpus-per-trial",
-        type=gpu_share,
+        type=gpu_share_or_auto,
         default=None,
-        help="GPUs per trial; a fraction lets several trials share a GPU (default: the spec's)",
+        help="GPUs per trial; a fraction lets several trials share a GPU; auto measures it "
+        "(default: the spec's)",
+    )
+    parser.add_argument(
+        "--plan-budget",
+        type=seconds,
+        default=5.0,
+        help="seconds of calibration before the sweep, for its ETA from the first second "
+        "(dropattack plan); 0: no plan unless resources are auto (default: 5)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved trials and stop")
     add_driver_flags(parser)
@@ -87,14 +97,41 @@ def run(args: argparse.Namespace) -> int:
     )
     import ray
 
+    from sweeps.plan import PlanError
+
     ours = not ray.is_initialized()
     try:
+        options.plan = _plan(args, spec)
         return _run(args, spec, options)
-    except (UnreachableError, SweepError) as e:
+    except (UnreachableError, SweepError, PlanError) as e:
         raise UsageError(str(e)) from None
     finally:
         if ours and ray.is_initialized():
             ray.shutdown()  # now: at interpreter exit Ray first sleeps 0.5 s for worker logs
+
+
+def _plan(args: argparse.Namespace, spec: Spec) -> Plan | None:
+    """The sweep's plan within ``--plan-budget`` (none on resume or with 0 s); printed."""
+    from sweeps.plan import make_plan
+    from sweeps.progress import format_duration
+
+    if args.plan_budget <= 0 or args.resume:
+        return None
+    plan = make_plan(
+        spec,
+        address=args.address,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        budget=args.plan_budget,
+    )
+    for line in plan.skipped:
+        print(f"plan: skipped {line}", flush=True)
+    print(
+        f"plan: predicted wall {format_duration(plan.wall_seconds)} "
+        f"({plan.calibration_seconds:.1f}s of calibration): {plan.summary()}",
+        flush=True,
+    )
+    return plan
 
 
 def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
