@@ -90,6 +90,7 @@ class SweepOptions:
     #: the sweep's :class:`sweeps.plan.Plan`: resources ``auto`` resolved, the live view's ETA,
     #: predicted against actual wall time on the parent run (made here when ``auto`` needs it)
     plan: Any = None
+    plan_budget: float = 0.0  # seconds to calibrate a plan when none is given (0: only for auto)
 
 
 @dataclass
@@ -341,20 +342,27 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
-    """CPUs and GPUs per trial: the flags', else the spec's; ``auto`` from the plan (one is
-    made, and kept in ``opts.plan``, when none was given)."""
+    """CPUs and GPUs per trial: the flags', else the spec's; ``auto`` from the plan. A plan is
+    made (and kept in ``opts.plan``) when none was given and ``auto`` needs one or
+    ``opts.plan_budget`` asks for one; after the checks of the store and the Ray address."""
     cpus = spec.resources.cpus
     gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
-    if "auto" in (cpus, gpus) and opts.plan is None:
-        from sweeps.plan import make_plan
+    if opts.plan is None and ("auto" in (cpus, gpus) or opts.plan_budget > 0):
+        from sweeps.plan import DEFAULT_BUDGET, make_plan
 
         opts.plan = make_plan(
             spec,
             address=opts.address,
             gpus_per_trial=opts.gpus_per_trial,
             max_concurrent=opts.max_concurrent,
-            status=opts.status,
+            budget=opts.plan_budget or DEFAULT_BUDGET,
         )
+        if opts.status is not None:
+            for line in opts.plan.skipped:
+                opts.status(f"plan: skipped {line}")
+            opts.status(
+                f"plan: {opts.plan.calibration_seconds:.1f}s of calibration: {opts.plan.summary()}"
+            )
     if cpus == "auto":
         cpus = opts.plan.cpus_per_trial
     if gpus == "auto":
@@ -399,12 +407,12 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
         _check_ray_address(opts.address)
     trials = expand_grid(spec) if spec.search.algorithm == "grid" else None
     total = len(trials) if trials is not None else int(spec.search.num_samples or 0)
-    cpus, gpus = _resources(spec, opts)
 
     if opts.status is not None:
         opts.status(f"{experiment}: {total} trials on {_ray_name(opts.address)}, MLflow at {uri}")
         if _is_client(opts.address):
             opts.status(f"{experiment}: Tune runs on the cluster (Ray Client); results at the end")
+    cpus, gpus = _resources(spec, opts)
     # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
     # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run. Ray
     # Client (ray://) imports modules the thread imports too (pyarrow, starlette, cloudpickle,

@@ -18,7 +18,6 @@ from sweeps.commands.argtypes import (
 
 if TYPE_CHECKING:
     from sweeps.driver import SweepOptions
-    from sweeps.plan import Plan
     from sweeps.spec import Spec
 
 NAME = "sweep"
@@ -94,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         command=shlex.join(["dropattack", *sys.argv[1:]]),
         live=False if args.no_live else None,
         status=lambda line: print(line, flush=True),
+        plan_budget=0.0 if args.resume else args.plan_budget,
     )
     import ray
 
@@ -101,37 +101,12 @@ def run(args: argparse.Namespace) -> int:
 
     ours = not ray.is_initialized()
     try:
-        options.plan = _plan(args, spec)
         return _run(args, spec, options)
     except (UnreachableError, SweepError, PlanError) as e:
         raise UsageError(str(e)) from None
     finally:
         if ours and ray.is_initialized():
             ray.shutdown()  # now: at interpreter exit Ray first sleeps 0.5 s for worker logs
-
-
-def _plan(args: argparse.Namespace, spec: Spec) -> Plan | None:
-    """The sweep's plan within ``--plan-budget`` (none on resume or with 0 s); printed."""
-    from sweeps.plan import make_plan
-    from sweeps.progress import format_duration
-
-    if args.plan_budget <= 0 or args.resume:
-        return None
-    plan = make_plan(
-        spec,
-        address=args.address,
-        gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        budget=args.plan_budget,
-    )
-    for line in plan.skipped:
-        print(f"plan: skipped {line}", flush=True)
-    print(
-        f"plan: predicted wall {format_duration(plan.wall_seconds)} "
-        f"({plan.calibration_seconds:.1f}s of calibration): {plan.summary()}",
-        flush=True,
-    )
-    return plan
 
 
 def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
