@@ -16,13 +16,16 @@ inside one overall budget (a step that fails or runs out of time is recorded, th
    training step against M separate steps: LeNet-5 through ``vmap``, the IMDB LSTM as a
    ``baddbmm`` recurrence, eager, CUDA-graphed and compiled, and as M cuDNN LSTMs on M CUDA
    streams), bounded by its own ``PROBE_BUDGET`` seconds;
-6. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
+6. ``plan``: ``bench/gpu_plan.py`` (``dropattack plan``'s calibration of imdb-lstm's standard
+   and DropAttack-3 shapes on the GPU, and ``gpus: auto``'s fraction from 1, 2, 4, 8
+   calibrations at once);
+7. ``table3``: the paper's Table 3 rows 500, 1,000 and 2,000 on ``imdb/Train2500.csv`` (its
    seeded 2,000 / 250 / 250 split): standard against DropAttack-3 (Embedding + Lstm.ih.w,
    eps 5, p 0.7, K 3), 5 seeds each, 8 trials at a time, one ``dropattack train --json`` each.
 
 Files written (the device returns at most 8): ``summary.json`` (environment, each step's status
 and seconds), ``engine_step.json``, ``text_step.json``, ``packing.json``, ``fused_probe.json``,
-``table3.json`` and ``logs.tar.gz`` (every step's output): 7, leaving one for a later step.
+``plan.json``, ``table3.json`` and ``logs.tar.gz`` (every step's output): 8, the device's limit.
 ``bench/gpu_report.py`` turns them into the Markdown of ``docs/benchmarks.md`` and
 ``docs/reproduction.md``.
 
@@ -236,6 +239,12 @@ def fused_probe(run: Run) -> dict:
     return info
 
 
+def plan(run: Run) -> dict:
+    args = ["--device", run.args.device, "--data-dir", str(run.args.data_dir)]
+    args += ["--tiny"] if run.args.tiny else []
+    return _bench(run, "plan", args, limit=150, script="gpu_plan")
+
+
 def table3(run: Run) -> dict:
     """30 trials (3 sizes x 2 methods x 5 seeds), ``--parallel`` at a time, JSON per trial."""
     tiny = run.args.tiny
@@ -284,6 +293,7 @@ STEPS: dict[str, Callable[[Run], dict]] = {
     "text_step": text_step,
     "packing": packing,
     "fused_probe": fused_probe,
+    "plan": plan,
     "table3": table3,
 }
 

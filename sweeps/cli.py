@@ -14,7 +14,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("train", "tasks", "sweep", "confirm", "report", "runs", "landscape", "submit", "jobs")
+COMMANDS = (
+    "train", "tasks", "plan", "sweep", "confirm", "report", "runs", "landscape", "submit", "jobs",
+)  # fmt: skip
 
 
 class UsageError(Exception):

@@ -161,7 +161,7 @@ class SweepArgs:
     experiment: str | None = None
     resume: bool = False
     max_concurrent: int | None = None
-    gpus_per_trial: float | None = None
+    gpus_per_trial: float | str | None = None  # a share, or "auto"
     runs_dir: str | None = None  # None: $DROPATTACK_RUNS_DIR on the cluster, else ./runs
     dry_run: bool = False
 
@@ -513,7 +513,8 @@ def sweep_entrypoint(spec_arg: str, mlflow_uri: str, args: SweepArgs = SweepArgs
     if args.max_concurrent is not None:
         words += ["--max-concurrent", str(args.max_concurrent)]
     if args.gpus_per_trial is not None:
-        words += ["--gpus-per-trial", f"{args.gpus_per_trial:g}"]
+        share = args.gpus_per_trial
+        words += ["--gpus-per-trial", share if isinstance(share, str) else f"{share:g}"]
     if args.dry_run:
         words.append("--dry-run")
     command = shlex.join(words)

@@ -88,6 +88,10 @@ class SweepOptions:
     trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trainable
     status: Callable[[str], None] | None = None  # hears what the startup seconds go to
     parent_tags: dict[str, str] = field(default_factory=dict)  # extra tags of the parent run
+    #: the sweep's :class:`sweeps.plan.Plan`: resources ``auto`` resolved, the live view's ETA,
+    #: predicted against actual wall time on the parent run (made here when ``auto`` needs it)
+    plan: Any = None
+    plan_budget: float = 0.0  # seconds to calibrate a plan when none is given (0: only for auto)
 
 
 @dataclass
@@ -338,6 +342,35 @@ def _trial_dirname(trial: Any) -> str:
     return folder_name((trial.config or {}).get("trial"), trial.trial_id)
 
 
+def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
+    """CPUs and GPUs per trial: the flags', else the spec's; ``auto`` from the plan. A plan is
+    made (and kept in ``opts.plan``) when none was given and ``auto`` needs one or
+    ``opts.plan_budget`` asks for one; after the checks of the store and the Ray address."""
+    cpus = spec.resources.cpus
+    gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
+    if opts.plan is None and ("auto" in (cpus, gpus) or opts.plan_budget > 0):
+        from sweeps.plan import DEFAULT_BUDGET, make_plan
+
+        opts.plan = make_plan(
+            spec,
+            address=opts.address,
+            gpus_per_trial=opts.gpus_per_trial,
+            max_concurrent=opts.max_concurrent,
+            budget=opts.plan_budget or DEFAULT_BUDGET,
+        )
+        if opts.status is not None:
+            for line in opts.plan.skipped:
+                opts.status(f"plan: skipped {line}")
+            opts.status(
+                f"plan: {opts.plan.calibration_seconds:.1f}s of calibration: {opts.plan.summary()}"
+            )
+    if cpus == "auto":
+        cpus = opts.plan.cpus_per_trial
+    if gpus == "auto":
+        gpus = opts.plan.gpus_per_trial
+    return float(cpus), float(gpus or 0)
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -388,13 +421,16 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         opts.status(f"{experiment}: {total} trials on {_ray_name(opts.address)}, MLflow at {uri}")
         if _is_client(opts.address):
             opts.status(f"{experiment}: Tune runs on the cluster (Ray Client); results at the end")
+    cpus, gpus = _resources(spec, opts)
     # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
     # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run. Ray
     # Client (ray://) imports modules the thread imports too (pyarrow, starlette, cloudpickle,
     # ...) and only connects, so there the thread finishes first.
     _import_for_ray_init()
     with ThreadPoolExecutor(1) as pool:
-        opening = pool.submit(_prepare, uri, experiment, paths, spec, opts, trials, state)
+        opening = pool.submit(
+            _prepare, uri, experiment, paths, spec, opts, trials, state, (cpus, gpus)
+        )
         if _is_client(opts.address):
             opening.result()
         try:
@@ -425,8 +461,6 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     }
     _write_state(exp_dir, state)
 
-    cpus = spec.resources.cpus
-    gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
     limit = opts.max_concurrent or spec.resources.max_concurrent
     ctx = {
         **SweepContext(
@@ -468,7 +502,13 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
 
     concurrency = _concurrency(cpus, gpus, limit)
     view = progress.SweepProgress(
-        experiment, total, spec.search.metric, spec.search.mode, concurrency, live=opts.live
+        experiment,
+        total,
+        spec.search.metric,
+        spec.search.mode,
+        concurrency,
+        live=opts.live,
+        forecast=opts.plan.forecast() if opts.plan is not None else None,
     )
     progress.attach(view)
     try:
@@ -485,7 +525,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         progress.attach(None)
     if _is_client(opts.address):
         view.replay(_ended_trials(grid))
-    result = _summarize(grid, spec, view, experiment, tracking, t_start, concurrency)
+    result = _summarize(grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan)
     result.ray_path = str(exp_dir)
     result.optuna = searcher_info or {}
     state["status"] = "interrupted" if result.interrupted else "finished"
@@ -546,6 +586,7 @@ def _prepare(
     opts: SweepOptions,
     trials: list[dict[str, Any]] | None,
     state: dict[str, Any] | None,
+    resources: tuple[float, float] = (1.0, 0.0),
 ) -> tuple[SweepRun, str]:
     """What the driver does while Ray starts: import Tune, Optuna, MLflow and the trainable's
     modules (seconds of CPU on a small machine), then open the experiment and the parent run
@@ -566,7 +607,7 @@ def _prepare(
     if opts.resume:
         tracking.reopen(state["parent_run_id"])
         return tracking, state.get("optuna", {}).get("study", "")
-    parent = _start_parent(tracking, spec, opts, trials)
+    parent = _start_parent(tracking, spec, opts, trials, resources)
     return tracking, spec.search.study_name or f"{experiment}-{parent[:8]}"
 
 
@@ -614,11 +655,21 @@ def _archive(state: dict[str, Any] | None, exp_dir: Path) -> None:
 
 
 def _start_parent(
-    tracking: SweepRun, spec: Spec, opts: SweepOptions, trials: list[dict[str, Any]] | None
+    tracking: SweepRun,
+    spec: Spec,
+    opts: SweepOptions,
+    trials: list[dict[str, Any]] | None,
+    resources: tuple[float, float] = (1.0, 0.0),
 ) -> str:
     files = {"spec.yaml": _spec_text(spec)}
     if trials is not None:
         files["trials.json"] = json.dumps(trials, indent=1)
+    plan: dict[str, Any] = {}
+    if opts.plan is not None:
+        files["plan.json"] = json.dumps(opts.plan.as_json(), indent=1)
+        plan = {"planned_wall_seconds": opts.plan.wall_seconds}
+        for kind, figures in (opts.plan.auto or {}).items():
+            plan[f"auto_{kind}"] = json.dumps(figures)[:6000]
     return tracking.start(
         spec_name=spec.name,
         spec_hash=spec.hash,
@@ -632,14 +683,22 @@ def _start_parent(
             "scheduler": spec.search.scheduler,
             "trials": len(trials) if trials is not None else spec.search.num_samples,
             "seeds": spec.seeds,
-            "cpus_per_trial": spec.resources.cpus,
-            "gpus_per_trial": opts.gpus_per_trial
-            if opts.gpus_per_trial is not None
-            else spec.resources.gpus,
+            "cpus_per_trial": resources[0],
+            "gpus_per_trial": resources[1],
+            **plan,
         },
         files=files,
         tags=opts.parent_tags,
     )
+
+
+def _wall_metrics(plan: Any, wall: float) -> dict[str, float]:
+    """The sweep's wall time, and the plan's prediction beside it (predicted against actual)."""
+    out = {"wall_seconds": wall}
+    predicted = plan.wall_seconds if plan is not None else None
+    if predicted:
+        out.update(predicted_wall_seconds=predicted, wall_ratio=wall / predicted)
+    return out
 
 
 def _spec_text(spec: Spec) -> str:
@@ -656,6 +715,7 @@ def _summarize(
     tracking: SweepRun,
     t_start: float,
     concurrency: int,
+    plan: Any = None,
 ) -> SweepResult:
     from sweeps.progress import COMPLETED
 
@@ -678,6 +738,7 @@ def _summarize(
     tracking.mark_stopped(view.stopped)
     if interrupted:
         tracking.mark_unfinished()  # continued by --resume, in the same runs
+    wall = time.perf_counter() - t_start
     tracking.finish(
         "KILLED" if interrupted else "FINISHED",
         metrics={
@@ -685,6 +746,7 @@ def _summarize(
             "trials_failed": counts["failed"],
             "trials_stopped": counts["stopped"],
             **({f"best_{spec.search.metric}": best.value} if best else {}),
+            **_wall_metrics(plan, wall),
         },
         tags={"dropattack.best_cell": best.trial.get("cell", "")} if best else {},
     )
@@ -704,7 +766,7 @@ def _summarize(
         },
         metric=spec.search.metric,
         interrupted=interrupted,
-        wall_seconds=time.perf_counter() - t_start,
+        wall_seconds=wall,
         trial_seconds=seconds,
         concurrency=concurrency,
         ui_command=tracking.ui_command(),

@@ -26,6 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from sweeps.forecast import Forecast
 from sweeps.names import config_name, trial_name
 from sweeps.selection import exact_mean, select
 
@@ -94,6 +95,7 @@ class Running:
     trial_seconds: float | None = None  # the trial's own clock at that result
     epoch_seconds: list[float] = field(default_factory=list)
     line_at: float = 0.0  # when its last ``epoch i/n`` log line was printed
+    key: str | None = None  # the sweep's trial key (what the plan's forecast knows it by)
 
     def elapsed(self, now: float) -> float:
         if self.trial_seconds is None or self.reported is None:
@@ -126,6 +128,9 @@ class SweepProgress:
             trial; without it, plain lines: one per ended trial, and an ``epoch i/n`` line
             per running trial at most every ``line_interval`` seconds.
         clock: seconds on a monotonic clock (tests pass their own).
+        forecast: the plan's predictions (:class:`sweeps.forecast.Forecast`): an ETA from
+            the first second, corrected as trials end; without it the ETA waits for the
+            first trial to end.
     """
 
     def __init__(
@@ -139,8 +144,11 @@ class SweepProgress:
         console: Console | None = None,
         line_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        forecast: Forecast | None = None,
     ) -> None:
         self.name = name
+        self.forecast = forecast
+        self._ended: dict[str, float] = {}  # trial key -> its seconds (the forecast's input)
         self.total = total
         self.metric = metric
         self.mode = mode
@@ -247,8 +255,10 @@ class SweepProgress:
         with self._lock:
             row = self.running.get(trial.trial_id)
             if row is None:
-                epochs = ((trial.config or {}).get("trial") or {}).get("epochs")
-                row = Running(display_name(trial), now, epochs, line_at=now)
+                cfg = (trial.config or {}).get("trial") or {}
+                row = Running(
+                    display_name(trial), now, cfg.get("epochs"), line_at=now, key=cfg.get("key")
+                )
                 self.running[trial.trial_id] = row
             return row
 
@@ -277,6 +287,12 @@ class SweepProgress:
             self.durations.append(float(seconds))
         value = result.get(self.metric)
         cfg = (trial.config or {}).get("trial", {})
+        if cfg.get("key"):
+            # only a whole trial corrects the forecast: not one that failed or was stopped
+            # part-way, nor one a resumed sweep skipped (it ran nothing)
+            whole = state == "done" and not result.get("skipped")
+            measured = whole and isinstance(seconds, (int, float))
+            self._ended[cfg["key"]] = float(seconds) if measured else 0.0
         if state == "done" and isinstance(value, (int, float)) and math.isfinite(value):
             self._update_best(float(value), cfg, trial.trial_id)
         if not self._quiet:
@@ -303,9 +319,10 @@ class SweepProgress:
         elif state == "failed":
             err = (trial.last_result or {}).get("error") or getattr(trial, "error_file", "")
             what = f"failed: {err}" if err else "failed"
+        eta = f"  ETA {format_duration(self.eta())}" if self.forecast is not None else ""
         return (
             f"[{min(finished, self.total)}/{self.total}] {display_name(trial)}  {what}{took}"
-            f"  ({trial.trial_id})"
+            f"  ({trial.trial_id}){eta}"
         )
 
     # -- rendering
@@ -316,10 +333,21 @@ class SweepProgress:
         return self.counts["pending"] + self.counts["running"] > 0
 
     def eta(self) -> float | None:
-        """Seconds left: mean trial time x trials left / concurrency."""
+        """Seconds left: the forecast's list schedule of the trials left (corrected by the
+        ended trials' actual over predicted time), else mean trial time x trials left /
+        concurrency."""
         left = self.counts["pending"] + self.counts["running"]
         if left == 0:
             return 0.0
+        if self.forecast is not None:
+            now = self.clock()
+            with self._lock:
+                running = {r.key: r.elapsed(now) for r in self.running.values() if r.key}
+            c = self.counts
+            finished = c["done"] + c["failed"] + c["stopped"]
+            eta = self.forecast.eta(self._ended, running, now - self.started, finished)
+            if eta is not None:
+                return eta
         if not self.durations:
             return None
         mean = sum(self.durations) / len(self.durations)

@@ -216,17 +216,40 @@ class Search(_Strict):
 
 
 class Resources(_Strict):
-    """What one trial gets; several trials with ``gpus < 1`` share a GPU."""
+    """What one trial gets; several trials with ``gpus < 1`` share a GPU.
 
-    cpus: float = Field(default=1.0, gt=0)
-    gpus: float = Field(default=0.0, ge=0)
+    ``auto`` measures the choice before the sweep (``dropattack plan``, :mod:`sweeps.plan`):
+    ``gpus: auto`` packs as many trials on a GPU as raise trials/hour and fit its memory;
+    ``cpus: auto`` splits a node's CPUs into the trials x threads with the most trials/hour.
+    """
+
+    cpus: float | Literal["auto"] = Field(default=1.0)
+    gpus: float | Literal["auto"] = Field(default=0.0)
     max_concurrent: int | None = Field(default=None, ge=1)
     max_failures: int = Field(default=1, ge=0)
     reuse_actors: bool = True
 
+    @field_validator("cpus", "gpus", mode="before")
+    @classmethod
+    def _number_or_auto(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f"expected a number or auto, got {v!r}")
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, v: float | str) -> float | str:
+        if v != "auto" and not v > 0:
+            raise ValueError(f"expected a number of CPUs > 0 or auto, got {v}")
+        return v
+
     @field_validator("gpus")
     @classmethod
-    def _gpus(cls, v: float) -> float:
+    def _gpus(cls, v: float | str) -> float | str:
+        if v == "auto":
+            return v
+        if v < 0:
+            raise ValueError(f"expected a number of GPUs >= 0 or auto, got {v}")
         if v > 1 and v != int(v):
             raise ValueError(f"expected a fraction <= 1 or a whole number of GPUs, got {v}")
         return v

@@ -28,8 +28,10 @@ from models.data import DataOptions
 __all__ = [
     "COMMON_ARGS",
     "TIME_METRICS",
+    "PreparedTrial",
     "TrialConfig",
     "TrialResult",
+    "prepare_trial",
     "ran_params",
     "ran_record",
     "run_trial",
@@ -145,18 +147,45 @@ class TrialResult:
         return out
 
 
-def run_trial(
-    cfg: TrialConfig,
-    callbacks: Sequence[Callback] = (),
-    resume: dict[str, Any] | None = None,
-    started: float | None = None,
-) -> TrialResult:
-    """Build the task's data and model (seeded), the method and Adam, and train.
+@dataclass
+class PreparedTrial:
+    """A trial ready to train: what :func:`run_trial` builds before :func:`dropattack.fit`.
 
-    ``resume`` is the ``state`` a callback received in ``on_epoch_end``: the run continues
-    after that epoch with the same batch order an uninterrupted run would have had.
-    ``started`` is the trial's start on the ``time.perf_counter`` clock (default: now), from
-    which ``setup_seconds`` is counted.
+    :mod:`sweeps.calibrate` times a few steps of exactly this, so a plan measures what a
+    trial runs.
+    """
+
+    config: TrialConfig
+    task: tasks.Task
+    data: Any  # models.data.TaskData
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    method: methods.Method
+    attacked: list[str]
+    aliases: list[str]
+    device: torch.device
+    train: Any  # models.data.Batches (training order)
+    eval_batch_size: int
+    batch_size: int
+    epochs: int
+    lr: float
+    setup_seconds: float
+    start_epoch: int = 0
+    history: list[EpochMetrics] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def eval_batches(self, split: str) -> Any:
+        """The ``val`` or ``test`` split in evaluation batches."""
+        return self.data.batches(split, self.eval_batch_size)
+
+
+def prepare_trial(
+    cfg: TrialConfig, resume: dict[str, Any] | None = None, started: float | None = None
+) -> PreparedTrial:
+    """Load the task's data, build its model (seeded), the method and Adam: a trial's set-up.
+
+    ``resume`` is the ``state`` a callback received in ``on_epoch_end`` (see :func:`run_trial`);
+    ``setup_seconds`` counts from ``started`` (``time.perf_counter``; default: now).
 
     Raises:
         ValueError: unknown task, method, alias or hyperparameter; unavailable device.
@@ -183,44 +212,82 @@ def run_trial(
     if cfg.bucket and not task.is_text:
         raise ValueError(f"bucket: length-aware batches need a text task, got {cfg.task!r}")
     train = data.batches("train", batch_size, seed=cfg.seed, bucket=cfg.bucket)
-    eval_bs = max(batch_size, EVAL_BATCH)
     start_epoch, history, best_state = 0, [], None
     if resume is not None:
         start_epoch, history, best_state = _restore(resume, model, optimizer, method)
         train.set_epoch(start_epoch)
-    setup = time.perf_counter() - t0
-    result = fit(
-        model,
-        method,
-        optimizer,
-        train,
-        data.batches("val", eval_bs),
-        data.batches("test", eval_bs),
-        epochs=epochs,
+    return PreparedTrial(
+        config=cfg,
+        task=task,
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        method=method,
+        attacked=attacked,
+        aliases=aliases,
         device=device,
-        callbacks=callbacks,
+        train=train,
+        eval_batch_size=max(batch_size, EVAL_BATCH),
+        batch_size=batch_size,
+        epochs=epochs,
+        lr=lr,
+        setup_seconds=time.perf_counter() - t0,
         start_epoch=start_epoch,
         history=history,
         best_state=best_state,
     )
-    ran = ran_record(cfg, data, method_args(cfg.method), aliases, attacked)
-    ran.update(epochs=epochs, batch_size=batch_size, lr=lr)
+
+
+def run_trial(
+    cfg: TrialConfig,
+    callbacks: Sequence[Callback] = (),
+    resume: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> TrialResult:
+    """Build the task's data and model (seeded), the method and Adam, and train.
+
+    ``resume`` is the ``state`` a callback received in ``on_epoch_end``: the run continues
+    after that epoch with the same batch order an uninterrupted run would have had.
+    ``started`` is the trial's start on the ``time.perf_counter`` clock (default: now), from
+    which ``setup_seconds`` is counted.
+
+    Raises:
+        ValueError: unknown task, method, alias or hyperparameter; unavailable device.
+        models.data.DataError: missing or malformed data.
+    """
+    t = prepare_trial(cfg, resume, started)
+    result = fit(
+        t.model,
+        t.method,
+        t.optimizer,
+        t.train,
+        t.eval_batches("val"),
+        t.eval_batches("test"),
+        epochs=t.epochs,
+        device=t.device,
+        callbacks=callbacks,
+        start_epoch=t.start_epoch,
+        history=t.history,
+        best_state=t.best_state,
+    )
+    ran = ran_record(cfg, t.data, method_args(cfg.method), t.aliases, t.attacked)
+    ran.update(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr)
     return TrialResult(
         ran=ran,
-        metrics={**result.metrics(), "setup_seconds": setup},
-        attacked=attacked,
-        aliases=aliases,
-        train_size=len(data.train),
-        sizes=data.sizes,
+        metrics={**result.metrics(), "setup_seconds": t.setup_seconds},
+        attacked=t.attacked,
+        aliases=t.aliases,
+        train_size=len(t.data.train),
+        sizes=t.data.sizes,
         history=result.history,
         best_state=result.best_state,
         config=cfg,
         data={
-            "split": data.split,
-            "source": data.source,
-            "batch_size": batch_size,
-            "lr": lr,
-            **data.info,
+            "split": t.data.split,
+            "source": t.data.source,
+            "batch_size": t.batch_size,
+            "lr": t.lr,
+            **t.data.info,
         },
     )
 

@@ -190,3 +190,24 @@ def test_gpu_run_script_at_toy_sizes_and_its_report(tmp_path):
     assert "one process / N processes" in markdown
     page = report.reproduction_markdown(out)
     assert "| 32 |" in page and "| 64 |" in page and "8 of 8 trials finished" in page
+
+
+def test_gpu_plan_calibrates_and_chooses_without_the_service_packages(tmp_path):
+    data = tmp_path / "devdata"
+    prep = subprocess.run(
+        [sys.executable, "bench/gpu_run.py", "--prepare", str(data)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert prep.returncode == 0, prep.stderr[-2000:]
+    out = tmp_path / "plan.json"
+    cmd = [sys.executable, "bench/gpu_plan.py", "--device", "cpu", "--tiny"]
+    cmd += ["--data-dir", str(data), "--json", str(out)]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=_blocking_env(tmp_path), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plan = json.loads(out.read_text())
+    shapes = plan["shapes"]
+    assert (shapes["standard"]["passes"], shapes["dropattack3"]["passes"]) == (1, 7)
+    assert all(s["memory"] == "resident" and s["trial_seconds"] > 0 for s in shapes.values())
+    assert plan["auto"]["gpus_per_trial"] == 1.0 and plan["auto"]["probes"][0]["k"] == 1

@@ -11,7 +11,9 @@ __all__ = [
     "add_driver_flags",
     "experiment_name",
     "gpu_share",
+    "gpu_share_or_auto",
     "positive_int",
+    "seconds",
     "uri_without_credentials",
 ]
 
@@ -81,3 +83,19 @@ def add_driver_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-live", action="store_true", help="one line per finished trial, no live panel"
     )
+
+
+def gpu_share_or_auto(text: str) -> float | str:
+    """GPUs per trial as :func:`gpu_share`, or ``auto`` (measured by the plan)."""
+    return "auto" if text == "auto" else gpu_share(text)
+
+
+def seconds(text: str) -> float:
+    """A number of seconds >= 0 (``--budget``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text}")
+    return value

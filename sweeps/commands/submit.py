@@ -16,7 +16,7 @@ from pathlib import Path
 from sweeps import cluster, slurm
 from sweeps.commands.argtypes import (
     experiment_name,
-    gpu_share,
+    gpu_share_or_auto,
     positive_int,
     uri_without_credentials,
 )
@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue a sweep of this name")
     parser.add_argument("--max-concurrent", type=positive_int, help="at most N trials at once")
     parser.add_argument(
-        "--gpus-per-trial", type=gpu_share, help="GPUs per trial, fractions share a GPU"
+        "--gpus-per-trial",
+        type=gpu_share_or_auto,
+        help="GPUs per trial, fractions share a GPU; auto measures it on the cluster",
     )
     parser.add_argument(
         "--runs-dir",

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from sweeps.commands.argtypes import (
     add_driver_flags,
     experiment_name,
-    gpu_share,
+    gpu_share_or_auto,
+    seconds,
     uri_without_credentials,
 )
 
@@ -46,9 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gpus-per-trial",
-        type=gpu_share,
+        type=gpu_share_or_auto,
         default=None,
-        help="GPUs per trial; a fraction lets several trials share a GPU (default: the spec's)",
+        help="GPUs per trial; a fraction lets several trials share a GPU; auto measures it "
+        "(default: the spec's)",
+    )
+    parser.add_argument(
+        "--plan-budget",
+        type=seconds,
+        default=5.0,
+        help="seconds of calibration before the sweep, for its ETA from the first second "
+        "(dropattack plan); 0: no plan unless resources are auto (default: 5)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved trials and stop")
     add_driver_flags(parser)
@@ -84,13 +93,16 @@ def run(args: argparse.Namespace) -> int:
         command=shlex.join(["dropattack", *sys.argv[1:]]),
         live=False if args.no_live else None,
         status=lambda line: print(line, flush=True),
+        plan_budget=0.0 if args.resume else args.plan_budget,
     )
     import ray
+
+    from sweeps.plan import PlanError
 
     ours = not ray.is_initialized()
     try:
         return _run(args, spec, options)
-    except (UnreachableError, SweepError) as e:
+    except (UnreachableError, SweepError, PlanError) as e:
         raise UsageError(str(e)) from None
     finally:
         if ours and ray.is_initialized():

@@ -271,3 +271,35 @@ def test_live_panel_refreshes_running_rows_and_logs_ended_trials_above():
         assert set(p.running) == {"b"}
     assert "[1/2] x v1 Input+Conv.1.w eps=1 s0  val_acc=0.5000 6.0s  (a)" in buf.getvalue()
     assert p.running == {}
+
+
+def test_eta_from_the_plan_before_any_trial_ends_corrected_as_they_do():
+    from sweeps.forecast import Forecast
+
+    now = [100.0]
+    keys = [f"k{i}" for i in range(4)]
+    forecast = Forecast(dict.fromkeys(keys, 10.0), keys, slots=2, startup=5.0)
+    buf = io.StringIO()
+    p = SweepProgress(
+        "demo", 4, "val_acc", "max", 2, live=False, clock=lambda: now[0], forecast=forecast,
+        console=Console(file=buf, width=200, force_terminal=False),
+    )  # fmt: skip
+    p.__enter__()
+
+    def t(i: int, status: str, result: dict | None = None) -> T:
+        c = cfg(i)
+        c["trial"]["key"] = keys[i]
+        return T(f"t{i}", status, result or {}, c)
+
+    p.update([], force=True)
+    assert p.eta() == 25.0  # start-up, then two rounds of two 10 s trials: before any result
+    now[0] += 5.0
+    p.update([t(0, "RUNNING"), t(1, "RUNNING")], force=True)
+    now[0] += 4.0
+    assert p.eta() == 16.0  # 6 s left of the running pair, then 10 s
+    now[0] += 16.0  # the pair took 20 s: twice the plan
+    done = {"val_acc": 0.5, "trial_seconds": 20.0, "completed": 1}
+    p.update([t(0, "TERMINATED", done), t(1, "TERMINATED", done)], force=True)
+    assert p.eta() == 20.0  # the last two corrected by 20 / 10
+    assert "ETA 0:20" in buf.getvalue()  # the log line of an ended trial carries it
+    p.__exit__(None, None, None)

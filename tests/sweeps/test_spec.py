@@ -201,7 +201,9 @@ def test_every_error_is_reported_at_once(tmp_path):
         ("search: {num_samples: 3}", "search.num_samples", "a grid runs each cell once"),
         ("search: {algorithm: tpe}", "search.num_samples", "tpe search needs num_samples"),
         ("resources: {gpus: 1.5}", "resources.gpus", "a fraction <= 1 or a whole number"),
-        ("resources: {cpus: 0}", "resources.cpus", "greater than 0"),
+        ("resources: {cpus: 0}", "resources.cpus", "a number of CPUs > 0 or auto"),
+        ("resources: {cpus: many}", "resources.cpus", "expected a number or auto, got 'many'"),
+        ("resources: {gpus: -1}", "resources.gpus", "a number of GPUs >= 0 or auto"),
         ("paper_table: table11", "paper_table", "expected one of '', 'table2'"),
     ],
 )
