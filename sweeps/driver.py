@@ -19,6 +19,7 @@ artifacts, the Optuna storage and Tune's experiment folders all under ``./runs``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -29,7 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ __all__ = [
     "SweepOptions",
     "SweepResult",
     "git_commit",
+    "ray_session",
     "run_sweep",
 ]
 
@@ -176,7 +178,9 @@ def _check_ray_address(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout):
             pass
     except OSError as e:
-        raise UnreachableError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+        raise UnreachableError(
+            f"--address: cannot reach Ray at {address}: {e.strerror or e}"
+        ) from None
 
 
 def _check_experiment(experiment: str) -> None:
@@ -261,6 +265,23 @@ def _init_ray(address: str | None) -> None:
             ray.init(num_cpus=os.cpu_count(), **kwargs)
     except ConnectionError as e:
         raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
+
+
+@contextlib.contextmanager
+def ray_session() -> Iterator[None]:
+    """Shut down, at the end of the block, the Ray it started: at interpreter exit Ray would
+    first sleep 0.5 s for worker logs. A finished sweep imports Ray not at all."""
+    ours = not _ray_running()
+    try:
+        yield
+    finally:
+        if ours and _ray_running():
+            sys.modules["ray"].shutdown()
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 def _is_client(address: str | None) -> bool:
@@ -377,14 +398,19 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
 def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
     """Run (or ``options.resume``) the sweep of ``spec`` and return its summary.
 
+    A sweep of the same name and the same spec (its hash) that ran before is resumed even
+    without ``options.resume``, and says so: its finished trials are not trained again and
+    its MLflow parent run stays the one run of the sweep. A finished sweep then has nothing
+    to run: its summary comes back without starting Ray.
+
     SIGTERM and SIGUSR1 (a batch scheduler's time limit, cancel or preemption) stop it
     gracefully, like a first Ctrl-C (:mod:`sweeps.stopping`): the result is ``interrupted``
     and ``--resume`` continues it.
 
     Raises:
         UnreachableError: the MLflow URI or the Ray address does not answer.
-        SweepError: nothing to resume, a changed spec on resume, an unfinished sweep of the
-            same name without ``--resume``.
+        SweepError: nothing to resume, a changed spec on resume, another spec under the same
+            name, or an unfinished sweep of the same name that may still be running.
     """
     with stopping.catching():
         return _run_sweep(spec, options or SweepOptions())
@@ -392,6 +418,7 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
 
 def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     t_start = time.perf_counter()
+    asked_to_resume = opts.resume  # before a same-spec rerun turns resume on
     for k, v in _TUNE_ENV.items():
         os.environ.setdefault(k, v)
     paths = _Paths(Path(opts.runs_dir).resolve())
@@ -407,10 +434,19 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     )
     _check_uri(uri)
     _check_cluster_store(opts.address, uri)
+    if not opts.resume and state is not None:
+        opts = _resume_same_spec(state, exp_dir, spec, opts)
+    elif not opts.resume and exp_dir.exists():
+        _archive(state, exp_dir)
     if opts.resume:
         _check_resume(state, exp_dir, spec, uri, opts)
-    elif state is not None or exp_dir.exists():
-        _archive(state, exp_dir)
+        if state is not None and state.get("status") == "finished" and state.get("summary"):
+            if asked_to_resume and opts.status is not None:
+                opts.status(
+                    f"{experiment}: finished before (MLflow parent run "
+                    f"{state['parent_run_id']}): nothing to run"
+                )
+            return _finished(state, spec, t_start)
     probe(uri)
     if opts.address:
         _check_ray_address(opts.address)
@@ -529,8 +565,66 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     result.ray_path = str(exp_dir)
     result.optuna = searcher_info or {}
     state["status"] = "interrupted" if result.interrupted else "finished"
+    state["summary"] = _summary_state(result)
     _write_state(exp_dir, state)
     return result
+
+
+#: The :class:`SweepResult` fields a finished sweep keeps in its state file, so that running
+#: it again reports it without starting Ray.
+_SUMMARY_FIELDS = (
+    "tracking_uri", "experiment_id", "counts", "best", "best_value", "best_n", "best_by_task",
+    "metric", "concurrency", "ui_command", "ui_url", "ray_path", "optuna",
+)  # fmt: skip
+
+
+def _summary_state(result: SweepResult) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in _SUMMARY_FIELDS}
+
+
+def _finished(state: dict[str, Any], spec: Spec, t_start: float) -> SweepResult:
+    """The summary of a sweep that already finished: every trial ended before this run."""
+    summary = dict(state["summary"])
+    counts = dict(summary.pop("counts"))
+    counts["skipped"] = counts["done"]
+    return SweepResult(
+        name=spec.name,
+        experiment=state["experiment"],
+        parent_run_id=state["parent_run_id"],
+        counts=counts,
+        interrupted=False,
+        wall_seconds=time.perf_counter() - t_start,
+        **summary,
+    )
+
+
+def _resume_same_spec(
+    state: dict[str, Any], exp_dir: Path, spec: Spec, opts: SweepOptions
+) -> SweepOptions:
+    """A sweep of this name ran before: the same spec is resumed (options with ``resume``);
+    another spec under the same name, or a sweep that may still be running, is refused."""
+    parent = state.get("parent_run_id", "?")
+    if state.get("spec_hash") != spec.hash:
+        raise SweepError(
+            f"a sweep named {exp_dir.name!r} of another spec (hash "
+            f"{str(state.get('spec_hash'))[:12]}, this one {spec.hash[:12]}; MLflow parent run "
+            f"{parent}) is at {exp_dir}; run this spec under a new name with --experiment "
+            "NAME, or continue that sweep with --resume and its own spec"
+        )
+    if state.get("status") == "running":
+        raise SweepError(
+            f"a sweep named {exp_dir.name!r} at {exp_dir} did not finish (it is still running, "
+            "or its driver was killed); continue it with --resume, start another with "
+            f"--experiment NAME, or delete {exp_dir}"
+        )
+    if opts.status is not None:
+        done = state.get("status") == "finished"
+        opts.status(
+            f"{exp_dir.name}: the same spec ran before (MLflow parent run {parent}, "
+            + ("finished): nothing to run" if done else f"{state.get('status')}): resuming it")
+            + "; a new sweep of it needs --experiment NAME"
+        )
+    return dataclasses.replace(opts, resume=True)
 
 
 def _describe(e: BaseException) -> str:
@@ -728,9 +822,11 @@ def _summarize(
         "skipped": 0,
     }
     seconds: list[float] = []
+    earlier = view.earlier or set()  # ended in Tune's state before this run: not run again
     for r in grid:
         metrics = r.metrics or {}
-        counts["skipped"] += int(bool(metrics.get("skipped") and metrics.get(COMPLETED)))
+        before = metrics.get("skipped") or metrics.get("trial_id") in earlier
+        counts["skipped"] += int(bool(before and metrics.get(COMPLETED)))
         if isinstance(metrics.get("trial_seconds"), (int, float)) and not metrics.get("skipped"):
             seconds.append(float(metrics["trial_seconds"]))
     interrupted = view.interrupted

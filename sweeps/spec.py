@@ -22,6 +22,7 @@ names and attack aliases are checked against :mod:`models.tasks` (imported on fi
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -406,8 +407,8 @@ class _Errors:
         if len(self.items) == 1:
             loc, msg = self.items[0]
             raise SpecError(f"{self.source}: {loc}: {msg}")
-        lines = "\n".join(f"  {loc}: {msg}" for loc, msg in self.items)
-        raise SpecError(f"{self.source}: {len(self.items)} errors\n{lines}")
+        lines = "\n".join(f"{self.source}: {loc}: {msg}" for loc, msg in self.items)
+        raise SpecError(f"{len(self.items)} errors in {self.source}:\n{lines}")
 
 
 def _loc(parts: Sequence[Any]) -> str:
@@ -634,6 +635,37 @@ def _check_spec(spec: Spec, errors: _Errors) -> None:
                 _check_attack(task, attack or (), f"space.attack.{task}[{j}]", errors)
 
 
+def _check_the_rest(data: dict, source: str, locs: list[tuple], errors: _Errors) -> None:
+    """The checks that need a validated spec, on what did validate: the spec without the
+    values at ``locs`` (mapping keys dropped, so their defaults apply; a whole top-level field
+    where a list item failed), so that every error of a spec is reported at once. Only errors
+    about fields the spec gives are added."""
+    rest = copy.deepcopy(data)
+    for loc in locs:
+        node: Any = rest
+        for part in loc[:-1]:
+            node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+        elif loc and loc[0] in rest:
+            del rest[loc[0]]
+    try:
+        spec = Spec.model_validate({**rest, "source": source})
+    except (ValidationError, TypeError, KeyError):
+        return
+    found = _Errors(source)
+    _check_spec(spec, found)
+    for loc, msg in found.items:
+        if loc.split(".", 1)[0].split("[", 1)[0] in rest:
+            errors.add(loc, msg)
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(part, int) and 0 <= part < len(node)
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -663,6 +695,7 @@ def parse_spec(
         spec = Spec.model_validate({**data, "source": source})
     except ValidationError as e:
         _pydantic_errors(e, errors)
+        _check_the_rest(data, source, [tuple(err["loc"]) for err in e.errors()], errors)
         errors.raise_if_any()
         raise
     _check_spec(spec, errors)

@@ -6,12 +6,17 @@ imports MLflow (about a second), which it then does while Ray starts.
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 __all__ = ["UnreachableError", "is_local_store", "probe", "sqlite_uri"]
+
+
+#: Default ports of the database servers MLflow can track into.
+_DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
 class UnreachableError(ConnectionError):
@@ -30,8 +35,9 @@ def is_local_store(uri: str) -> bool:
 
 
 def probe(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast when ``uri`` cannot be used: an HTTP server that does not answer ``/health``
-    or a sqlite file in a folder that cannot be created.
+    """Fail fast when ``uri`` cannot be used: an HTTP server that does not answer ``/health``,
+    a database server that does not accept connections (MLflow would retry for minutes), or a
+    sqlite file in a folder that cannot be created.
 
     Raises:
         UnreachableError: with a one-line reason naming the URI.
@@ -48,6 +54,18 @@ def probe(uri: str, timeout: float = 5.0) -> None:
         except OSError as e:  # URLError and timeouts are OSErrors
             reason = getattr(e, "reason", e)
             raise UnreachableError(f"cannot reach MLflow at {uri}: {reason}") from None
+    elif parsed.scheme.split("+", 1)[0] in _DB_PORTS and parsed.hostname:
+        db = parsed.scheme.split("+", 1)[0]
+        where = f"{parsed.hostname}:{parsed.port or _DB_PORTS[db]}"  # no credentials
+        try:
+            with socket.create_connection(
+                (parsed.hostname, parsed.port or _DB_PORTS[db]), timeout=timeout
+            ):
+                pass
+        except OSError as e:
+            raise UnreachableError(
+                f"cannot reach the {db} tracking database at {where}: {e.strerror or e}"
+            ) from None
     elif parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
         try:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -85,9 +86,13 @@ TAG = {
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 #: MLflow 3.17's UI picks the landing tab from its own "workflow type" (GenAI or model
-#: training, a browser setting defaulting to GenAI), not from the tag: links the service
-#: prints carry it, so they open on the runs table.
+#: training), not from the tag: the address's ``workflowType`` query, else the browser's
+#: localStorage key :data:`UI_WORKFLOW_STORAGE_KEY` (default GenAI). Links the service prints
+#: carry the query and the experiment's ``/runs`` route, so they open on the runs table.
 UI_WORKFLOW = "workflowType=machine_learning"
+#: Where MLflow 3.17's UI keeps the browser's choice (``useLocalStorage({key:
+#: "mlflow.workflowType", version: 1})`` in its bundle stores under ``KEY_v1``).
+UI_WORKFLOW_STORAGE_KEY = "mlflow.workflowType_v1"
 
 #: A finished trial's best-on-validation weights (a state dict saved with ``torch.save``).
 CHECKPOINT_ARTIFACT = "checkpoint/best.pt"
@@ -275,8 +280,8 @@ class SweepRun:
 
 
 def experiment_url(server: str, experiment_id: str) -> str:
-    """The UI's page of an experiment, on its runs table (see :data:`UI_WORKFLOW`)."""
-    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?{UI_WORKFLOW}"
+    """The UI's runs table of an experiment (see :data:`UI_WORKFLOW`)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_WORKFLOW}"
 
 
 def compare_url(server: str, experiment_id: str, run_ids: list[str]) -> str:
@@ -289,14 +294,12 @@ def compare_url(server: str, experiment_id: str, run_ids: list[str]) -> str:
 
 
 def _mlflow_executable() -> str:
-    """The ``mlflow`` beside this Python (``.venv/bin/mlflow``), as a user can type it."""
+    """The ``mlflow`` beside this Python (``.venv/bin/mlflow``) as a command that works from
+    any folder: ``mlflow`` when that is the one on PATH, else its absolute path."""
     beside = Path(sys.executable).parent / "mlflow"
     if not beside.is_file() or shutil.which("mlflow") == str(beside):
         return "mlflow"
-    try:
-        return os.path.relpath(beside)
-    except ValueError:
-        return str(beside)
+    return shlex.quote(str(beside.absolute()))
 
 
 def _param_value(value: Any) -> str:

@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.commands.argtypes import add_driver_flags, positive_int, uri_without_credentials
+from sweeps.commands.argtypes import add_driver_flags, experiment_name, positive_int, tracking_uri
 
 if TYPE_CHECKING:
     from sweeps.report.aggregate import Analysis, CellStats
@@ -64,13 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mlflow-uri",
-        type=uri_without_credentials,
+        type=tracking_uri,
         default=None,
         help="tracking URI of the sweep (default: MLFLOW_TRACKING_URI, else "
         "sqlite:///RUNS_DIR/mlflow.db); the confirmation logs there too",
     )
     parser.add_argument(
         "--parent", default=None, help="sweep parent run id (default: the newest in EXPERIMENT)"
+    )
+    parser.add_argument(
+        "--experiment",
+        dest="name",
+        metavar="NAME",
+        type=experiment_name,
+        default=None,
+        help="MLflow experiment and sweep name of the confirmation (default: EXPERIMENT-confirm)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted confirmation"
@@ -227,16 +235,16 @@ def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    import ray
+    from sweeps.commands.argtypes import resolve_tracking_uri
 
+    uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
     from sweeps.cli import UsageError
-    from sweeps.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.driver import SweepError, SweepOptions, ray_session, run_sweep
     from sweeps.report.aggregate import analyze
-    from sweeps.report.collect import CONFIRMS_TAG, collect, default_tracking_uri
+    from sweeps.report.collect import CONFIRMS_TAG, collect
     from sweeps.report.match import matcher_for
     from sweeps.store import UnreachableError
 
-    uri = args.mlflow_uri or default_tracking_uri(args.runs_dir)
     sweep = collect(args.experiment, uri, args.parent)
     analysis = analyze(sweep, matcher_for(sweep.paper_table))
     spec = confirmation_spec(analysis, args.top, args.seeds)
@@ -251,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     options = SweepOptions(
         address=args.address,
         mlflow_uri=args.mlflow_uri,
-        experiment=spec.name,
+        experiment=args.name or spec.name,
         resume=args.resume,
         max_concurrent=args.max_concurrent,
         runs_dir=args.runs_dir,
@@ -260,14 +268,11 @@ def run(args: argparse.Namespace) -> int:
         status=lambda line: print(line, flush=True),
         parent_tags={CONFIRMS_TAG: sweep.parent.run_id},
     )
-    ours = not ray.is_initialized()
     try:
-        result = run_sweep(spec, options)
+        with ray_session():
+            result = run_sweep(spec, options)
     except (UnreachableError, SweepError) as e:
         raise UsageError(str(e)) from None
-    finally:
-        if ours and ray.is_initialized():
-            ray.shutdown()
     c = result.counts
     print(
         f"{result.experiment}: {c['done']} done ({c['skipped']} before this run), "
@@ -275,7 +280,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"MLflow parent run {result.parent_run_id} in experiment {result.experiment!r}")
     if result.interrupted:
-        print(f"interrupted; continue with: dropattack confirm {args.experiment} --resume")
+        print(
+            f"interrupted; continue with: dropattack confirm {args.experiment} --resume"
+            + (f" --experiment {args.name}" if args.name else "")
+        )
         return 130
     print(f"add it to the report: dropattack report {args.experiment}")
     return 1 if c["failed"] else 0

@@ -8,7 +8,7 @@ import sys
 import time
 
 from sweeps import cluster
-from sweeps.commands.argtypes import uri_without_credentials
+from sweeps.commands.argtypes import job_api_address, nonnegative_float
 
 NAME = "jobs"
 HELP = "Show the status or logs of Ray Jobs on a cluster, stop one, or list them."
@@ -17,7 +17,7 @@ HELP = "Show the status or logs of Ray Jobs on a cluster, stop one, or list them
 def _address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
-        type=uri_without_credentials,
+        type=job_api_address,
         default=None,
         help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
         f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("job_id", help="the id `dropattack submit` printed")
     p.add_argument(
         "--wait",
-        type=float,
+        type=nonnegative_float,
         default=60.0,
         metavar="SECONDS",
         help="wait at most this long for it to end; 0: do not wait (default: %(default)s)",
@@ -84,8 +84,6 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    if args.wait < 0:
-        raise ValueError(f"--wait: expected seconds >= 0, got {args.wait:g}")
     state = cluster.stop_job(args.job_id, args.address, timeout=args.wait)
     print(f"{state.job_id} {state.status}")
     return 0

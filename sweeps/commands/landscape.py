@@ -19,24 +19,14 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+from sweeps.commands.argtypes import output_dir, positive_int, resolve_tracking_uri, tracking_uri
 
-from models import tasks
-from models.data import DataOptions
-from sweeps.commands.argtypes import uri_without_credentials
-from sweeps.landscape import (
-    Landscape,
-    LossCurve,
-    loss_curve,
-    loss_surface,
-    plot_curves,
-    plot_landscapes,
-)
-from sweeps.report.collect import check_store, checkpoint_path, default_tracking_uri
-from sweeps.tracking import TAG, model_overrides
+if TYPE_CHECKING:  # imported in run(): torch, MLflow and matplotlib take seconds
+    from mlflow import MlflowClient
+
+    from sweeps.landscape import Landscape, LossCurve
 
 NAME = "landscape"
 HELP = (
@@ -88,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mlflow-uri",
-        type=uri_without_credentials,
+        type=tracking_uri,
         default=None,
         help="tracking URI of the runs (default: MLFLOW_TRACKING_URI, else "
         "sqlite:///RUNS_DIR/mlflow.db, where `dropattack sweep` writes by default)",
@@ -104,12 +94,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--samples",
-        type=int,
+        type=positive_int,
         default=512,
         help="examples evaluated per point, at most the split's size (default: %(default)s)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=256, help="evaluation batch size (default: %(default)s)"
+        "--batch-size",
+        type=positive_int,
+        default=256,
+        help="evaluation batch size (default: %(default)s)",
     )
     parser.add_argument(
         "--grid",
@@ -131,12 +124,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random directions (default: %(default)s)"
     )
-    parser.add_argument("--out", default=None, help="output folder (default: RUNS_DIR/landscape)")
+    parser.add_argument(
+        "--out", type=output_dir, default=None, help="output folder (default: RUNS_DIR/landscape)"
+    )
     parser.add_argument("--no-log", action="store_true", help="do not log files to the runs")
 
 
 def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str], str]:
     """The run's params and its variant tag (the paper table's row label; may be empty)."""
+    from mlflow.exceptions import MlflowException
+
+    from sweeps.tracking import TAG
+
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -153,6 +152,12 @@ def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str]
 
 
 def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
+    import torch
+
+    from models import tasks
+    from models.data import DataOptions
+    from sweeps.tracking import model_overrides
+
     task = tasks.get(params["task"])
     size = params.get("train_size")
     data = task.load(
@@ -191,12 +196,14 @@ def _batches(data, split: str, samples: int, batch_size: int) -> tuple[list, int
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.samples < 1:
-        raise ValueError(f"--samples: expected a positive number, got {args.samples}")
+    uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
     os.environ[PROGRESS_BAR_ENV] = "false"
+    from mlflow import MlflowClient
+
+    from sweeps.landscape import loss_curve, loss_surface, plot_curves, plot_landscapes
+    from sweeps.report.collect import checkpoint_path
+
     run_ids = list(dict.fromkeys([*args.run_ids, *args.other]))
-    uri = args.mlflow_uri or default_tracking_uri(args.runs_dir)
-    check_store(uri)
     client = MlflowClient(uri)
     out = Path(args.out) if args.out else Path(args.runs_dir) / "landscape"
     out.mkdir(parents=True, exist_ok=True)

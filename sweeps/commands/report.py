@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweeps.commands.argtypes import uri_without_credentials
-from sweeps.report import build_report
-from sweeps.report.build import default_out_dir
-from sweeps.report.collect import default_tracking_uri
-from sweeps.report.reproduction import summary_lines
+from sweeps.commands.argtypes import output_dir, resolve_tracking_uri, tracking_uri
 
 NAME = "report"
 HELP = (
@@ -22,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
     parser.add_argument(
         "--mlflow-uri",
-        type=uri_without_credentials,
+        type=tracking_uri,
         default=None,
         help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
         "where `dropattack sweep` writes by default)",
@@ -31,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
     )
     parser.add_argument(
-        "--out", default=None, help="output folder (default: RUNS_DIR/reports/EXPERIMENT)"
+        "--out",
+        type=output_dir,
+        default=None,
+        help="output folder (default: RUNS_DIR/reports/EXPERIMENT)",
     )
     parser.add_argument(
         "--format", default="md,html", help="comma-separated: md, html, json (default md,html)"
@@ -58,10 +57,15 @@ def _num(x: float | None, digits: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
+    from sweeps.report import build_report
+    from sweeps.report.build import default_out_dir
+    from sweeps.report.reproduction import summary_lines
+
     out = args.out or default_out_dir(args.experiment, args.runs_dir)
     report = build_report(
         args.experiment,
-        tracking_uri=args.mlflow_uri or default_tracking_uri(args.runs_dir),
+        tracking_uri=uri,
         out_dir=out,
         formats=args.format,
         metric=args.metric,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sweeps.listing import listing_json, listing_lines, trial_rows
-from sweeps.report.collect import collect, default_tracking_uri
+from sweeps.commands.argtypes import resolve_tracking_uri, tracking_uri
 
 NAME = "runs"
 HELP = (
@@ -19,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
     parser.add_argument(
         "--mlflow-uri",
+        type=tracking_uri,
         default=None,
         help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
         "where `dropattack sweep` writes by default)",
@@ -33,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    uri = args.mlflow_uri or default_tracking_uri(args.runs_dir)
+    uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
+    from sweeps.listing import listing_json, listing_lines, trial_rows
+    from sweeps.report.collect import collect
+
     sweep = collect(args.experiment, uri, parent=args.parent, require_finished=False)
     rows = trial_rows(sweep)
     if args.json:

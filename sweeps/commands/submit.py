@@ -15,10 +15,13 @@ from pathlib import Path
 
 from sweeps import cluster, slurm
 from sweeps.commands.argtypes import (
+    existing_dir,
+    existing_file,
     experiment_name,
     gpu_share_or_auto,
+    job_api_address,
     positive_int,
-    uri_without_credentials,
+    tracking_uri,
 )
 
 NAME = "submit"
@@ -33,14 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or a YAML file")
     parser.add_argument(
         "--address",
-        type=uri_without_credentials,
+        type=job_api_address,
         default=None,
         help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
         f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",
     )
     parser.add_argument(
         "--mlflow-uri",
-        type=uri_without_credentials,
+        type=tracking_uri,
         default=None,
         help="MLflow tracking server as the cluster's nodes reach it (default: "
         f"{cluster.CLUSTER_MLFLOW_URI}, the compose stack's; with --slurm: "
@@ -69,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--working-dir",
+        type=existing_dir,
         help="folder shipped as the job's working directory (default: this project)",
     )
     parser.add_argument(
@@ -79,7 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra pip requirement installed for the job (repeatable)",
     )
     parser.add_argument(
-        "--requirements", metavar="FILE", help="requirements file of extra pip packages"
+        "--requirements",
+        type=existing_file,
+        metavar="FILE",
+        help="requirements file of extra pip packages",
     )
     parser.add_argument(
         "--forward-mlflow-credentials",

@@ -13,7 +13,7 @@ from sweeps.commands.argtypes import (
     experiment_name,
     gpu_share_or_auto,
     seconds,
-    uri_without_credentials,
+    tracking_uri,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="spec name (sweeps/specs/NAME.yaml) or path to a YAML file")
     parser.add_argument(
         "--mlflow-uri",
-        type=uri_without_credentials,
+        type=tracking_uri,
         default=None,
         help="MLflow tracking URI, e.g. http://HOST:5000 (default: MLFLOW_TRACKING_URI, "
         "else sqlite:///RUNS_DIR/mlflow.db)",
@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLflow experiment and sweep name (default: spec name)",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted sweep of this name"
+        "--resume",
+        action="store_true",
+        help="continue the sweep of this name, also one whose driver was killed (running the "
+        "same spec again continues it too; another spec needs --experiment NAME)",
     )
     parser.add_argument(
         "--gpus-per-trial",
@@ -75,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(describe_trials(spec)))
         return 0
-    from sweeps.driver import SweepError, SweepOptions
+    from sweeps.commands.argtypes import resolve_tracking_uri
+    from sweeps.driver import SweepError, SweepOptions, ray_session
     from sweeps.store import UnreachableError
+
+    resolve_tracking_uri(args.mlflow_uri, args.runs_dir)  # before Ray starts
 
     for name in ("mlflow", "optuna"):  # the live view is the console
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -95,18 +101,13 @@ def run(args: argparse.Namespace) -> int:
         status=lambda line: print(line, flush=True),
         plan_budget=0.0 if args.resume else args.plan_budget,
     )
-    import ray
-
     from sweeps.plan import PlanError
 
-    ours = not ray.is_initialized()
     try:
-        return _run(args, spec, options)
+        with ray_session():
+            return _run(args, spec, options)
     except (UnreachableError, SweepError, PlanError) as e:
         raise UsageError(str(e)) from None
-    finally:
-        if ours and ray.is_initialized():
-            ray.shutdown()  # now: at interpreter exit Ray first sleeps 0.5 s for worker logs
 
 
 def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:

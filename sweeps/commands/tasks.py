@@ -10,11 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from models import tasks
-from models.aliases import resolve, split_list
-
 NAME = "tasks"
 HELP = "List the tasks with their paper aliases and parameter names, or resolve aliases."
 
@@ -31,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from models import tasks
+    from models.aliases import resolve, split_list
+
     if args.resolve:
         task_name, items = args.resolve
         task = tasks.get(task_name)

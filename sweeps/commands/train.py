@@ -20,7 +20,15 @@ import torch
 
 from dropattack.train import Callback, EpochMetrics
 from models.aliases import split_list
-from sweeps.commands.argtypes import experiment_name, uri_without_credentials
+from sweeps.commands.argtypes import (
+    data_root,
+    existing_file,
+    experiment_name,
+    positive_float,
+    positive_int,
+    resolve_tracking_uri,
+    tracking_uri,
+)
 from sweeps.names import config_name, trial_name
 from sweeps.trial import TIME_METRICS, TrialConfig, TrialResult, effective, ran_params, run_trial
 
@@ -30,7 +38,9 @@ HELP = "Train one task with one method (a single trial, no Ray)."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="task name (see `dropattack tasks`)")
-    parser.add_argument("--data-dir", help="data root; 'hf' for Hugging Face datasets")
+    parser.add_argument(
+        "--data-dir", type=data_root, help="data root; 'hf' for Hugging Face datasets"
+    )
     parser.add_argument(
         "--method", default="dropattack", help="training method (default: %(default)s)"
     )
@@ -45,20 +55,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--p", type=float, help="attack probability " + own.format(0.7))
     parser.add_argument("--k", type=int, help="ascent steps K " + own.format(1))
     parser.add_argument("--groups", help="DropAttack grouping " + own.format("paper"))
-    parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the task's)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    parser.add_argument("--train-size", type=int, help="training examples (nested seeded subset)")
-    parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
+    parser.add_argument(
+        "--train-size", type=positive_int, help="training examples (nested seeded subset)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, help="batch size (default: the task's)")
+    parser.add_argument(
+        "--lr", type=positive_float, help="Adam learning rate (default: the task's)"
+    )
     parser.add_argument(
         "--bucket", action="store_true", help="length-aware training batches (text tasks)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=os.environ.get("DROPATTACK_THREADS") or None,
-        help="CPU threads for torch (default: $DROPATTACK_THREADS, else torch's default)",
+        help="CPU threads for torch (default: $DROPATTACK_THREADS, else the CPUs other "
+        "processes leave idle, at least 1; see the README)",
     )
     parser.add_argument(
         "--hp", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter"
@@ -72,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--vectors",
+        type=existing_file,
         default=os.environ.get("DROPATTACK_VECTORS"),
         help="GloVe text-format vectors for text tasks (default: $DROPATTACK_VECTORS; else random)",
     )
@@ -81,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
     parser.add_argument(
         "--mlflow-uri",
-        type=uri_without_credentials,
+        type=tracking_uri,
         help="also log the run to this MLflow tracking URI",
     )
     parser.add_argument(
@@ -220,10 +236,8 @@ def epoch_bar(epochs: int | None, show: bool) -> EpochBar | None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads: expected a positive integer, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    threads = args.threads or _default_threads()
+    torch.set_num_threads(threads)
     if cfg.epochs is None:
         from models import tasks
 
@@ -234,17 +248,25 @@ def run(args: argparse.Namespace) -> int:
     callbacks: list[Callback] = [*([bar] if bar else []), ProgressLine(epochs)]
     try:
         if args.mlflow_uri:
-            result = run_logged(args.mlflow_uri, args.experiment, cfg, epochs, callbacks)
+            uri = resolve_tracking_uri(args.mlflow_uri)
+            result = run_logged(uri, args.experiment, cfg, epochs, callbacks)
         else:
             result = run_trial(cfg, callbacks)
     finally:
         if bar is not None:
             bar.close()
     if args.json:
-        print(json.dumps(result.as_json()), flush=True)
+        print(json.dumps({**result.as_json(), "threads": threads}), flush=True)
     else:
-        print(summary(result), flush=True)
+        print(f"{summary(result)}  threads {threads}", flush=True)
     return 0
+
+
+def _default_threads() -> int:
+    """Without --threads or $DROPATTACK_THREADS: the CPUs other processes leave idle."""
+    from sweeps.threads import default_threads
+
+    return default_threads()
 
 
 def summary(result: TrialResult) -> str:

@@ -22,6 +22,7 @@ from sweeps.redact import redact_uri
 from sweeps.report import effects, extension, render, reproduction
 from sweeps.report.aggregate import Analysis, CellStats, Comparison, Difference, analyze, confirm
 from sweeps.report.collect import (
+    CONFIRMS_TAG,
     check_store,
     collect,
     collect_confirmation,
@@ -183,6 +184,12 @@ def _confirmation_blocks(analysis: Analysis) -> list:
         f"{conf.sweep.parent.run_id}; seeds {', '.join(sorted(conf.seeds, key=_seed_order))} "
         f"(the sweep used {', '.join(sorted(analysis.sweep.seeds, key=_seed_order))})"
     ]
+    confirms = conf.sweep.parent.tags.get(CONFIRMS_TAG, "")
+    if confirms and confirms != analysis.sweep.parent.run_id:
+        items.append(
+            f"It confirms parent run {confirms}, an earlier run of the same spec (same spec "
+            f"hash) as the reported parent run {analysis.sweep.parent.run_id}"
+        )
     for c in analysis.comparisons:
         row = conf.selected.get(c.task)
         what = f"{c.task or 'task ?'}: {c.best.name}"

@@ -304,32 +304,66 @@ def confirm_experiment(experiment: str) -> str:
 
 
 def collect_confirmation(sweep: SweepRuns, client: MlflowClient | None = None) -> SweepRuns | None:
-    """The newest confirmation sweep of ``sweep`` (a parent run in ``EXPERIMENT-confirm``
-    tagged with ``sweep``'s parent run id) with its runs; None when there is none."""
+    """The newest confirmation sweep of ``sweep`` with its runs; None when there is none.
+
+    A confirmation is a sweep parent run tagged ``dropattack.confirms=<the sweep's parent run
+    id>``, in ``EXPERIMENT-confirm`` or, named with ``dropattack confirm --experiment``, in
+    any experiment. When the sweep's parent has none, the confirmation of another parent of
+    the same spec (same ``dropattack.spec_hash``: the same seeded trials, so the same cells)
+    counts, newest parent first: a sweep run twice keeps its confirmation.
+    """
     client = client or MlflowClient(sweep.tracking_uri)
-    name = confirm_experiment(sweep.experiment)
-    found = client.get_experiment_by_name(name)
-    if found is None or found.lifecycle_stage != "active":
-        return None
-    parents = _search(
-        client,
-        found.experiment_id,
-        f"tags.`dropattack.role` = 'sweep' and tags.`{CONFIRMS_TAG}` = '{sweep.parent.run_id}'",
+    spec_hash = sweep.parent.tags.get(TAG["spec_hash"])
+    candidates = [sweep.parent] + [
+        p for p in sweep.other_parents if spec_hash and p.tags.get(TAG["spec_hash"]) == spec_hash
+    ]
+    default = client.get_experiment_by_name(confirm_experiment(sweep.experiment))
+    first = [default.experiment_id] if default and default.lifecycle_stage == "active" else []
+    others: list[str] | None = None
+    for candidate in candidates:
+        where = f"tags.`dropattack.role` = 'sweep' and tags.`{CONFIRMS_TAG}` = '{candidate.run_id}'"
+        found = _search_many(client, first, where) if first else []
+        if not found:
+            if others is None:
+                others = [
+                    e.experiment_id
+                    for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+                    if e.experiment_id not in first
+                ]
+            found = _search_many(client, others, where) if others else []
+        if found:
+            return _confirmation(client, sweep, found)
+    return None
+
+
+def _search_many(client: MlflowClient, experiment_ids: list[str], where: str) -> list[Run]:
+    """Runs of several experiments matching ``where``, newest first (one page: confirmation
+    parents are few)."""
+    return list(
+        client.search_runs(
+            experiment_ids,
+            filter_string=where,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=_PAGE,
+            order_by=["attributes.start_time DESC", "attributes.run_id DESC"],
+        )
     )
-    if not parents:
-        return None
-    parent = RunRecord.from_run(parents[0])
+
+
+def _confirmation(client: MlflowClient, sweep: SweepRuns, parents: list[Run]) -> SweepRuns:
+    newest = parents[0]
+    exp_id = newest.info.experiment_id
     children = [
         RunRecord.from_run(r)
         for r in _search(
-            client, found.experiment_id, f"tags.`mlflow.parentRunId` = '{parent.run_id}'", "ASC"
+            client, exp_id, f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'", "ASC"
         )
     ]
     return SweepRuns(
         tracking_uri=sweep.tracking_uri,
-        experiment=name,
-        experiment_id=found.experiment_id,
-        parent=parent,
+        experiment=client.get_experiment(exp_id).name,
+        experiment_id=exp_id,
+        parent=RunRecord.from_run(newest),
         runs=children,
         other_parents=[RunRecord.from_run(r) for r in parents[1:]],
     )

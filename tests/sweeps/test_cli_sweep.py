@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -53,7 +54,7 @@ def test_unreachable_mlflow_fails_fast(capsys, tmp_path):
     t0 = time.monotonic()
     code, _, err = run_cli(capsys, "quickstart", "--mlflow-uri", uri, "--runs-dir", str(tmp_path))
     assert code == 2 and time.monotonic() - t0 < 15
-    assert err.startswith(f"dropattack sweep: error: cannot reach MLflow at {uri}")
+    assert err.startswith(f"dropattack sweep: error: --mlflow-uri: cannot reach MLflow at {uri}")
     assert err.count("\n") == 1
 
 
@@ -65,7 +66,7 @@ def test_unreachable_ray_address_fails_fast(capsys, tmp_path, mlflow_server):
         "--runs-dir", str(tmp_path),
     )  # fmt: skip
     assert code == 2 and time.monotonic() - t0 < 15
-    assert err.startswith(f"dropattack sweep: error: cannot reach Ray at {address}")
+    assert err.startswith(f"dropattack sweep: error: --address: cannot reach Ray at {address}")
 
 
 def test_remote_cluster_needs_a_tracking_server(capsys, tmp_path):
@@ -192,3 +193,13 @@ def test_the_driver_refuses_unsafe_names_from_the_library(tmp_path, monkeypatch)
     with pytest.raises(SweepError, match="--mlflow-uri: credentials"):
         run_sweep(spec, SweepOptions(runs_dir=tmp_path / "runs"))
     assert not (tmp_path / "x").exists()
+
+
+def test_readme_and_the_quickstart_spec_give_the_same_duration():
+    """The README once said about 25 s and the spec about a minute."""
+    said = []
+    for path in (ROOT / "README.md", ROOT / "sweeps" / "specs" / "quickstart.yaml"):
+        text = " ".join(line.lstrip("# ") for line in path.read_text().splitlines())
+        said.append(re.findall(r"about (\d+) s on 2 (?:otherwise )?idle", text))
+    readme, spec = said
+    assert spec and readme and set(readme) == set(spec), said

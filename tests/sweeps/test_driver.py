@@ -194,9 +194,13 @@ def test_unfinished_sweep_is_not_overwritten_and_resume_needs_a_sweep(mlflow_ser
         run_sweep(spec, opts)
     folder = tmp_path / "runs" / "ray" / "guard"
     folder.mkdir(parents=True)
-    (folder / STATE_FILE).write_text(json.dumps({"status": "running", "spec_hash": "x"}))
-    with pytest.raises(SweepError, match="did not finish; continue it with --resume"):
-        run_sweep(spec, SweepOptions(mlflow_uri=mlflow_server.uri, runs_dir=tmp_path / "runs"))
+    again = SweepOptions(mlflow_uri=mlflow_server.uri, runs_dir=tmp_path / "runs")
+    (folder / STATE_FILE).write_text(json.dumps({"status": "running", "spec_hash": spec.hash}))
+    with pytest.raises(SweepError, match=r"did not finish \(it is still running, or its driver"):
+        run_sweep(spec, again)  # maybe still running: only an explicit --resume continues it
+    (folder / STATE_FILE).write_text(json.dumps({"status": "finished", "spec_hash": "x"}))
+    with pytest.raises(SweepError, match="of another spec .*--experiment NAME.*--resume"):
+        run_sweep(spec, again)  # another spec under a swept name: refused, not replaced
     (folder / "tuner.pkl").write_bytes(b"")
     with pytest.raises(SweepError, match="spec 'guard' changed since the sweep"):
         run_sweep(spec, opts)

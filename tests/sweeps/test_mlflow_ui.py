@@ -25,7 +25,13 @@ from sweeps.driver import SweepOptions, run_sweep
 from sweeps.names import folder_name, trial_name
 from sweeps.space import expand_grid
 from sweeps.specfile import load_spec
-from sweeps.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG, compare_url
+from sweeps.tracking import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    TAG,
+    UI_WORKFLOW_STORAGE_KEY,
+    compare_url,
+)
 from tests.browser import Browser
 
 #: The expander of a parent run's row in the runs table (MLflow 3's run-name cell).
@@ -102,6 +108,11 @@ def test_the_plain_address_opens_on_the_runs_once_the_browser_is_in_model_traini
     )
     browser.wait_for(f"!!{switch}", what="the sidebar's Model training switch")
     browser.eval(f"{switch}.click()")
+    browser.wait_for(  # the choice the README names, as the UI stores it (JSON)
+        f"localStorage.getItem({json.dumps(UI_WORKFLOW_STORAGE_KEY)}) === "
+        "JSON.stringify('machine_learning')",
+        what=f"localStorage {UI_WORKFLOW_STORAGE_KEY}",
+    )
     browser.goto("about:blank")
     browser.goto(plain)
     browser.wait_for_text("11 matching runs", parent.info.run_name)

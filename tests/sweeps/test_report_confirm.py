@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from scipy import stats
 from sweeps import cli
 from sweeps.tracking import TAG, SweepContext, SweepRun, TrialTracker
 
+ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "quickstart"
 CONFIRM = "quickstart-confirm"
 
@@ -63,6 +66,8 @@ def flow(ray_local, tmp_path_factory):
     assert cli.main(argv) == 0
     out["resumed"] = cli.main([*argv, "--resume"])  # a finished confirmation: nothing to run
     out["changed"] = cli.main(["confirm", EXPERIMENT, "--seeds", "3", *common, "--resume"])
+    # the same spec swept again: the finished sweep is reported, not trained a second time
+    out["again"] = cli.main(["sweep", EXPERIMENT, *common, "--no-live"])
     out["second"] = runs_dir / "second"
     assert cli.main(["report", EXPERIMENT, *common, "--out", str(out["second"])]) == 0
     return out
@@ -112,6 +117,8 @@ def test_confirmation_runs_the_selected_and_the_baseline_on_fresh_seeds(flow):
 
 
 def test_report_adds_the_confirmed_difference(flow):
+    """Also after ``dropattack sweep quickstart`` ran a second time (one parent run still)."""
+    assert flow["again"] == 0
     client = MlflowClient(flow["uri"])
     _, runs = _children(client, EXPERIMENT)
     _, c_runs = _children(client, CONFIRM)
@@ -232,3 +239,107 @@ def test_a_configuration_is_rebuilt_from_its_params_with_the_same_cell_key(field
     assert again["cell"] == trial["cell"] and again["seed"] == 7
     for name in ("method", "attack", "eps", "p", "k", "groups", "hp", "lr", "batch_size"):
         assert again[name] == trial[name], name
+
+
+def _sweep_in_a_subprocess(spec: str, runs_dir: Path, uri: str, *flags: str):
+    """``dropattack sweep`` as a user runs it; the last stdout line says whether Ray was
+    imported at all."""
+    code = (
+        "import sys\nfrom sweeps.cli import main\nrc = main(sys.argv[1:])\n"
+        "print('ray imported:', 'ray' in sys.modules)\nsys.exit(rc)\n"
+    )
+    argv = ["sweep", spec, "--mlflow-uri", uri, "--runs-dir", str(runs_dir), "--no-live", *flags]
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("flags", [(), ("--resume",)], ids=["again", "resume"])
+def test_a_finished_sweep_run_again_runs_nothing_and_starts_no_ray(flow, flags):
+    proc = _sweep_in_a_subprocess(EXPERIMENT, flow["runs_dir"], flow["uri"], *flags)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    parent, _ = _children(MlflowClient(flow["uri"]), EXPERIMENT)
+    assert lines[0] == (
+        f"quickstart: the same spec ran before (MLflow parent run {parent.info.run_id}, "
+        "finished): nothing to run; a new sweep of it needs --experiment NAME"
+        if not flags
+        else f"quickstart: finished before (MLflow parent run {parent.info.run_id}): nothing to run"
+    )
+    summary = next(line for line in lines if " done (" in line)
+    assert summary.startswith("quickstart: 10 done (10 before this run), 0 failed"), summary
+    assert f"MLflow parent run {parent.info.run_id}" in proc.stdout
+    assert lines[-1] == "ray imported: False"
+
+
+def test_another_spec_under_a_swept_name_is_refused_naming_experiment_and_resume(flow, tmp_path):
+    shipped = (ROOT / "sweeps" / "specs" / "quickstart.yaml").read_text()
+    changed = tmp_path / "quickstart.yaml"
+    changed.write_text(shipped.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))
+    assert changed.read_text() != shipped
+    proc = _sweep_in_a_subprocess(str(changed), flow["runs_dir"], flow["uri"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "a sweep named 'quickstart' of another spec" in proc.stderr
+    assert "--experiment NAME" in proc.stderr and "--resume" in proc.stderr
+    assert proc.stdout.splitlines()[-1] == "ray imported: False"
+
+
+def _copy(client: MlflowClient, run, experiment_id: str, tags: dict[str, str]) -> str:
+    """A copy of ``run`` (params, final metrics, tags; ``tags`` override) in ``experiment_id``."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    keep = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.") or k in tags}
+    new = client.create_run(experiment_id, run_name=run.info.run_name, tags={**keep, **tags})
+    client.log_batch(
+        new.info.run_id,
+        metrics=[Metric(k, v, 0, 0) for k, v in run.data.metrics.items()],
+        params=[Param(k, v) for k, v in run.data.params.items()],
+        tags=[RunTag(k, v) for k, v in {**keep, **tags}.items()],
+    )
+    client.set_terminated(new.info.run_id, run.info.status)
+    return new.info.run_id
+
+
+def test_report_keeps_the_confirmation_of_an_earlier_parent_of_the_same_spec(flow, tmp_path):
+    """A store with two parent runs of the same spec (what running a sweep twice left before):
+    the report reads the newest and still finds the confirmation of the older one; and a
+    confirmation in an experiment of its own name (``confirm --experiment``) is found too."""
+    client = MlflowClient(flow["uri"])
+    parent, runs = _children(client, EXPERIMENT)
+    exp_id = parent.info.experiment_id
+    made: list[str] = []
+    try:
+        newer = _copy(client, parent, exp_id, {})
+        made += [newer] + [_copy(client, r, exp_id, {TAG["parent"]: newer}) for r in runs]
+        out = tmp_path / "report"
+        argv = ["report", EXPERIMENT, "--mlflow-uri", flow["uri"], "--out", str(out), "--no-log"]
+        assert cli.main([*argv, "--format", "json,md"]) == 0
+        md = (out / "report.md").read_text()
+        assert f"It confirms parent run {parent.info.run_id}, an earlier run" in md
+        assert "Not confirmed yet" not in md
+
+        c_parent, c_runs = _children(client, CONFIRM)
+        elsewhere = client.create_experiment("quickstart-confirm-elsewhere")
+        tags = {TAG["confirms"]: newer}
+        c_new = _copy(client, c_parent, elsewhere, tags)
+        made += [c_new] + [_copy(client, r, elsewhere, {TAG["parent"]: c_new}) for r in c_runs]
+        assert cli.main([*argv, "--format", "md"]) == 0
+        md = (out / "report.md").read_text()
+        assert f"experiment quickstart-confirm-elsewhere, parent run {c_new}" in md
+        assert "an earlier run" not in md
+    finally:
+        for run_id in made:  # the module's other tests see one parent run per experiment
+            client.delete_run(run_id)
+
+
+def test_confirm_experiment_names_the_confirmation_sweep(flow, capsys):
+    argv = ["confirm", EXPERIMENT, "--seeds", "2", "--mlflow-uri", flow["uri"], "--resume"]
+    argv += ["--runs-dir", str(flow["runs_dir"]), "--experiment", "qs-named"]
+    assert cli.main(argv) == 2  # nothing of that name to resume: its own folder was looked for
+    err = capsys.readouterr().err
+    assert f"--resume: no sweep to resume at {flow['runs_dir']}/ray/qs-named" in err, err

@@ -185,11 +185,23 @@ def test_bad_space(tmp_path, space, field, expected):
 
 def test_every_error_is_reported_at_once(tmp_path):
     text = GOOD.replace("seeds: [0, 1]", "seeds: []\nresources: {cpus: 0}")
-    msg = error_of(write(tmp_path, text))
-    assert "2 errors" in msg and "  seeds: " in msg and "  resources.cpus: " in msg
+    path = write(tmp_path, text)
+    lines = error_of(path).splitlines()
+    assert lines[0] == f"2 errors in {path}:"
+    assert [line.split(": ")[:2] for line in lines[1:]] == [
+        [str(path), "seeds"],
+        [str(path), "resources.cpus"],
+    ]  # each on its own line, with the file and the field path
     text = GOOD.replace("p: [0.5]", "p: [2]").replace("digits-lenet5", "nope")
-    msg = error_of(write(tmp_path, text))
-    assert "2 errors" in msg and "  space.p[0]: " in msg and "  defaults.task: " in msg
+    lines = error_of(write(tmp_path, text)).splitlines()
+    assert lines[0].startswith("2 errors in ")
+    assert sorted(line.split(": ")[1] for line in lines[1:]) == ["defaults.task", "space.p[0]"]
+    # a field that fails validation does not hide the errors the later checks find
+    text = GOOD.replace("seeds: [0, 1]", "seeds: [0, 1]\nresources: {cpus: 0}").replace(
+        "p: [0.5]", "p: [0.5], bogus: [1]"
+    )
+    lines = error_of(write(tmp_path, text)).splitlines()
+    assert sorted(line.split(": ")[1] for line in lines[1:]) == ["resources.cpus", "space.bogus"]
 
 
 @pytest.mark.parametrize(

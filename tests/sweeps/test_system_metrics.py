@@ -101,5 +101,5 @@ def test_experiments_are_marked_as_model_training(mlflow_server):
     assert again.experiment_id == sweep.experiment_id
     assert client.get_experiment(sweep.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
     assert again.ui_url().endswith(
-        f"/#/experiments/{sweep.experiment_id}?workflowType=machine_learning"
+        f"/#/experiments/{sweep.experiment_id}/runs?workflowType=machine_learning"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -182,6 +183,9 @@ def test_sqlite_store_puts_artifacts_under_the_given_root(tmp_path):
     assert (tmp_path / "artifacts" / "local").is_dir()
     exe, rest = sweep.ui_command().split(" ", 1)
     assert rest == f"ui --backend-store-uri {uri}"
-    assert exe == "mlflow" or (Path(exe).name == "mlflow" and Path(exe).is_file())
+    assert exe == "mlflow" or (Path(exe).name == "mlflow" and Path(exe).is_absolute())
+    # the printed command works from any folder, not only from the one the sweep ran in
+    version = subprocess.run([exe, "--version"], cwd="/", capture_output=True, timeout=60)
+    assert version.returncode == 0, version.stderr
     found = list((tmp_path / "artifacts").rglob("spec.yaml"))
     assert len(found) == 1 and found[0].read_text() == "name: tiny\n"
