@@ -18,6 +18,7 @@ import contextlib
 import copy
 import io
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -374,7 +375,7 @@ def test_malformed_specs_raise_spec_error_naming_the_file(
     try:
         spec = load_spec(path)
     except SpecError as e:
-        assert str(e).startswith(f"{path}:"), (what, str(e))
+        assert _names_the_file(str(e), path), (what, str(e))
         assert str(e).strip() != f"{path}:"
     except Exception as e:  # anything else is a bug: show the input
         pytest.fail(f"{type(e).__name__} for ({what}):\n{text}\n{e!r}")
@@ -394,7 +395,9 @@ def test_cli_answers_malformed_specs_with_an_error_line(
         code = main(["sweep", str(path), "--dry-run"])
     message = err.getvalue()
     assert code == 2, (what, message)
-    assert message.startswith(f"dropattack sweep: error: {path}"), (what, message)
+    prefix = "dropattack sweep: error: "
+    assert message.startswith(prefix), (what, message)
+    assert _names_the_file(message.removeprefix(prefix), path), (what, message)
     assert "Traceback" not in message
 
 
@@ -453,3 +456,16 @@ def test_limits_found_while_fuzzing(folder: Path, change: tuple[str, str], match
     path.write_text(BASE_TEXT.replace(*change))
     with pytest.raises(SpecError, match=match):
         load_spec(path)
+
+
+def _names_the_file(message: str, path) -> bool:
+    """One error as ``PATH: field: ...``, or several as ``N errors in PATH:`` and one such line
+    each."""
+    first, *rest = message.splitlines()
+    if first.startswith(f"{path}:"):
+        return True
+    return (
+        re.fullmatch(rf"\d+ errors in {re.escape(str(path))}:", first) is not None
+        and len(rest) >= 2
+        and all(line.startswith(f"{path}:") for line in rest)
+    )
