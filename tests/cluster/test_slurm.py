@@ -180,7 +180,7 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
 @pytest.mark.skipif(
     os.environ.get("DROPATTACK_SLURM_CUT") != "1",
     reason="opt-in (DROPATTACK_SLURM_CUT=1): failed once in the full suite on 2026-12-03 "
-    "(the job ended before the requeue was seen) and costs ~8 min; see the session note",
+    "(the job ended before the requeue was seen); see the session note",
 )
 def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_server, tmp_path):
     name = "slurm-cut"
