@@ -22,6 +22,7 @@ from sweeps.redact import uri_credentials
 __all__ = [
     "TRACKING_SCHEMES",
     "add_driver_flags",
+    "add_store_flags",
     "data_root",
     "existing_dir",
     "existing_file",
@@ -245,6 +246,21 @@ def ray_address(text: str) -> str:
             f"expected auto, ray://HOST:PORT or HOST:PORT, got {text!r}"
         )
     return text
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """EXPERIMENT, ``--mlflow-uri`` and ``--runs-dir``: where a command reads a finished sweep."""
+    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
+    parser.add_argument(
+        "--mlflow-uri",
+        type=tracking_uri,
+        default=None,
+        help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
+        "where `dropattack sweep` writes by default)",
+    )
+    parser.add_argument(
+        "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
+    )
 
 
 def add_driver_flags(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweeps.commands.argtypes import output_dir, resolve_tracking_uri, tracking_uri
+from sweeps.commands.argtypes import add_store_flags, output_dir, resolve_tracking_uri
 
 NAME = "report"
 HELP = (
@@ -15,17 +15,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
-    parser.add_argument(
-        "--mlflow-uri",
-        type=tracking_uri,
-        default=None,
-        help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
-        "where `dropattack sweep` writes by default)",
-    )
-    parser.add_argument(
-        "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
-    )
+    add_store_flags(parser)
     parser.add_argument(
         "--out",
         type=output_dir,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sweeps.commands.argtypes import resolve_tracking_uri, tracking_uri
+from sweeps.commands.argtypes import add_store_flags, resolve_tracking_uri
 
 NAME = "runs"
 HELP = (
@@ -15,17 +15,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
-    parser.add_argument(
-        "--mlflow-uri",
-        type=tracking_uri,
-        default=None,
-        help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RUNS_DIR/mlflow.db, "
-        "where `dropattack sweep` writes by default)",
-    )
-    parser.add_argument(
-        "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
-    )
+    add_store_flags(parser)
     parser.add_argument(
         "--parent", default=None, help="sweep parent run id (default: the newest in EXPERIMENT)"
     )
