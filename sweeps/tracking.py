@@ -233,12 +233,7 @@ class SweepRun:
         """
         if not trial_ids or not self.run_id:
             return 0
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}' "
-            "and attributes.status = 'RUNNING'",
-            max_results=5000,
-        )
+        runs = self._running_children()
         closed = 0
         for run in runs:
             if run.data.tags.get(TAG["trial_id"]) in trial_ids:
@@ -246,6 +241,15 @@ class SweepRun:
                 self.client.set_terminated(run.info.run_id, status="KILLED")
                 closed += 1
         return closed
+
+    def _running_children(self) -> list:
+        """The sweep's child runs still marked RUNNING."""
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}' "
+            "and attributes.status = 'RUNNING'",
+            max_results=5000,
+        )
 
     def mark_unfinished(self) -> int:
         """Close the still-RUNNING child runs of an interrupted sweep as KILLED.
@@ -256,12 +260,7 @@ class SweepRun:
         """
         if not self.run_id:
             return 0
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}' "
-            "and attributes.status = 'RUNNING'",
-            max_results=5000,
-        )
+        runs = self._running_children()
         for run in runs:
             self.client.set_terminated(run.info.run_id, status="KILLED")
         return len(runs)
