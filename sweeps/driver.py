@@ -53,6 +53,7 @@ __all__ = [
     "SweepError",
     "SweepOptions",
     "SweepResult",
+    "check_state",
     "git_commit",
     "ray_session",
     "run_sweep",
@@ -207,6 +208,33 @@ def _check_cluster_store(address: str | None, uri: str) -> None:
             f"store {uri}; start an MLflow server (mlflow server --serve-artifacts) and pass "
             "--mlflow-uri http://HOST:PORT"
         )
+
+
+def check_state(
+    spec: Spec,
+    runs_dir: str | Path,
+    *,
+    experiment: str | None = None,
+    resume: bool = False,
+    mlflow_uri: str | None = None,
+) -> None:
+    """The checks :func:`run_sweep` makes of the sweep's state folder, without running it:
+    for a submitter that must refuse before a job waits in a queue (``submit --slurm``).
+
+    Raises:
+        SweepError: a bad experiment name; another spec, or an unfinished sweep that may still
+            be running, under this name; with ``resume``, nothing to resume, a changed spec or
+            another MLflow store than the sweep's.
+    """
+    name = experiment or spec.name
+    _check_experiment(name)
+    exp_dir = _Paths(Path(runs_dir).resolve()).ray / name
+    state = _read_state(exp_dir)
+    opts = SweepOptions(mlflow_uri=mlflow_uri, experiment=name, resume=resume, runs_dir=runs_dir)
+    if resume:
+        _check_resume(state, exp_dir, spec, mlflow_uri or "", opts)
+    elif state is not None:
+        _resume_same_spec(state, exp_dir, spec, opts)
 
 
 def _read_state(folder: Path) -> dict[str, Any] | None:

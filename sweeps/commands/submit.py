@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_slurm(args: argparse.Namespace) -> int:
     """Check the spec and the MLflow server, then sbatch the batch script."""
     from sweeps.cli import UsageError
+    from sweeps.driver import SweepError, check_state
     from sweeps.specfile import load_spec
     from sweeps.store import UnreachableError
 
@@ -189,8 +190,17 @@ def _run_slurm(args: argparse.Namespace) -> int:
         sweep_args=sweep_args,
     )
     try:
+        # on the cluster's shared storage: another spec under this name is refused now, not
+        # after the job waited in the queue for its allocation
+        check_state(
+            spec,
+            sweep.runs_dir,
+            experiment=sweep.experiment,
+            resume=args.resume,
+            mlflow_uri=args.mlflow_uri,
+        )
         job_id = slurm.submit(sweep, script=args.script, sbatch_args=args.passthrough)
-    except (UnreachableError, slurm.SlurmError) as e:
+    except (UnreachableError, SweepError, slurm.SlurmError) as e:
         raise UsageError(str(e)) from None
     print(job_id, flush=True)
     print(
