@@ -781,7 +781,9 @@ def _contention(
             return
         say(f"  {k} trials at once: contention on shape #{i}")
         trial = {**shape.example, "_gpus": 0.0}
-        window = max(1.0, min(3.0, clock.left / 3))
+        # Eight of the shape's steps at least: text batches differ in length, and a window of
+        # two steps gave factors of 1.13 and 1.41 for one shape on one quiet machine.
+        window = max(1.0, min(max(3.0, 8 * shape.calibration.step_seconds), clock.left / 3))
         try:
             steps = target.probe(trial, k, threads, window, timeout=clock.left).step_seconds
         except (PlanError, TimeoutError) as e:

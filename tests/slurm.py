@@ -84,13 +84,19 @@ class SlurmCluster:
         r = self.root
         nodes = [
             f"NodeName={name} NodeHostname={self.host} NodeAddr=127.0.0.1 Port={port} "
-            f"CPUs={self.cpus_per_node} RealMemory={mem_mb} State=UNKNOWN"
+            f"CPUs={self.cpus_per_node} RealMemory={mem_mb} Gres=gpu:1 State=UNKNOWN"
             for name, port in zip(self.nodes, self.slurmd_ports, strict=True)
         ]
+        # One GPU per node, its device file /dev/null: Slurm grants it and sets
+        # SLURM_GPUS_ON_NODE and CUDA_VISIBLE_DEVICES, so the batch script's GPU path runs;
+        # nothing can compute on it. (A count without a file registers as 0 GPUs here.)
+        gres = f"NodeName={','.join(self.nodes)} Name=gpu File=/dev/null\n"
+        (self.root / "gres.conf").write_text(gres)
         self.conf.write_text(
             "\n".join(
                 [
                     "ClusterName=dropattack-test",
+                    "GresTypes=gpu",
                     f"SlurmctldHost={self.host}(127.0.0.1)",
                     f"SlurmctldPort={self.ctld_port}",
                     "SlurmUser=root",

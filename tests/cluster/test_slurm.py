@@ -3,20 +3,26 @@
 A Slurm of our own (:mod:`tests.slurm`: two nodes of one CPU each on this machine) runs the
 jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The checks:
 
-- a spec that does not validate, and an MLflow server that does not answer, are refused with
-  one line before anything reaches Slurm (no job appears);
+- a spec that does not validate, an MLflow server that does not answer, another spec's sweep
+  under the name and a resume with nothing to resume are refused with one line before
+  anything reaches Slurm (no job appears);
 - the quickstart sweep finishes inside one job: Ray over the allocation (the head on the
-  first node, a worker joined from the second, one CPU each as Slurm granted), the ten
-  trials FINISHED in MLflow under one parent run, no Ray process left after the job;
-- a sweep cut by its time limit: once the sweep is under way (a trial finished, another
-  past an epoch) the test shortens the job's limit with ``scontrol update TimeLimit=`` to
-  the next minute that leaves ``--signal=B:USR1@90`` due; Slurm's own time-limit machinery
-  then signals the batch script, the sweep stops gracefully and the job requeues itself. The
-  requeued run resumes it, and MLflow ends with exactly one FINISHED child run per trial
-  (0 lost, 0 duplicated) with every epoch, and the trials the first run finished were not
-  trained again. Shortening the limit at a known point of the sweep, rather than submitting
-  with a one-minute limit, keeps the test deterministic whatever the machine's speed: Ray's
-  start alone takes 10 to 40 s here.
+  first node, a worker joined from the second, one CPU and one GPU each as Slurm granted,
+  the GPU /dev/null to Slurm), the ten trials FINISHED in MLflow under one parent
+  run, no Ray process left after the job;
+- a sweep cut by its time limit: once the sweep is under way (the cheap standard trial
+  finished, a costly DropAttack-3 trial past an epoch, five more queued) the test shortens
+  the job's limit with ``scontrol update TimeLimit=`` to the next whole minute at least
+  ``WARN_S - 60`` s away, so that ``--signal=B:USR1@WARN_S`` is due at once; Slurm's own
+  time-limit machinery then signals the batch script at its next periodic check (every
+  30 s), the sweep stops gracefully and the job requeues itself. The requeued run resumes
+  it, and MLflow ends with exactly one FINISHED child run per trial (0 lost, 0 duplicated)
+  with every epoch, and the trial the first run finished was not trained again. Shortening
+  the limit at a known point of the sweep, rather than submitting with a one-minute limit,
+  keeps the test independent of the machine's speed (Ray's start alone takes 10 to 40 s
+  here), and the work left at the cut (about 70 s on two idle CPUs, more under load)
+  outlasts the signal's 30 s of latency, so a quiet machine cannot finish the sweep first
+  (with four trials of 15 s, one did).
 
 Slurm holds a requeued job for about two minutes before it may start again; the test lifts
 that hold (``scontrol update StartTime=now``), which only saves the idle wait.
@@ -24,6 +30,7 @@ that hold (``scontrol update StartTime=now``), which only saves the idle wait.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +44,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from sweeps.driver import STATE_FILE
 from sweeps.space import expand_grid
 from sweeps.specfile import load_spec
 from sweeps.tracking import TAG
@@ -44,11 +52,14 @@ from tests.procutil import processes
 from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 
 VENV_BIN = Path(sys.executable).parent
-CUT_EPOCHS = 3
-WARN_S = 90  # --signal=B:USR1@90: the sweep has at least 60 s to stop before the limit
+CUT_EPOCHS = 10  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
+WARN_S = 180  # --signal=B:USR1@180, due at once: the sweep has at least 120 s to stop
 CUT_SPEC = """
 name: {name}
-defaults: {{task: digits-lenet5, method: dropattack, attack: [Input, Conv.1.w], epochs: {epochs}}}
+defaults: {{task: digits-lenet5, epochs: 1}}
+trials:
+  - {{method: standard}}
+  - {{method: dropattack, attack: [Input, Conv.1.w], k: 3, epochs: {epochs}}}
 space: {{eps: [1, 5], p: [0.3, 0.5, 0.7]}}
 seeds: [0]
 resources: {{cpus: 1, max_failures: 1}}
@@ -150,6 +161,22 @@ def test_bad_spec_and_missing_mlflow_fail_before_any_job(slurm, tmp_path):
     assert refused.returncode == 2, refused.stderr
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach MLflow at http://127.0.0.1:9" in lines[0], lines
+
+    # The sweep's state on shared storage is read before the job queues: another spec under
+    # the name, and --resume with nothing to resume, are refused here, not in the job.
+    runs = tmp_path / "runs"
+    state = runs / "ray" / "taken" / STATE_FILE
+    state.parent.mkdir(parents=True)
+    other = load_spec("figure2").hash
+    state.write_text(json.dumps({"spec_hash": other, "status": "finished", "parent_run_id": "p1"}))
+    for extra, expected in (
+        (["--experiment", "taken"], "a sweep named 'taken' of another spec"),
+        (["--experiment", "free", "--resume"], "--resume: no sweep to resume at"),
+    ):
+        refused = submit(slurm, tmp_path, "quickstart", "--slurm", "--runs-dir", str(runs), *extra)
+        assert refused.returncode == 2, refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], lines
     assert slurm.jobs() == before
 
 
@@ -159,7 +186,7 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
         slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
         "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
         "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
-        "--time=10", f"--output={log}",
+        "--gres=gpu:1", "--time=10", f"--output={log}",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     job_id = out.stdout.strip()
@@ -167,9 +194,10 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     job = wait_job(slurm, job_id, log, 600, ended)
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "0", (job, tail(log))
     text = log.read_text()
-    # A worker per other node joined the head, each with its task's CPUs.
-    cpus = len(slurm.nodes) * slurm.cpus_per_node
-    assert f"Ray has {len(slurm.nodes)} of {len(slurm.nodes)} nodes, {cpus} CPUs" in text
+    # A worker per other node joined the head, each with its task's CPUs and its node's GPU
+    # (the quickstart's trials ask for none, so that no GPU can compute here does not matter).
+    n, cpus = len(slurm.nodes), len(slurm.nodes) * slurm.cpus_per_node
+    assert f"Ray has {n} of {n} nodes, {cpus} CPUs, {n} GPUs" in text, tail(log)
     assert "slurm-quickstart: 10 done (0 before this run), 0 failed" in text, tail(log)
     parents, kids = children(MlflowClient(mlflow_server.uri), "slurm-quickstart")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -177,15 +205,12 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     assert ray_left(job_id, tmp_path) == []
 
 
-@pytest.mark.skipif(
-    os.environ.get("DROPATTACK_SLURM_CUT") != "1",
-    reason="opt-in (DROPATTACK_SLURM_CUT=1): failed once in the full suite on 2026-12-03 "
-    "(the job ended before the requeue was seen); see the session note",
-)
 def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_server, tmp_path):
     name = "slurm-cut"
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(textwrap.dedent(CUT_SPEC.format(name=name, epochs=CUT_EPOCHS)))
+    trials = expand_grid(load_spec(spec))
+    assert len(trials) == 7, trials  # the standard trial and six DropAttack-3 ones
     log = tmp_path / "job.out"
     out = submit(
         slurm, tmp_path, str(spec), "--slurm", "--mlflow-uri", mlflow_server.uri,
@@ -207,9 +232,9 @@ def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_se
         )
 
     job = wait_job(slurm, job_id, log, 360, under_way)
-    # The shortest whole-minute limit at least 60 s away: the signal is due now.
+    # The shortest whole-minute limit at least WARN_S - 60 s away: the signal is due now.
     elapsed = _seconds(job["RunTime"])
-    limit_min = -(-(elapsed + 60) // 60)
+    limit_min = -(-(elapsed + WARN_S - 60) // 60)
     slurm.run("scontrol", "update", f"JobId={job_id}", f"TimeLimit={limit_min}")
 
     # The first run: signalled before its limit, stopped, requeued (pending, one restart).
@@ -227,8 +252,15 @@ def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_se
     finished_first = {
         r.data.tags[TAG["trial_key"]]: r.info.end_time for r in kids if r.info.status == "FINISHED"
     }
-    assert 1 <= len(finished_first) < 6, "the cut came too late"
+    assert 1 <= len(finished_first) < len(trials), "the cut came too late"
     assert not [r for r in kids if r.info.status == "RUNNING"], "a trial left RUNNING"
+    # Epochs the stopped trials had logged: they continue from their checkpoints, not anew.
+    cut_epochs = {
+        r.data.tags[TAG["trial_key"]]: len(epoch_steps(client, r))
+        for r in kids
+        if r.info.status == "KILLED"
+    }
+    assert max(cut_epochs.values(), default=0) >= 2, cut_epochs
     assert ray_left(job_id, tmp_path) == []
     slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", "TimeLimit=15")
 
@@ -236,22 +268,33 @@ def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_se
     assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
     second = log.read_text().split("(run 2)", 1)[-1]
     assert "--resume" in second, tail(log)
-    # All six done, none failed. (A trial can finish in MLflow while the first run stops,
+    # All done, none failed. (A trial can finish in MLflow while the first run stops,
     # before Tune hears of it: the second run then finds its FINISHED run and skips it.)
-    assert f"{name}: 6 done (" in second and ", 0 failed, 0 stopped early, 0 unfinished" in second
+    assert (
+        f"{name}: {len(trials)} done (" in second
+        and ", 0 failed, 0 stopped early, 0 unfinished" in second
+    )
 
-    trials = expand_grid(load_spec(spec))
     parents, kids = children(client, name)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert Counter(r.data.tags[TAG["trial_key"]] for r in kids) == Counter(t["key"] for t in trials)
     for run in kids:
         assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags)
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch_val_acc")]
-        assert sorted(set(steps)) == list(range(1, CUT_EPOCHS + 1)), (run.info.run_name, steps)
+        steps = epoch_steps(client, run)
+        epochs = int(run.data.params["epochs"])
+        assert sorted(set(steps)) == list(range(1, epochs + 1)), (run.info.run_name, steps)
+        # From its last checkpoint: at most the epoch under way at the cut is trained twice.
+        if cut_epochs.get(run.data.tags[TAG["trial_key"]], 0) >= 2:
+            assert len(steps) <= epochs + 1, (run.info.run_name, "restarted from scratch", steps)
     end_times = {r.data.tags[TAG["trial_key"]]: r.info.end_time for r in kids}
     for key, end in finished_first.items():
         assert end_times[key] == end, f"{key} was trained again by the requeued run"
     assert ray_left(job_id, tmp_path) == []
+
+
+def epoch_steps(client: MlflowClient, run) -> list[int]:  # noqa: ANN001
+    """The epochs a trial's MLflow run logged, repeats included."""
+    return [m.step for m in client.get_metric_history(run.info.run_id, "epoch_val_acc")]
 
 
 def _seconds(runtime: str) -> int:
