@@ -20,6 +20,7 @@ from sweeps.commands.argtypes import (
     experiment_name,
     gpu_share_or_auto,
     job_api_address,
+    output_dir,
     positive_int,
     tracking_uri,
 )
@@ -103,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--script",
+        type=existing_file,
         metavar="FILE",
         help="with --slurm: your edited copy of the batch script (default: sweeps/slurm.sbatch)",
     )
@@ -173,6 +175,11 @@ def _run_slurm(args: argparse.Namespace) -> int:
     if args.pip:
         raise UsageError("--pip is for Ray jobs, not --slurm")
     spec = load_spec(args.spec)  # a spec that does not validate stops here, one line
+    if args.runs_dir is not None:  # on storage this login node shares with the cluster
+        try:
+            output_dir(args.runs_dir)
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"--runs-dir: {e}") from None
     sweep_args = []
     if args.max_concurrent:
         sweep_args += ["--max-concurrent", str(args.max_concurrent)]

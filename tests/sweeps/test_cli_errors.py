@@ -96,6 +96,11 @@ CASES = [
     (["submit", "quickstart", "--address", "ray://h:10001"], "argument --address: ray://h:10001"),
     (["submit", "quickstart", "--mlflow-uri", "mlruns"], "argument --mlflow-uri: expected a"),
     (["submit", "quickstart", "--address", CLOSED], f"Ray job API at {CLOSED}"),
+    # submit --slurm: the batch script and the state folder, before sbatch or MLflow
+    (["submit", "quickstart", "--slurm", "--script", "/nonexistent/x.sbatch"], "argument --script"),
+    (["submit", "quickstart", "--slurm", "--script", "/tmp"], "argument --script: expected a"),
+    (["submit", "quickstart", "--slurm", "--runs-dir", FILE], "--runs-dir: expected a folder"),
+    (["submit", "quickstart", "--slurm", "--runs-dir", "/proc/x"], "--runs-dir: cannot create"),
     (["jobs", "status", "x", "--address", "ray://h:1"], "argument --address: ray://h:1 is a"),
     (["jobs", "list", "--address", "http://h:port"], "argument --address: bad port"),
     (["jobs", "logs", "x", "--address", CLOSED], f"Ray job API at {CLOSED}"),
