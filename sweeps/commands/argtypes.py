@@ -248,9 +248,11 @@ def ray_address(text: str) -> str:
     return text
 
 
-def add_store_flags(parser: argparse.ArgumentParser) -> None:
-    """EXPERIMENT, ``--mlflow-uri`` and ``--runs-dir``: where a command reads a finished sweep."""
-    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
+def add_store_flags(parser: argparse.ArgumentParser, *, experiment: bool = True) -> None:
+    """EXPERIMENT (unless ``experiment`` is false), ``--mlflow-uri`` and ``--runs-dir``: where
+    a command reads a finished sweep's runs."""
+    if experiment:
+        parser.add_argument("experiment", help="MLflow experiment of the sweep (its spec name)")
     parser.add_argument(
         "--mlflow-uri",
         type=tracking_uri,

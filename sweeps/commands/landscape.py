@@ -21,7 +21,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweeps.commands.argtypes import output_dir, positive_int, resolve_tracking_uri, tracking_uri
+from sweeps.commands.argtypes import (
+    add_store_flags,
+    output_dir,
+    positive_int,
+    resolve_tracking_uri,
+)
 
 if TYPE_CHECKING:  # imported in run(): torch, MLflow and matplotlib take seconds
     from mlflow import MlflowClient
@@ -76,16 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a run to compare with, drawn with the first on the same axes (e.g. the standard "
         "baseline beside DropAttack); may be repeated",
     )
-    parser.add_argument(
-        "--mlflow-uri",
-        type=tracking_uri,
-        default=None,
-        help="tracking URI of the runs (default: MLFLOW_TRACKING_URI, else "
-        "sqlite:///RUNS_DIR/mlflow.db, where `dropattack sweep` writes by default)",
-    )
-    parser.add_argument(
-        "--runs-dir", default="runs", help="local folder of the sweep's store (default: runs)"
-    )
+    add_store_flags(parser, experiment=False)
     parser.add_argument(
         "--split",
         default="test",
