@@ -54,6 +54,7 @@ from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 VENV_BIN = Path(sys.executable).parent
 CUT_EPOCHS = 10  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
 WARN_S = 180  # --signal=B:USR1@180, due at once: the sweep has at least 120 s to stop
+# Two trials at once whatever the machine: the work left at the cut must outlast the signal.
 CUT_SPEC = """
 name: {name}
 defaults: {{task: digits-lenet5, epochs: 1}}
@@ -62,7 +63,7 @@ trials:
   - {{method: dropattack, attack: [Input, Conv.1.w], k: 3, epochs: {epochs}}}
 space: {{eps: [1, 5], p: [0.3, 0.5, 0.7]}}
 seeds: [0]
-resources: {{cpus: 1, max_failures: 1}}
+resources: {{cpus: 1, max_concurrent: 2, max_failures: 1}}
 """
 
 
