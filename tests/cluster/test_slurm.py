@@ -14,15 +14,19 @@ jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The
   finished, a costly DropAttack-3 trial past an epoch, five more queued) the test shortens
   the job's limit with ``scontrol update TimeLimit=`` to the next whole minute at least
   ``WARN_S - 60`` s away, so that ``--signal=B:USR1@WARN_S`` is due at once; Slurm's own
-  time-limit machinery then signals the batch script at its next periodic check (every
-  30 s), the sweep stops gracefully and the job requeues itself. The requeued run resumes
-  it, and MLflow ends with exactly one FINISHED child run per trial (0 lost, 0 duplicated)
-  with every epoch, and the trial the first run finished was not trained again. Shortening
-  the limit at a known point of the sweep, rather than submitting with a one-minute limit,
-  keeps the test independent of the machine's speed (Ray's start alone takes 10 to 40 s
-  here), and the work left at the cut (about 70 s on two idle CPUs, more under load)
-  outlasts the signal's 30 s of latency, so a quiet machine cannot finish the sweep first
-  (with four trials of 15 s, one did).
+  time-limit machinery then signals the batch script at its next periodic check (every 30
+  s), the sweep stops gracefully and the job requeues itself. Shortening the limit at a
+  known point of the sweep, rather than submitting with a one-minute limit, keeps the test
+  independent of the machine's speed (Ray's start alone takes 10 to 40 s here), and the work
+  left at the cut (about 70 s on two idle CPUs, more under load) outlasts the signal's 30 s
+  of latency, so a quiet machine cannot finish the sweep first (with four trials of 15 s,
+  one did). The requeued run resumes the sweep; once it has finished a trial of its own, the
+  test cancels it as a user would (``scancel --batch --signal=TERM``): the sweep stops the
+  same way, the job is not requeued, and its log names ``dropattack submit SPEC --slurm
+  --resume``, which the test then runs; that job finishes the sweep. MLflow ends with
+  exactly one FINISHED child run per trial (0 lost, 0 duplicated) with every epoch, the
+  trials the stopped runs finished were not trained again, and the stopped ones continued
+  from their checkpoints.
 
 Slurm holds a requeued job for about two minutes before it may start again; the test lifts
 that hold (``scontrol update StartTime=now``), which only saves the idle wait.
@@ -206,7 +210,7 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     assert ray_left(job_id, tmp_path) == []
 
 
-def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_server, tmp_path):
+def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, tmp_path):
     name = "slurm-cut"
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(textwrap.dedent(CUT_SPEC.format(name=name, epochs=CUT_EPOCHS)))
@@ -261,20 +265,51 @@ def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_se
         for r in kids
         if r.info.status == "KILLED"
     }
-    assert max(cut_epochs.values(), default=0) >= 2, cut_epochs
+    assert max(cut_epochs.values(), default=0) >= 3, cut_epochs
     assert ray_left(job_id, tmp_path) == []
     slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", "TimeLimit=15")
 
-    job = wait_job(slurm, job_id, log, 420, ended)
-    assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
+    # The requeued run resumes the sweep; once it has finished a trial of its own it is
+    # cancelled as a user cancels (SIGTERM to the batch script): it stops the same way but
+    # does not requeue, and says how to go on.
+    def progressing(job: dict) -> bool:
+        assert not ended(job), f"the requeued run ended before the cancel:\n{tail(log)}"
+        done = [r for r in children(client, name)[1] if r.info.status == "FINISHED"]
+        return len(done) > len(finished_first)
+
+    wait_job(slurm, job_id, log, 420, progressing)
+    slurm.run("scancel", "--batch", "--signal=TERM", job_id)
+    job = wait_job(slurm, job_id, log, 240, ended)
+    assert job["Restarts"] == "1", (job, tail(log))
     second = log.read_text().split("(run 2)", 1)[-1]
     assert "--resume" in second, tail(log)
-    # All done, none failed. (A trial can finish in MLflow while the first run stops,
-    # before Tune hears of it: the second run then finds its FINISHED run and skips it.)
-    assert (
-        f"{name}: {len(trials)} done (" in second
-        and ", 0 failed, 0 stopped early, 0 unfinished" in second
-    )
+    assert "SIGTERM: stopping the sweep" in second and "requeueing" not in second, tail(log)
+    assert f"resume with: dropattack submit {spec.resolve()} --slurm --resume" in second, tail(log)
+    _, kids = children(client, name)
+    finished_second = {
+        r.data.tags[TAG["trial_key"]]: r.info.end_time for r in kids if r.info.status == "FINISHED"
+    }
+    assert len(finished_second) < len(trials), "the cancel came too late"
+    assert not [r for r in kids if r.info.status == "RUNNING"], "a trial left RUNNING"
+    assert ray_left(job_id, tmp_path) == []
+
+    # `submit --resume`, as the log said: a new job finishes the sweep.
+    out = submit(
+        slurm, tmp_path, str(spec), "--slurm", "--mlflow-uri", mlflow_server.uri,
+        "--runs-dir", str(tmp_path / "runs"), "--resume",
+        "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
+        "--time=15", f"--output={log}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    resumed_id = out.stdout.strip()
+    job = wait_job(slurm, resumed_id, log, 420, ended)
+    assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
+    third = log.read_text().split(f"job {resumed_id} (run 1)", 1)[-1]
+    assert "--resume" in third, tail(log)
+    # All done, none failed. (A trial can finish in MLflow while a run stops, before Tune
+    # hears of it: the next run then finds its FINISHED run and skips it.)
+    assert f"{name}: {len(trials)} done (" in third, tail(log)
+    assert ", 0 failed, 0 stopped early, 0 unfinished" in third, tail(log)
 
     parents, kids = children(client, name)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -284,13 +319,14 @@ def test_time_limit_stops_requeues_and_resumes_every_trial_once(slurm, mlflow_se
         steps = epoch_steps(client, run)
         epochs = int(run.data.params["epochs"])
         assert sorted(set(steps)) == list(range(1, epochs + 1)), (run.info.run_name, steps)
-        # From its last checkpoint: at most the epoch under way at the cut is trained twice.
-        if cut_epochs.get(run.data.tags[TAG["trial_key"]], 0) >= 2:
-            assert len(steps) <= epochs + 1, (run.info.run_name, "restarted from scratch", steps)
+        # From its last checkpoint: at most the epoch under way at each of the two stops is
+        # trained twice (anew, it would repeat every epoch it had logged at the cut).
+        if cut_epochs.get(run.data.tags[TAG["trial_key"]], 0) >= 3:
+            assert len(steps) <= epochs + 2, (run.info.run_name, "restarted from scratch", steps)
     end_times = {r.data.tags[TAG["trial_key"]]: r.info.end_time for r in kids}
-    for key, end in finished_first.items():
-        assert end_times[key] == end, f"{key} was trained again by the requeued run"
-    assert ray_left(job_id, tmp_path) == []
+    for key, end in {**finished_first, **finished_second}.items():
+        assert end_times[key] == end, f"{key} was trained again after a stop"
+    assert ray_left(resumed_id, tmp_path) == []
 
 
 def epoch_steps(client: MlflowClient, run) -> list[int]:  # noqa: ANN001
