@@ -21,7 +21,7 @@ from sweeps.report.aggregate import Analysis, CellStats
 from sweeps.report.effects import ALPHA
 from sweeps.report.figures import Figure, FigureSet
 from sweeps.report.match import param_float
-from sweeps.report.plots import DIVERGING, plt
+from sweeps.report.plots import DIVERGING, label_eps_p_axes, plt
 
 __all__ = ["EffectGrid", "effect_figure4", "effect_figures", "effect_grid", "effect_heatmap"]
 
@@ -137,10 +137,7 @@ def effect_heatmap(grid: EffectGrid) -> bytes:
                 rgba = cmap(0.5 + 0.5 * value / half)
                 colours[i, j] = rgba if grid.shown[i, j] else _pale(rgba, _PALE)
     ax.imshow(colours, aspect="auto", origin="upper")
-    ax.set_xticks(range(len(grid.eps)), [f"{e:g}" for e in grid.eps])
-    ax.set_yticks(range(len(grid.p)), [f"{p:g}" for p in grid.p])
-    ax.set_xlabel("perturbation coefficient ε")
-    ax.set_ylabel("attack probability p")
+    label_eps_p_axes(ax, grid.eps, grid.p)
     for i in range(len(grid.p)):
         for j in range(len(grid.eps)):
             ax.text(j, i, _label(grid, i, j), ha="center", va="center", fontsize=7)

@@ -120,16 +120,21 @@ def heatmap_scale(grid: Grid) -> tuple[Colormap, Normalize]:
     return cmap, TwoSlopeNorm(centre, centre - half, centre + half)
 
 
+def label_eps_p_axes(ax: plt.Axes, eps: Sequence[float], p: Sequence[float]) -> None:
+    """Ticks and labels of an ε (columns) x p (rows) grid drawn with ``imshow``."""
+    ax.set_xticks(range(len(eps)), [f"{e:g}" for e in eps])
+    ax.set_yticks(range(len(p)), [f"{v:g}" for v in p])
+    ax.set_xlabel("perturbation coefficient ε")
+    ax.set_ylabel("attack probability p")
+
+
 def heatmap_figure(grid: Grid) -> plt.Figure:
     """The heatmap as a matplotlib figure (rows p, columns ε), each cell annotated."""
     fig, ax = plt.subplots(figsize=(1.1 * len(grid.eps) + 3.0, 0.7 * len(grid.p) + 2.0))
     data = np.ma.masked_invalid(grid.mean)
     cmap, norm = heatmap_scale(grid)
     image = ax.imshow(data, cmap=cmap, norm=norm, aspect="auto", origin="upper")
-    ax.set_xticks(range(len(grid.eps)), [f"{e:g}" for e in grid.eps])
-    ax.set_yticks(range(len(grid.p)), [f"{p:g}" for p in grid.p])
-    ax.set_xlabel("perturbation coefficient ε")
-    ax.set_ylabel("attack probability p")
+    label_eps_p_axes(ax, grid.eps, grid.p)
     for i in range(len(grid.p)):
         for j in range(len(grid.eps)):
             value = grid.mean[i, j]
