@@ -211,9 +211,9 @@ def _ray_child(packing: int, args: argparse.Namespace) -> dict:
     import torch
     from mlflow import MlflowClient
 
-    from sweeps.driver import SweepOptions, run_sweep
-    from sweeps.space import expand_grid
-    from sweeps.spec import parse_spec
+    from sweeps.execution.driver import SweepOptions, run_sweep
+    from sweeps.specs.space import expand_grid
+    from sweeps.specs.spec import parse_spec
 
     trials = packing * args.rounds
     defaults = {

@@ -1,10 +1,10 @@
 """The plan on a GPU: imdb-lstm's two Table 3 shapes calibrated, and ``gpus: auto``'s choice.
 
 What ``dropattack plan SPEC --gpus-per-trial auto`` measures, without the service (the GPU
-machine has torch and tokenizers only): :func:`sweeps.calibrate.calibrate` for the standard
+machine has torch and tokenizers only): :func:`sweeps.cost.calibrate.calibrate` for the standard
 baseline and DropAttack-3 (Embedding + Lstm.ih.w, K = 3: 7 passes a step) on the IMDB sample's
 training rows (set-up, step, evaluation, the CUDA allocator's peak), then
-:func:`sweeps.plan.choose_gpus` on the DropAttack shape: 1, 2, 4, 8 calibrations at once on
+:func:`sweeps.cost.plan.choose_gpus` on the DropAttack shape: 1, 2, 4, 8 calibrations at once on
 GPU 0, each its own process, the fraction at the knee of trials/hour within memory.
 
 Run: ``python bench/gpu_plan.py --data-dir DIR --json OUT.json [--device cuda|cpu] [--tiny]``
@@ -52,8 +52,8 @@ def main() -> int:
 
     import torch
 
-    from sweeps.calibrate import calibrate, probe
-    from sweeps.plan import choose_gpus
+    from sweeps.cost.calibrate import calibrate, probe
+    from sweeps.cost.plan import choose_gpus
 
     base = {
         "task": "imdb-lstm",

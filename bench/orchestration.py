@@ -157,8 +157,8 @@ def case_floor(runs_dir: Path) -> dict:
     @ray.remote(num_cpus=1, runtime_env={"env_vars": {"PL_DISABLE_FORK": "1"}})  # as Tune's
     class Worker:
         def ready(self, uri: str) -> bool:
-            import sweeps.trainable  # noqa: F401
-            from sweeps.tracking import client_for
+            import sweeps.execution.trainable  # noqa: F401
+            from sweeps.records.tracking import client_for
 
             client_for(uri).search_experiments()
             return True
@@ -182,8 +182,8 @@ def case_quickstart(runs_dir: Path) -> dict:
     t0 = time.time()
     from mlflow import MlflowClient
 
-    from sweeps.driver import SweepOptions, run_sweep
-    from sweeps.specfile import load_spec
+    from sweeps.execution.driver import SweepOptions, run_sweep
+    from sweeps.specs.load import load_spec
 
     spec = load_spec("quickstart")
     t_call = time.time()
@@ -210,8 +210,8 @@ def case_quickstart(runs_dir: Path) -> dict:
 
 
 def case_noop(runs_dir: Path) -> dict:
-    from sweeps.driver import SweepOptions, run_sweep
-    from sweeps.spec import parse_spec
+    from sweeps.execution.driver import SweepOptions, run_sweep
+    from sweeps.specs.spec import parse_spec
 
     data = {
         "name": "noop",
@@ -219,7 +219,7 @@ def case_noop(runs_dir: Path) -> dict:
         "space": {"eps": [1, 2, 3, 4, 5, 6, 7], "p": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]},
         "resources": {"cpus": 1},
     }
-    from sweeps.space import expand_grid
+    from sweeps.specs.space import expand_grid
 
     spec = parse_spec(data, "noop", expand=expand_grid)
     result = run_sweep(spec, SweepOptions(runs_dir=runs_dir, live=False, trainable=_noop))

@@ -1,9 +1,9 @@
 """Plan, then run: ``dropattack plan``'s predicted wall time against the sweep's actual one.
 
 Each case is a real sweep on this machine, in a fresh process (so Ray starts as it does for a
-user): :func:`sweeps.plan.make_plan` within the default 60 s budget, then
-:func:`sweeps.driver.run_sweep` with that plan, a local Ray on all CPUs and a sqlite MLflow
-store in a temporary folder. Reported: the plan's and the sweep's wall time and their ratio,
+user): :func:`sweeps.cost.plan.make_plan` within the default 60 s budget, then
+:func:`~sweeps.execution.driver.run_sweep` with that plan, a local Ray on all CPUs and a sqlite
+MLflow store in a temporary folder. Reported: the plan's and the sweep's wall time and their ratio,
 and per cost shape the predicted and the mean measured ``trial_seconds`` (read back from the
 trials' MLflow runs). Goal: predicted / actual wall within 0.8-1.2 for each case.
 
@@ -76,10 +76,10 @@ def run_case(name: str, budget: float) -> dict[str, Any]:
     """Plan and run one case in this process; its figures."""
     import yaml
 
-    from sweeps.driver import SweepOptions, run_sweep
-    from sweeps.plan import make_plan
-    from sweeps.specfile import load_spec
-    from sweeps.tracking import TAG
+    from sweeps.cost.plan import make_plan
+    from sweeps.execution.driver import SweepOptions, run_sweep
+    from sweeps.records.tracking import TAG
+    from sweeps.specs.load import load_spec
 
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
         path = Path(tmp) / f"{name}.yaml"

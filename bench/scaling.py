@@ -53,8 +53,8 @@ def _spec(epochs: int | None, seeds: int | None):
     """The quickstart spec, optionally with fewer epochs or seeds (a quicker benchmark)."""
     import yaml
 
-    from sweeps.space import expand_grid
-    from sweeps.spec import SPEC_DIR, parse_spec
+    from sweeps.specs.space import expand_grid
+    from sweeps.specs.spec import SPEC_DIR, parse_spec
 
     path = SPEC_DIR / "quickstart.yaml"
     data = yaml.safe_load(path.read_text())
@@ -70,7 +70,7 @@ def _child(workers: int, mlflow_uri: str, epochs: int | None, seeds: int | None)
     from mlflow import MlflowClient
     from ray.cluster_utils import Cluster
 
-    from sweeps.driver import SweepOptions, run_sweep
+    from sweeps.execution.driver import SweepOptions, run_sweep
 
     spec = _spec(epochs, seeds)
     cluster = Cluster(

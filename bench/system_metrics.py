@@ -1,7 +1,7 @@
 """What MLflow's system metrics cost a trial: a trial run's records with and without them.
 
-A trial's tracker is driven as ``sweeps.trainable`` drives it, against a sqlite store on local
-disk: open the child run, log params, then ``--epochs`` epochs of the real digits-lenet5
+A trial's tracker is driven as ``sweeps.execution.trainable`` drives it, against a sqlite store on
+local disk: open the child run, log params, then ``--epochs`` epochs of the real digits-lenet5
 training step count (what one epoch's report logs: four metrics and a flush), close it and
 send the rest. Variants run interleaved round-robin in one process: ``off`` (``system_metrics:
 false``), ``on`` (every 10 s, the default: a trial shorter than that gets one sample at its
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sweeps.tracking import SweepContext, SweepRun, TrialTracker, sqlite_uri  # noqa: E402
+from sweeps.records.tracking import SweepContext, SweepRun, TrialTracker, sqlite_uri  # noqa: E402
 
 VARIANTS = {"off": 0.0, "on": 10.0, "on-1s": 1.0}
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from dropattack.methods.base import LossFn, Method, frozen_bn
+from dropattack.methods.registry import register
 from dropattack.targets import Target, check_float_input, per_target, resolve
 
 __all__ = ["DropAttack", "GROUP_MODES"]
@@ -66,6 +67,7 @@ class _State:
         return g if self.rows is None else g.index_select(0, self.rows)
 
 
+@register
 class DropAttack(Method):
     """Masked adversarial perturbation of the input and of chosen weights (Algorithms 1 and 2).
 

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 
+from sweeps.commands import UsageError
+
 #: Every subcommand and the line ``dropattack --help`` shows for it.
 COMMANDS = {
     "train": "train one task with one method (one trial, no Ray)",
@@ -34,10 +36,6 @@ COMMANDS = {
 
 #: Exit status of a process whose reader went away (128 + SIGPIPE), as a shell reports it.
 EXIT_BROKEN_PIPE = 141
-
-
-class UsageError(Exception):
-    """Bad input the user can fix; printed as one line, exit status 2."""
 
 
 def version() -> str:
@@ -177,8 +175,4 @@ def console_main() -> None:
 
 
 if __name__ == "__main__":
-    # ``python -m sweeps.cli`` runs this file as ``__main__``; the commands raise
-    # ``sweeps.cli.UsageError``, so run the imported module's main, which catches that class.
-    from sweeps import cli
-
-    cli.console_main()
+    console_main()

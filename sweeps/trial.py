@@ -151,7 +151,7 @@ class TrialResult:
 class PreparedTrial:
     """A trial ready to train: what :func:`run_trial` builds before :func:`dropattack.fit`.
 
-    :mod:`sweeps.calibrate` times a few steps of exactly this, so a plan measures what a
+    :mod:`sweeps.cost.calibrate` times a few steps of exactly this, so a plan measures what a
     trial runs.
     """
 

@@ -32,6 +32,20 @@ if sys.path[0] != str(ROOT):
 VENV_BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """Each test starts from the session's environment: an in-process command may set
+    variables for its own run (``mlflow.set_tracking_uri`` sets ``MLFLOW_TRACKING_URI``), and a
+    later test, in any order or worker, must not inherit them."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if os.environ != saved:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 @dataclass
 class MlflowServer:
     uri: str

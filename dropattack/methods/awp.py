@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dropattack.methods import register
 from dropattack.methods.base import LossFn, Method, frozen_bn
 from dropattack.methods.perturb import (
     check_bn,
@@ -15,6 +14,7 @@ from dropattack.methods.perturb import (
     shift,
     weight_params,
 )
+from dropattack.methods.registry import register
 
 
 @register

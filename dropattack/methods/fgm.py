@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from dropattack.methods import register
 from dropattack.methods.base import LossFn
 from dropattack.methods.perturb import InputAttack, l2_unit
+from dropattack.methods.registry import register
 
 
 def l2_step(g: torch.Tensor, eps: float) -> torch.Tensor:

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropattack.methods import register
 from dropattack.methods.base import LossFn, frozen_bn
 from dropattack.methods.fgsm import sign_step
 from dropattack.methods.perturb import InputAttack, check_int, own_grads
+from dropattack.methods.registry import register
 from dropattack.targets import Target
 
 

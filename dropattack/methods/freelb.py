@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from dropattack.methods import register
 from dropattack.methods.base import LossFn, frozen_bn
 from dropattack.methods.perturb import (
     InputAttack,
@@ -17,6 +16,7 @@ from dropattack.methods.perturb import (
     own_grads,
     project_l2,
 )
+from dropattack.methods.registry import register
 
 
 @register

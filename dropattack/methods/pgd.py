@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from dropattack.methods import register
 from dropattack.methods.base import LossFn, frozen_bn
 from dropattack.methods.perturb import InputAttack, check_int, check_number, l2_unit, project_l2
+from dropattack.methods.registry import register
 
 
 @register

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dropattack.methods import register
 from dropattack.methods.perturb import check_number, weight_params
+from dropattack.methods.registry import register
 from dropattack.methods.standard import Standard
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from dropattack.methods import register
 from dropattack.methods.base import LossFn, Method
+from dropattack.methods.registry import register
 
 
 @register

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sweeps.names import name_problem
-from sweeps.redact import uri_credentials
+from sweeps.cluster.redact import uri_credentials
+from sweeps.specs.names import name_problem
 
 __all__ = [
     "TRACKING_SCHEMES",
@@ -211,7 +211,7 @@ def tracking_uri(text: str) -> str:
 
 def job_api_address(text: str) -> str:
     """A Ray job API address, ``http(s)://HOST[:PORT]`` (``HOST:PORT`` means http)."""
-    from sweeps.cluster import normalize_address
+    from sweeps.cluster.ray_jobs import normalize_address
 
     uri_without_credentials(text)
     try:
@@ -316,7 +316,7 @@ def resolve_tracking_uri(
     Raises:
         ValueError: one line naming the flag or the variable, and what was expected.
     """
-    from sweeps.store import UnreachableError, probe, sqlite_uri
+    from sweeps.records.store import UnreachableError, probe, sqlite_uri
 
     env = os.environ.get("MLFLOW_TRACKING_URI")
     source = "--mlflow-uri" if flag else "MLFLOW_TRACKING_URI" if env else "--runs-dir"

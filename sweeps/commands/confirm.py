@@ -1,8 +1,8 @@
 """``dropattack confirm EXPERIMENT``: run a sweep's selected configurations again on fresh seeds.
 
 The top ``--top`` configurations of each task, ranked on validation by the rule the sweep and
-the report use (:mod:`sweeps.selection`), and the baseline each is compared with run again on
-``--seeds`` seeds the sweep never used, through the same driver, as the sweep
+the report use (:mod:`sweeps.records.selection`), and the baseline each is compared with run again
+on ``--seeds`` seeds the sweep never used, through the same driver, as the sweep
 ``EXPERIMENT-confirm`` (its own MLflow experiment; the parent run is tagged
 ``dropattack.confirms=<the sweep's parent run id>``). ``dropattack report EXPERIMENT`` then
 adds the confirmed difference: the configuration was fixed before these runs, so their
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from sweeps.commands.argtypes import add_driver_flags, experiment_name, positive_int, tracking_uri
 
 if TYPE_CHECKING:
-    from sweeps.report.aggregate import Analysis, CellStats
-    from sweeps.report.collect import SweepRuns
-    from sweeps.spec import Spec
+    from sweeps.records.collect import SweepRuns
+    from sweeps.report.aggregate import CellStats
+    from sweeps.report.analysis import Analysis
+    from sweeps.specs.spec import Spec
 
 NAME = "confirm"
 HELP = (
@@ -102,9 +103,9 @@ def chosen_cells(analysis: Analysis, top: int) -> dict[str, list[CellStats]]:
 
     Raises UsageError for a task without a baseline or without any other configuration.
     """
-    from sweeps.cli import UsageError
+    from sweeps.commands import UsageError
+    from sweeps.records.selection import rank_key
     from sweeps.report.aggregate import baseline_of
-    from sweeps.selection import rank_key
 
     by_task: dict[str, list[CellStats]] = defaultdict(list)
     for cell in analysis.cells:
@@ -185,10 +186,10 @@ def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
 
     Raises UsageError when a configuration cannot be rebuilt from its params.
     """
-    from sweeps.cli import UsageError
-    from sweeps.report.collect import confirm_experiment
-    from sweeps.space import expand_grid
-    from sweeps.spec import PAPER_TABLES, parse_spec
+    from sweeps.commands import UsageError
+    from sweeps.records.collect import confirm_experiment
+    from sweeps.specs.space import expand_grid
+    from sweeps.specs.spec import PAPER_TABLES, parse_spec
 
     sweep = analysis.sweep
     chosen = chosen_cells(analysis, top)
@@ -238,12 +239,13 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.commands.argtypes import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
-    from sweeps.cli import UsageError
-    from sweeps.driver import SweepError, SweepOptions, ray_session, run_sweep
-    from sweeps.report.aggregate import analyze
-    from sweeps.report.collect import CONFIRMS_TAG, collect
+    from sweeps.cluster.connect import ray_session
+    from sweeps.commands import UsageError
+    from sweeps.execution.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.records.collect import CONFIRMS_TAG, collect
+    from sweeps.records.store import UnreachableError
+    from sweeps.report.analysis import analyze
     from sweeps.report.match import matcher_for
-    from sweeps.store import UnreachableError
 
     sweep = collect(args.experiment, uri, args.parent)
     analysis = analyze(sweep, matcher_for(sweep.paper_table))

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from sweeps import cluster
+from sweeps.cluster import ray_jobs
 from sweeps.commands.argtypes import job_api_address, nonnegative_float
 
 NAME = "jobs"
@@ -20,7 +20,7 @@ def _address(parser: argparse.ArgumentParser) -> None:
         type=job_api_address,
         default=None,
         help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
-        f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",
+        f"$RAY_ADDRESS, else {ray_jobs.DEFAULT_ADDRESS})",
     )
 
 
@@ -55,7 +55,7 @@ def _when(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) if seconds else "-"
 
 
-def _describe(state: cluster.JobState) -> str:
+def _describe(state: ray_jobs.JobState) -> str:
     end = state.end_time or (time.time() if state.start_time else None)
     took = f" ({end - state.start_time:.0f}s)" if state.start_time and end else ""
     lines = [
@@ -69,28 +69,28 @@ def _describe(state: cluster.JobState) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = cluster.job_status(args.job_id, args.address)
+    state = ray_jobs.job_status(args.job_id, args.address)
     print(json.dumps(state.as_json()) if args.json else _describe(state))
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
     if not args.follow:
-        print(cluster.job_logs(args.job_id, args.address), end="")
+        print(ray_jobs.job_logs(args.job_id, args.address), end="")
         return 0
-    state = cluster.follow_logs(args.job_id, lambda s: print(s, end="", flush=True), args.address)
+    state = ray_jobs.follow_logs(args.job_id, lambda s: print(s, end="", flush=True), args.address)
     print(f"{state.job_id} {state.status}: {state.message}", file=sys.stderr)
     return 0 if state.status == "SUCCEEDED" else 1
 
 
 def _stop(args: argparse.Namespace) -> int:
-    state = cluster.stop_job(args.job_id, args.address, timeout=args.wait)
+    state = ray_jobs.stop_job(args.job_id, args.address, timeout=args.wait)
     print(f"{state.job_id} {state.status}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    for state in cluster.list_jobs(args.address):
+    for state in ray_jobs.list_jobs(args.address):
         if args.json:
             print(json.dumps(state.as_json()))
         else:
@@ -105,9 +105,9 @@ ACTIONS = {"status": _status, "logs": _logs, "stop": _stop, "list": _list}
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweeps.cli import UsageError
+    from sweeps.commands import UsageError
 
     try:
         return ACTIONS[args.action](args)
-    except cluster.ClusterError as e:
+    except ray_jobs.ClusterError as e:
         raise UsageError(str(e)) from None

@@ -130,7 +130,7 @@ def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str]
     """The run's params and its variant tag (the paper table's row label; may be empty)."""
     from mlflow.exceptions import MlflowException
 
-    from sweeps.tracking import TAG
+    from sweeps.records.tracking import TAG
 
     try:
         run = client.get_run(run_id)
@@ -152,7 +152,7 @@ def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
 
     from models import tasks
     from models.data import DataOptions
-    from sweeps.tracking import model_overrides
+    from sweeps.records.tracking import model_overrides
 
     task = tasks.get(params["task"])
     size = params.get("train_size")
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
     from sweeps.landscape import loss_curve, loss_surface, plot_curves, plot_landscapes
-    from sweeps.report.collect import checkpoint_path
+    from sweeps.records.collect import checkpoint_path
 
     run_ids = list(dict.fromkeys([*args.run_ids, *args.other]))
     client = MlflowClient(uri)

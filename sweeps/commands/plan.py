@@ -1,4 +1,4 @@
-"""``dropattack plan SPEC``: what a sweep costs before it runs (see :mod:`sweeps.plan`)."""
+"""``dropattack plan SPEC``: what a sweep costs before it runs (see :mod:`sweeps.cost.plan`)."""
 
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from sweeps.cli import UsageError
-    from sweeps.plan import PlanError, make_plan
-    from sweeps.specfile import load_spec
-    from sweeps.store import UnreachableError
+    from sweeps.commands import UsageError
+    from sweeps.cost.plan import PlanError, make_plan
+    from sweeps.records.store import UnreachableError
+    from sweeps.specs.load import load_spec
 
     spec = load_spec(args.spec)
     say = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
-    from sweeps.listing import listing_json, listing_lines, trial_rows
-    from sweeps.report.collect import collect
+    from sweeps.records.collect import collect
+    from sweeps.records.listing import listing_json, listing_lines, trial_rows
 
     sweep = collect(args.experiment, uri, parent=args.parent, require_finished=False)
     rows = trial_rows(sweep)

@@ -3,7 +3,7 @@
 The job runs ``dropattack sweep SPEC --address auto`` on the cluster's head node with the
 project folder as its working directory; stdout gets the job id alone (for scripts), the
 follow-up commands go to stderr. ``--follow`` streams the job's output until it ends.
-With ``--slurm`` the batch script of :mod:`sweeps.slurm` goes to ``sbatch`` instead (options
+With ``--slurm`` the batch script of :mod:`sweeps.cluster.slurm` goes to ``sbatch`` instead (options
 after ``--`` are sbatch's), once the spec and the MLflow server have been checked.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sweeps import cluster, slurm
+from sweeps.cluster import ray_jobs, slurm
 from sweeps.commands.argtypes import (
     existing_dir,
     existing_file,
@@ -40,14 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=job_api_address,
         default=None,
         help="Ray job API, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, an http "
-        f"$RAY_ADDRESS, else {cluster.DEFAULT_ADDRESS})",
+        f"$RAY_ADDRESS, else {ray_jobs.DEFAULT_ADDRESS})",
     )
     parser.add_argument(
         "--mlflow-uri",
         type=tracking_uri,
         default=None,
         help="MLflow tracking server as the cluster's nodes reach it (default: "
-        f"{cluster.CLUSTER_MLFLOW_URI}, the compose stack's; with --slurm: "
+        f"{ray_jobs.CLUSTER_MLFLOW_URI}, the compose stack's; with --slurm: "
         "$MLFLOW_TRACKING_URI, else sqlite in --runs-dir)",
     )
     parser.add_argument(
@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runs-dir",
         help=f"sweep state folder on the cluster, seen by every node (default: "
-        f"${cluster.RUNS_DIR_ENV} on the head, else runs in the job's folder; with --slurm: "
-        f"${cluster.RUNS_DIR_ENV} here, else ./runs)",
+        f"${ray_jobs.RUNS_DIR_ENV} on the head, else runs in the job's folder; with --slurm: "
+        f"${ray_jobs.RUNS_DIR_ENV} here, else ./runs)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="the job only prints the resolved trials"
@@ -106,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--script",
         type=existing_file,
         metavar="FILE",
-        help="with --slurm: your edited copy of the batch script (default: sweeps/slurm.sbatch)",
+        help="with --slurm: your edited copy of the batch script "
+        "(default: sweeps/cluster/slurm.sbatch)",
     )
     parser.add_argument(
         "--follow",
@@ -116,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweeps.cli import UsageError
+    from sweeps.commands import UsageError
 
     if args.slurm:
         return _run_slurm(args)
@@ -124,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--script and sbatch options (after --) need --slurm")
     pip = list(args.pip)
     if args.requirements:
-        pip += cluster.read_requirements(args.requirements)
-    sweep = cluster.SweepArgs(
+        pip += ray_jobs.read_requirements(args.requirements)
+    sweep = ray_jobs.SweepArgs(
         experiment=args.experiment,
         resume=args.resume,
         max_concurrent=args.max_concurrent,
@@ -133,15 +134,15 @@ def run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         dry_run=args.dry_run,
     )
-    address = cluster.normalize_address(args.address)
-    folder = args.working_dir or cluster.project_root()
-    for _, link in cluster.local_excludes(Path(folder).expanduser()):
+    address = ray_jobs.normalize_address(args.address)
+    folder = args.working_dir or ray_jobs.project_root()
+    for _, link in ray_jobs.local_excludes(Path(folder).expanduser()):
         print(f"not shipped: {link} (a link out of {folder})", file=sys.stderr)
     try:
-        job_id = cluster.submit(
+        job_id = ray_jobs.submit(
             args.spec,
             address=address,
-            mlflow_uri=args.mlflow_uri or cluster.CLUSTER_MLFLOW_URI,
+            mlflow_uri=args.mlflow_uri or ray_jobs.CLUSTER_MLFLOW_URI,
             working_dir=args.working_dir,
             pip=pip,
             sweep=sweep,
@@ -155,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 0
-        state = cluster.follow_logs(job_id, lambda s: print(s, end="", flush=True), address)
-    except cluster.ClusterError as e:
+        state = ray_jobs.follow_logs(job_id, lambda s: print(s, end="", flush=True), address)
+    except ray_jobs.ClusterError as e:
         raise UsageError(str(e)) from None
     print(f"{state.job_id} {state.status}: {state.message}", file=sys.stderr)
     return 0 if state.status == "SUCCEEDED" else 1
@@ -164,10 +165,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_slurm(args: argparse.Namespace) -> int:
     """Check the spec and the MLflow server, then sbatch the batch script."""
-    from sweeps.cli import UsageError
-    from sweeps.driver import SweepError, check_state
-    from sweeps.specfile import load_spec
-    from sweeps.store import UnreachableError
+    from sweeps.commands import UsageError
+    from sweeps.execution.state import SweepError, check_state
+    from sweeps.records.store import UnreachableError
+    from sweeps.specs.load import load_spec
 
     for flag in ("address", "working_dir", "requirements", "follow", "forward_mlflow_credentials"):
         if getattr(args, flag):

@@ -17,8 +17,8 @@ from sweeps.commands.argtypes import (
 )
 
 if TYPE_CHECKING:
-    from sweeps.driver import SweepOptions
-    from sweeps.spec import Spec
+    from sweeps.execution.driver import SweepOptions
+    from sweeps.specs.spec import Spec
 
 NAME = "sweep"
 HELP = (
@@ -69,18 +69,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from sweeps.cli import UsageError
-    from sweeps.specfile import load_spec
+    from sweeps.commands import UsageError
+    from sweeps.specs.load import load_spec
 
     spec = load_spec(args.spec)
     if args.dry_run:
-        from sweeps.space import describe_trials
+        from sweeps.specs.space import describe_trials
 
         print("\n".join(describe_trials(spec)))
         return 0
+    from sweeps.cluster.connect import ray_session
     from sweeps.commands.argtypes import resolve_tracking_uri
-    from sweeps.driver import SweepError, SweepOptions, ray_session
-    from sweeps.store import UnreachableError
+    from sweeps.execution.driver import SweepError, SweepOptions
+    from sweeps.records.store import UnreachableError
 
     resolve_tracking_uri(args.mlflow_uri, args.runs_dir)  # before Ray starts
 
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         status=lambda line: print(line, flush=True),
         plan_budget=0.0 if args.resume else args.plan_budget,
     )
-    from sweeps.plan import PlanError
+    from sweeps.cost.plan import PlanError
 
     try:
         with ray_session():
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
     """Run the sweep and print its summary; the exit status."""
-    from sweeps.driver import run_sweep
+    from sweeps.execution.driver import run_sweep
 
     result = run_sweep(spec, options)
     c = result.counts
@@ -121,7 +122,7 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         f"{c['failed']} failed, {c['stopped']} stopped early, {c['unfinished']} unfinished "
         f"in {result.wall_seconds:.1f}s"
     )
-    from sweeps.names import config_name
+    from sweeps.specs.names import config_name
 
     if len(result.best_by_task) > 1:  # one best per task: configurations of tasks don't compare
         for b in result.best_by_task.values():

@@ -3,8 +3,8 @@
 Prints one progress line per epoch; on a terminal a progress bar within each epoch comes
 before it (batches, examples/s, ETA; ``rich``, imported only then and skipped where it is not
 installed). With ``--json`` the last line of stdout is the result as one JSON object
-(:meth:`sweeps.trial.TrialResult.as_json`) and no bar is drawn. Runs on torch and tokenizers
-alone: no Ray, MLflow, Optuna or pydantic unless ``--mlflow-uri`` asks for MLflow.
+(:meth:`sweeps.trial.TrialResult.as_json`) and no bar is drawn. Runs on torch and
+tokenizers alone: no Ray, MLflow, Optuna or pydantic unless ``--mlflow-uri`` asks for MLflow.
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ from sweeps.commands.argtypes import (
     resolve_tracking_uri,
     tracking_uri,
 )
-from sweeps.names import config_name, trial_name
-from sweeps.trial import TIME_METRICS, TrialConfig, TrialResult, effective, ran_params, run_trial
+from sweeps.specs.names import config_name, trial_name
+from sweeps.trial import (
+    TIME_METRICS,
+    TrialConfig,
+    TrialResult,
+    effective,
+    ran_params,
+    run_trial,
+)
 
 NAME = "train"
 HELP = "Train one task with one method (a single trial, no Ray)."
@@ -264,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _default_threads() -> int:
     """Without --threads or $DROPATTACK_THREADS: the CPUs other processes leave idle."""
-    from sweeps.threads import default_threads
+    from sweeps.execution.threads import default_threads
 
     return default_threads()
 

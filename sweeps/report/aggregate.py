@@ -1,11 +1,14 @@
 """From runs to statistics: cells across seeds, verdicts against the paper, tests, Pareto set.
 
+:mod:`sweeps.report.analysis` puts these together for one sweep; this module knows nothing of
+the report that reads them.
+
 A *cell* is one configuration without its seed (the contract's ``dropattack.cell`` tag). Only
 FINISHED runs are aggregated; failed runs and runs missing the metric are kept aside and listed.
 Measured values are converted to % (accuracy/F1 metrics) before they meet the paper's numbers.
 
 Each task's best configuration is *selected on validation*: the highest mean over seeds of the
-sweep's selection metric (:mod:`sweeps.selection`, the rule the sweep's live view uses), and
+sweep's selection metric (:mod:`sweeps.records.selection`, the rule the sweep's live view uses), and
 reported on the test metric. Its difference to the baseline comes with a Welch 95% interval,
 the raw two-sided p-value and the Holm-adjusted one over every configuration of the task that
 was compared with a baseline (any of them could have been selected). A confirmation sweep
@@ -19,31 +22,22 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from scipy import special, stats
 
-from sweeps.report.collect import RunRecord, SweepRuns
-from sweeps.report.match import Matcher
+from sweeps.records.collect import RunRecord
+from sweeps.records.selection import DEFAULT_METRIC, DEFAULT_MODE, exact_mean, select
 from sweeps.report.paper import PaperValue
-from sweeps.selection import DEFAULT_METRIC, DEFAULT_MODE, exact_mean, select
-
-if TYPE_CHECKING:
-    from sweeps.report.effects import EffectSet
 
 __all__ = [
     "DIFFERENT_SCALE",
     "NO_VERDICT",
-    "Analysis",
     "CellStats",
     "Comparison",
-    "Confirmation",
-    "Confirmed",
     "Difference",
     "Verdict",
-    "analyze",
     "baseline_of",
-    "confirm",
+    "compare",
     "difference",
     "group_cells",
     "holm",
@@ -108,7 +102,7 @@ class CellStats:
     values: list[float]
     seeds: list[str]
     run_ids: list[str]
-    name: str = ""  # the readable name (sweeps.names.config_name), as the console showed it
+    name: str = ""  # the readable name (sweeps.specs.names.config_name), as the console showed it
     f1_values: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     gpu_seconds: list[float] = field(default_factory=list)
@@ -332,7 +326,7 @@ def baseline_of(cell: CellStats, cells: Sequence[CellStats]) -> CellStats | None
 
 
 def selected(cells: Sequence[CellStats], mode: str = DEFAULT_MODE) -> CellStats | None:
-    """The cell with the best mean selection metric (:func:`sweeps.selection.select`)."""
+    """The cell with the best mean selection metric (:func:`sweeps.records.selection.select`)."""
     key = select(((c.key, c.selection_values) for c in cells), mode)
     return next((c for c in cells if c.key == key), None)
 
@@ -348,7 +342,7 @@ def _family(cells: Sequence[CellStats]) -> dict[str, float]:
     return dict(zip(raw, holm(list(raw.values())), strict=True))
 
 
-def _compare(task: str, cells: list[CellStats], selection_metric: str, mode: str) -> Comparison:
+def compare(task: str, cells: list[CellStats], selection_metric: str, mode: str) -> Comparison:
     test_best = max(cells, key=lambda c: (c.mean, c.n))
     best = selected(cells, mode)
     why = ""
@@ -387,142 +381,3 @@ def pareto(cells: Sequence[CellStats]) -> list[CellStats]:
         if not dominated:
             front.append(c)
     return sorted(front, key=lambda c: c.mean_seconds)
-
-
-@dataclass
-class Analysis:
-    """Everything the report shows, computed from one sweep's runs."""
-
-    sweep: SweepRuns
-    matcher: Matcher
-    metric: str
-    cells: list[CellStats]
-    failed: list[RunRecord]
-    missing_metric: list[RunRecord]
-    comparisons: list[Comparison]
-    fronts: dict[str, list[CellStats]]
-    selection_metric: str = DEFAULT_METRIC
-    mode: str = DEFAULT_MODE
-    confirmation: Confirmation | None = None
-    effects: EffectSet | None = None  # set by sweeps.report.effects.measure
-
-    @property
-    def unit(self) -> str:
-        return "%" if metric_scale(self.metric) == 100.0 else ""
-
-    @property
-    def tasks(self) -> list[str]:
-        return list(dict.fromkeys(c.task for c in self.cells))
-
-    @property
-    def has_gpu(self) -> bool:
-        return any(c.gpu_seconds for c in self.cells)
-
-
-def analyze(
-    sweep: SweepRuns,
-    matcher: Matcher,
-    metric: str = "test_acc",
-    selection_metric: str | None = None,
-    mode: str | None = None,
-) -> Analysis:
-    """Aggregate the sweep's FINISHED runs by cell, set each against the paper, and select
-    each task's best configuration on ``selection_metric`` (default: the sweep's own, as its
-    parent run records it)."""
-    selection_metric = selection_metric or sweep.selection_metric
-    mode = mode or sweep.selection_mode
-    finished = sweep.finished
-    usable = [r for r in finished if metric in r.metrics]
-    missing = [r for r in finished if metric not in r.metrics]
-    if not usable:
-        have = sorted({k for r in finished for k in r.metrics})
-        raise ValueError(
-            f"none of the {len(finished)} FINISHED runs of sweep {sweep.experiment!r} has the "
-            f"metric {metric!r}; metrics they have: {', '.join(have) or 'none'} "
-            "(choose one with --metric)."
-        )
-    cells = group_cells(usable, metric, selection_metric)
-    is_f1 = metric.endswith("_f1")
-    for cell in cells:
-        cell.is_baseline = matcher.is_baseline(cell)
-        cell.paper = matcher.paper_value(cell)
-        if cell.paper is None or metric_scale(metric) != 100.0:
-            continue
-        cell.paper_metric = cell.paper.f1 if is_f1 else cell.paper.acc
-        if cell.paper_metric is not None:
-            cell.verdict = verdict(cell.paper_metric, cell.values)
-        if not is_f1 and cell.paper.f1 is not None and cell.f1_values:
-            cell.paper_f1 = cell.paper.f1
-            cell.f1_verdict = verdict(cell.paper.f1, cell.f1_values)
-    by_task: dict[str, list[CellStats]] = defaultdict(list)
-    for cell in cells:
-        by_task[cell.task].append(cell)
-    return Analysis(
-        sweep=sweep,
-        matcher=matcher,
-        metric=metric,
-        cells=cells,
-        failed=sweep.failed,
-        missing_metric=missing,
-        comparisons=[
-            _compare(task, group, selection_metric, mode) for task, group in by_task.items()
-        ],
-        fronts={task: pareto(group) for task, group in by_task.items()},
-        selection_metric=selection_metric,
-        mode=mode,
-    )
-
-
-@dataclass(frozen=True)
-class Confirmed:
-    """One configuration and its baseline measured again on fresh seeds."""
-
-    cell: CellStats
-    baseline: CellStats
-    diff: Difference
-    pvalue_adjusted: float | None  # Holm over the confirmed configurations of the task
-
-
-@dataclass
-class Confirmation:
-    """A confirmation sweep of the selected configurations (``dropattack confirm``)."""
-
-    sweep: SweepRuns
-    cells: list[CellStats]
-    by_task: dict[str, list[Confirmed]]  # every confirmed configuration, selected one first
-    selected: dict[str, Confirmed | None]  # the task's selected configuration, if confirmed
-
-    @property
-    def seeds(self) -> set[str]:
-        return {s for c in self.cells for s in c.seeds}
-
-
-def confirm(analysis: Analysis, sweep: SweepRuns) -> Confirmation:
-    """Set each configuration the confirmation sweep ran against the same baseline as in
-    ``analysis``, on the confirmation's FINISHED runs only (same metric)."""
-    usable = [r for r in sweep.finished if analysis.metric in r.metrics]
-    cells = {c.key: c for c in group_cells(usable, analysis.metric, analysis.selection_metric)}
-    original = {c.key: c for c in analysis.cells}
-    for key, cell in cells.items():
-        cell.is_baseline = key in original and original[key].is_baseline
-    by_task: dict[str, list[Confirmed]] = {}
-    chosen: dict[str, Confirmed | None] = {}
-    for comparison in analysis.comparisons:
-        group = [c for c in analysis.cells if c.task == comparison.task]
-        pairs = []
-        for key, cell in cells.items():
-            first = original.get(key)
-            if first is None or first.task != comparison.task or first.is_baseline:
-                continue
-            base = baseline_of(first, group)
-            if base is not None and base.key in cells:
-                pairs.append((cell, cells[base.key], difference(cell, cells[base.key])))
-        pairs.sort(key=lambda r: (r[0].key != comparison.best.key, r[0].key))
-        adjusted = holm([1.0 if d.pvalue is None else d.pvalue for _, _, d in pairs])
-        rows = [
-            Confirmed(cell, base, d, a if d.pvalue is not None else None)
-            for (cell, base, d), a in zip(pairs, adjusted, strict=True)
-        ]
-        by_task[comparison.task] = rows
-        chosen[comparison.task] = next((r for r in rows if r.cell.key == comparison.best.key), None)
-    return Confirmation(sweep, list(cells.values()), by_task, chosen)

@@ -18,16 +18,17 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from sweeps.redact import redact_uri
-from sweeps.report import effects, extension, render, reproduction
-from sweeps.report.aggregate import Analysis, CellStats, Comparison, Difference, analyze, confirm
-from sweeps.report.collect import (
+from sweeps.cluster.redact import redact_uri
+from sweeps.records.collect import (
     CONFIRMS_TAG,
     check_store,
     collect,
     collect_confirmation,
     default_tracking_uri,
 )
+from sweeps.report import effects, extension, render, reproduction
+from sweeps.report.aggregate import CellStats, Comparison, Difference
+from sweeps.report.analysis import Analysis, analyze, confirm
 from sweeps.report.effect_figures import effect_figures
 from sweeps.report.figures import Figure, FigureSet, curves_figure, grid_figures
 from sweeps.report.match import matcher_for
@@ -404,7 +405,7 @@ def build_report(
         sweep = collect(experiment, uri, parent, client)
     with clock("aggregate"):
         analysis = analyze(sweep, matcher_for(sweep.paper_table), metric)
-        effects.measure(analysis)
+        analysis.effects = effects.measure(analysis.cells, analysis.matcher, analysis.metric)
         confirmation = collect_confirmation(sweep, client)
         if confirmation is not None:
             analysis.confirmation = confirm(analysis, confirmation)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from matplotlib.colors import to_rgba
 
-from sweeps.report.aggregate import Analysis, CellStats
+from sweeps.report.aggregate import CellStats
+from sweeps.report.analysis import Analysis
 from sweeps.report.effects import ALPHA
 from sweeps.report.figures import Figure, FigureSet
 from sweeps.report.match import param_float

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 
 from sweeps.report import paper
 from sweeps.report.aggregate import (
-    Analysis,
     CellStats,
     Difference,
     baseline_of,
@@ -243,16 +242,15 @@ def _baseline(matcher: Matcher, cell: CellStats, cells: Sequence[CellStats]) -> 
     return baseline_of(cell, bases)
 
 
-def _paper_effect(analysis: Analysis, cell: CellStats) -> float | None:
+def _paper_effect(matcher: Matcher, metric: str, cell: CellStats) -> float | None:
     """The paper's number for ``cell`` minus the paper's number for its baseline row."""
-    matcher = analysis.matcher
     rule, key = _PAPER_BASELINE.get(matcher.name), matcher.key(cell)
-    if rule is None or key is None or metric_scale(analysis.metric) != 100.0:
+    if rule is None or key is None or metric_scale(metric) != 100.0:
         return None
     row, base = matcher.paper.get(key), matcher.paper.get(rule(key))
     if row is None or base is None:
         return None
-    f1 = analysis.metric.endswith("_f1")
+    f1 = metric.endswith("_f1")
     a, b = (row.f1, base.f1) if f1 else (row.acc, base.acc)
     return None if a is None or b is None else round(a - b, 6)
 
@@ -280,21 +278,21 @@ def _holm_by(families: Sequence[str | None], pvalues: Sequence[float | None]) ->
     return out
 
 
-def _effects(analysis: Analysis) -> list[Effect]:
+def _effects(cells: Sequence[CellStats], matcher: Matcher, metric: str) -> list[Effect]:
     rows = []
-    for cell in analysis.cells:
+    for cell in cells:
         if cell.is_baseline:
             continue
-        base = _baseline(analysis.matcher, cell, analysis.cells)
+        base = _baseline(matcher, cell, cells)
         if base is None:
             continue
-        paper_effect = _paper_effect(analysis, cell)
+        paper_effect = _paper_effect(matcher, metric, cell)
         rows.append(
             Effect(
                 cell=cell,
                 baseline=base,
                 diff=difference(cell, base),
-                table=paper_table_of(analysis.matcher, cell),
+                table=paper_table_of(matcher, cell),
                 paper_effect=paper_effect,
                 paper_pvalue=(
                     None if paper_effect is None else _shifted_pvalue(cell, base, paper_effect)
@@ -391,24 +389,23 @@ def _scale(matcher: Matcher, task: str, cells: Sequence[CellStats]) -> Scale:
     )
 
 
-def measure(analysis: Analysis) -> EffectSet:
-    """Every row's effect against its baseline, every task's scale; sets ``analysis.effects``.
+def measure(cells: Sequence[CellStats], matcher: Matcher, metric: str) -> EffectSet:
+    """Every row's effect against its baseline, every task's scale (an analysis keeps them as
+    its ``effects``).
 
     Absolute verdicts of rows trained on other data than the paper's read ``different scale``
     instead of ``not reproduced`` (``Verdict.different_scale``).
     """
-    for cell in analysis.cells:
-        if differs(analysis.matcher, cell):
+    for cell in cells:
+        if differs(matcher, cell):
             if cell.verdict is not None:
                 cell.verdict = replace(cell.verdict, different_scale=True)
             if cell.f1_verdict is not None:
                 cell.f1_verdict = replace(cell.f1_verdict, different_scale=True)
     by_task: dict[str, list[CellStats]] = defaultdict(list)
-    for cell in analysis.cells:
+    for cell in cells:
         by_task[cell.task].append(cell)
-    found = EffectSet(
-        rows=_effects(analysis),
-        scales={task: _scale(analysis.matcher, task, cells) for task, cells in by_task.items()},
+    return EffectSet(
+        rows=_effects(cells, matcher, metric),
+        scales={task: _scale(matcher, task, group) for task, group in by_task.items()},
     )
-    analysis.effects = found
-    return found

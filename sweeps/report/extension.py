@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from scipy import stats
 
 from sweeps.report import plots
-from sweeps.report.aggregate import Analysis, CellStats, pareto, welch_stats
+from sweeps.report.aggregate import CellStats, pareto, welch_stats
+from sweeps.report.analysis import Analysis
 from sweeps.report.figures import Figure, baseline_of
 from sweeps.report.match import param_int
 from sweeps.report.render import Block, Bullets, Heading, Text

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from mlflow import MlflowClient
 
+from sweeps.records.collect import metric_history
 from sweeps.report import plots
-from sweeps.report.aggregate import Analysis, CellStats, metric_scale
-from sweeps.report.collect import metric_history
+from sweeps.report.aggregate import CellStats, metric_scale
+from sweeps.report.analysis import Analysis
 from sweeps.report.match import param_float
 from sweeps.report.tables import describe, varying_params
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sweeps.report import render
-from sweeps.report.aggregate import DIFFERENT_SCALE, Analysis, CellStats
+from sweeps.report.aggregate import DIFFERENT_SCALE, CellStats
+from sweeps.report.analysis import Analysis
 from sweeps.report.effects import (
     ALPHA,
     EFFECT_VERDICTS,

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sweeps.report import paper
-from sweeps.report.aggregate import NO_VERDICT, Analysis, CellStats, Confirmation, Verdict
+from sweeps.report.aggregate import NO_VERDICT, CellStats, Verdict
+from sweeps.report.analysis import Analysis, Confirmation
 from sweeps.report.effects import Effect
 from sweeps.report.match import attack_set, dataset_of, param_float, param_int, table2_variant
 

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from sweeps import cluster
+from sweeps.cluster import ray_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -146,7 +146,7 @@ def test_healthchecks_probe_the_service_itself() -> None:
     assert service("minio")["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
     check = ["CMD", "python", "/app/docker/healthcheck.py"]
     assert service("mlflow")["healthcheck"]["test"] == [*check, "http://127.0.0.1:5000/health"]
-    job_api = f"http://127.0.0.1:{cluster.DEFAULT_JOB_PORT}/api/version"
+    job_api = f"http://127.0.0.1:{ray_jobs.DEFAULT_JOB_PORT}/api/version"
     # the head is healthy only while its job API refuses a request without the token
     assert service("ray-head")["healthcheck"]["test"] == [*check, "--require-auth", job_api]
     assert (ROOT / "docker" / "healthcheck.py").is_file()
@@ -205,18 +205,18 @@ def test_cli_defaults_match_the_published_ports() -> None:
     head = service("ray-head")
     args = [interpolate(str(a), defaults_env()) for a in head["command"]]
     assert published("ray-head") == [
-        ("127.0.0.1", str(cluster.DEFAULT_JOB_PORT), flag(args, "--dashboard-port")),
-        ("127.0.0.1", str(cluster.DEFAULT_CLIENT_PORT), flag(args, "--ray-client-server-port")),
+        ("127.0.0.1", str(ray_jobs.DEFAULT_JOB_PORT), flag(args, "--dashboard-port")),
+        ("127.0.0.1", str(ray_jobs.DEFAULT_CLIENT_PORT), flag(args, "--ray-client-server-port")),
     ]
-    assert flag(args, "--dashboard-port") == str(cluster.DEFAULT_JOB_PORT)
-    assert f"http://127.0.0.1:{cluster.DEFAULT_JOB_PORT}" == cluster.DEFAULT_ADDRESS
-    assert f"ray://127.0.0.1:{cluster.DEFAULT_CLIENT_PORT}" == cluster.DEFAULT_CLIENT_ADDRESS
+    assert flag(args, "--dashboard-port") == str(ray_jobs.DEFAULT_JOB_PORT)
+    assert f"http://127.0.0.1:{ray_jobs.DEFAULT_JOB_PORT}" == ray_jobs.DEFAULT_ADDRESS
+    assert f"ray://127.0.0.1:{ray_jobs.DEFAULT_CLIENT_PORT}" == ray_jobs.DEFAULT_CLIENT_ADDRESS
     worker = [interpolate(str(a), defaults_env()) for a in service("ray-worker")["command"]]
     assert flag(worker, "--address") == f"ray-head:{flag(args, '--port')}"
 
 
 def test_cluster_mlflow_uri_is_the_mlflow_service() -> None:
-    uri = urlparse(cluster.CLUSTER_MLFLOW_URI)
+    uri = urlparse(ray_jobs.CLUSTER_MLFLOW_URI)
     args = [interpolate(str(a), defaults_env()) for a in service("mlflow")["command"]]
     assert uri.hostname in SERVICES and uri.hostname == "mlflow"
     assert str(uri.port) == flag(args, "--port")
@@ -225,12 +225,12 @@ def test_cluster_mlflow_uri_is_the_mlflow_service() -> None:
     allowed = environment("mlflow")["MLFLOW_SERVER_ALLOWED_HOSTS"]
     assert f"{uri.hostname}:*" in interpolate(allowed, defaults_env()).split(",")
     for name in ("ray-head", "ray-worker"):
-        assert environment(name)["MLFLOW_TRACKING_URI"] == cluster.CLUSTER_MLFLOW_URI
+        assert environment(name)["MLFLOW_TRACKING_URI"] == ray_jobs.CLUSTER_MLFLOW_URI
 
 
 def test_runs_dir_is_shared_by_head_and_workers() -> None:
     for name in ("ray-head", "ray-worker"):
-        folder = environment(name)[cluster.RUNS_DIR_ENV]
+        folder = environment(name)[ray_jobs.RUNS_DIR_ENV]
         mounts = {m.split(":")[1]: m.split(":")[0] for m in service(name)["volumes"]}
         assert mounts[folder] == "runs", name
     assert "runs" in compose()["volumes"]
@@ -305,9 +305,9 @@ def test_env_files_are_never_committed_or_shipped() -> None:
     assert ".env" in gitignore
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".env.*", ".git", ".venv", "runs"} <= set(dockerignore)
-    assert {".env", ".env.*"} <= set(cluster.EXCLUDES)
+    assert {".env", ".env.*"} <= set(ray_jobs.EXCLUDES)
     keys = {".envrc", ".netrc", ".aws", ".ssh", "*.pem", "*.key"}
-    assert keys <= set(cluster.EXCLUDES)
+    assert keys <= set(ray_jobs.EXCLUDES)
     assert {".envrc", ".netrc", ".aws", ".ssh", "**/*.pem", "**/*.key"} <= set(dockerignore)
 
 
@@ -521,8 +521,8 @@ def test_compose_cli_validates_the_file(cli: list[str]) -> None:
         (p["host_ip"], p["published"], p["target"]) for p in config["services"]["ray-head"]["ports"]
     }
     assert ports == {
-        ("127.0.0.1", str(cluster.DEFAULT_JOB_PORT), cluster.DEFAULT_JOB_PORT),
-        ("127.0.0.1", str(cluster.DEFAULT_CLIENT_PORT), cluster.DEFAULT_CLIENT_PORT),
+        ("127.0.0.1", str(ray_jobs.DEFAULT_JOB_PORT), ray_jobs.DEFAULT_JOB_PORT),
+        ("127.0.0.1", str(ray_jobs.DEFAULT_CLIENT_PORT), ray_jobs.DEFAULT_CLIENT_PORT),
     }
     device = config["services"]["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device[0]["driver"] == "nvidia" and device[0]["capabilities"] == ["gpu"]

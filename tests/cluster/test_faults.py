@@ -37,10 +37,10 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from sweeps.driver import STATE_FILE
-from sweeps.space import expand_grid
-from sweeps.specfile import load_spec
-from sweeps.tracking import TAG
+from sweeps.execution.state import STATE_FILE
+from sweeps.records.tracking import TAG
+from sweeps.specs.load import load_spec
+from sweeps.specs.space import expand_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 4
@@ -119,7 +119,7 @@ def tune_errors(runs_dir: Path, experiment: str) -> dict[str, str]:
     """Trials Tune saw fail (and retried): Tune trial id -> its ``error.txt``."""
     out = {}
     for error in (runs_dir / "ray" / experiment).glob("t*_*/error.txt"):
-        # sweeps.names.folder_name ends the folder with Tune's trial id, "<run>_<index>"
+        # sweeps.specs.names.folder_name ends the folder with Tune's trial id, "<run>_<index>"
         trial_id = "_".join(error.parent.name.rsplit("_", 2)[-2:])
         out[trial_id] = error.read_text(errors="replace")
     return out

@@ -48,10 +48,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.driver import STATE_FILE
-from sweeps.space import expand_grid
-from sweeps.specfile import load_spec
-from sweeps.tracking import TAG
+from sweeps.execution.state import STATE_FILE
+from sweeps.records.tracking import TAG
+from sweeps.specs.load import load_spec
+from sweeps.specs.space import expand_grid
 from tests.procutil import processes
 from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 

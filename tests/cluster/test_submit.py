@@ -1,4 +1,4 @@
-"""``dropattack submit`` / ``dropattack jobs`` and :mod:`sweeps.cluster`.
+"""``dropattack submit`` / ``dropattack jobs`` and :mod:`sweeps.cluster.ray_jobs`.
 
 The Ray tests run against a real Ray head with its dashboard and job API, started with
 token authentication as docker-compose.yml starts it, on 127.0.0.1 with free ports and its
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import cluster, credentials
 from sweeps.cli import main
+from sweeps.cluster import ray_jobs
+from sweeps.records import credentials
 from tests.netutil import free_ports
 from tests.procutil import kill_group
 
@@ -57,7 +58,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     ],
 )
 def test_normalize_address(given: str, expected: str) -> None:
-    assert cluster.normalize_address(given) == expected
+    assert ray_jobs.normalize_address(given) == expected
 
 
 @pytest.mark.parametrize(
@@ -70,36 +71,36 @@ def test_normalize_address(given: str, expected: str) -> None:
 )
 def test_normalize_address_rejects(given: str, needle: str) -> None:
     with pytest.raises(ValueError, match="--address") as info:
-        cluster.normalize_address(given)
+        ray_jobs.normalize_address(given)
     assert needle in str(info.value)
 
 
 def test_default_address_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in cluster.ADDRESS_ENV:
+    for name in ray_jobs.ADDRESS_ENV:
         monkeypatch.delenv(name, raising=False)
-    assert cluster.default_address() == cluster.DEFAULT_ADDRESS == "http://127.0.0.1:8265"
+    assert ray_jobs.default_address() == ray_jobs.DEFAULT_ADDRESS == "http://127.0.0.1:8265"
     monkeypatch.setenv("RAY_ADDRESS", "auto")  # a GCS address, not the job API: ignored
-    assert cluster.default_address() == cluster.DEFAULT_ADDRESS
+    assert ray_jobs.default_address() == ray_jobs.DEFAULT_ADDRESS
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
-    assert cluster.default_address() == "http://head:8265"
+    assert ray_jobs.default_address() == "http://head:8265"
     monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://api:8265")
-    assert cluster.default_address() == "http://api:8265"
+    assert ray_jobs.default_address() == "http://api:8265"
 
 
 def test_auth_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
-    assert cluster.auth_headers() == {}
+    assert ray_jobs.auth_headers() == {}
     token_file = tmp_path / "token"
     token_file.write_text("from-file\n")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
-    assert cluster.auth_headers() == {"Authorization": "Bearer from-file"}
+    assert ray_jobs.auth_headers() == {"Authorization": "Bearer from-file"}
     monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")
-    assert cluster.auth_headers() == {"Authorization": "Bearer from-env"}
+    assert ray_jobs.auth_headers() == {"Authorization": "Bearer from-env"}
     monkeypatch.delenv("RAY_AUTH_TOKEN")
     token_file.write_text("")
     with pytest.raises(ValueError, match="RAY_AUTH_TOKEN_PATH=.*empty"):
-        cluster.auth_headers()
+        ray_jobs.auth_headers()
 
 
 def test_runtime_env_never_holds_credentials_in_clear(
@@ -110,20 +111,20 @@ def test_runtime_env_never_holds_credentials_in_clear(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw")
-    env = cluster.runtime_env(tmp_path, pip=["tabulate==0.9.0"])  # set here, not forwarded
+    env = ray_jobs.runtime_env(tmp_path, pip=["tabulate==0.9.0"])  # set here, not forwarded
     assert env == {
         "working_dir": str(tmp_path.resolve()),
-        "excludes": list(cluster.EXCLUDES),
+        "excludes": list(ray_jobs.EXCLUDES),
         "pip": ["tabulate==0.9.0"],
     }
-    assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(cluster.EXCLUDES)
+    assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(ray_jobs.EXCLUDES)
     with pytest.raises(ValueError, match="--forward-mlflow-credentials: .*Ray token"):
-        cluster.runtime_env(tmp_path, forward_credentials=True)
+        ray_jobs.runtime_env(tmp_path, forward_credentials=True)
     with pytest.raises(ValueError, match="MLFLOW_TRACKING_PASSWORD would be stored in clear"):
-        cluster.runtime_env(tmp_path, env_vars={"MLFLOW_TRACKING_PASSWORD": "x"})
+        ray_jobs.runtime_env(tmp_path, env_vars={"MLFLOW_TRACKING_PASSWORD": "x"})
     token = secrets.token_urlsafe(32)
     monkeypatch.setenv("RAY_AUTH_TOKEN", token)
-    env = cluster.runtime_env(tmp_path, env_vars={"A": "1"}, forward_credentials=True)
+    env = ray_jobs.runtime_env(tmp_path, env_vars={"A": "1"}, forward_credentials=True)
     assert set(env["env_vars"]) == {"A", credentials.SEALED_ENV}
     assert "s3cret-pw" not in json.dumps(env) and "alice" not in json.dumps(env)
     sealed = env["env_vars"][credentials.SEALED_ENV]
@@ -140,10 +141,10 @@ def test_runtime_env_never_holds_credentials_in_clear(
         "RAY_AUTH_TOKEN": token,
         "MLFLOW_TRACKING_USERNAME": "n",
     }
-    assert credentials.unseal_environ(node) == sorted(cluster.FORWARDED_ENV)
+    assert credentials.unseal_environ(node) == sorted(ray_jobs.FORWARDED_ENV)
     assert node["MLFLOW_TRACKING_USERNAME"] == "alice"  # the forwarded login wins
     with pytest.raises(ValueError, match="--working-dir: .* is not a folder"):
-        cluster.runtime_env(tmp_path / "missing")
+        ray_jobs.runtime_env(tmp_path / "missing")
 
 
 def test_key_files_and_links_out_of_the_folder_are_not_shipped(tmp_path: Path) -> None:
@@ -159,13 +160,13 @@ def test_key_files_and_links_out_of_the_folder_are_not_shipped(tmp_path: Path) -
     (work / "sub" / "inside").symlink_to(work / "a.py")
     (work / ".venv").mkdir()
     (work / ".venv" / "python").symlink_to("/usr/bin/python3")  # excluded anyway
-    links = cluster.local_excludes(work)
+    links = ray_jobs.local_excludes(work)
     assert [p for p, _ in links] == ["/home", "/sub/key \\[1\\]"]
     # what Ray's packager walks (it follows links) with these excludes
     from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
 
     seen: list[Path] = []
-    excludes = [_get_excludes(work, cluster.runtime_env(work)["excludes"])]
+    excludes = [_get_excludes(work, ray_jobs.runtime_env(work)["excludes"])]
     _dir_travel(work, excludes, seen.append, include_gitignore=False)
     shipped = sorted(p.relative_to(work).as_posix() for p in seen if p != work)
     assert shipped == ["a.py", "certs", "sub", "sub/b.py", "sub/deep", "sub/inside"]
@@ -177,34 +178,34 @@ def test_key_files_and_links_out_of_the_folder_are_not_shipped(tmp_path: Path) -
 def test_read_requirements(tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("# extra\ntabulate==0.9.0  # tables\n\nrich>=13\n")
-    assert cluster.read_requirements(req) == ["tabulate==0.9.0", "rich>=13"]
+    assert ray_jobs.read_requirements(req) == ["tabulate==0.9.0", "rich>=13"]
     req.write_text("tabulate\n-r other.txt\n")
     with pytest.raises(ValueError, match=r"requirements.txt:2: '-r other.txt'"):
-        cluster.read_requirements(req)
+        ray_jobs.read_requirements(req)
     with pytest.raises(ValueError, match="cannot read"):
-        cluster.read_requirements(tmp_path / "missing.txt")
+        ray_jobs.read_requirements(tmp_path / "missing.txt")
 
 
 def test_spec_argument(tmp_path: Path) -> None:
-    assert cluster.spec_argument("quickstart", ROOT) == "quickstart"
+    assert ray_jobs.spec_argument("quickstart", ROOT) == "quickstart"
     shipped = ROOT / "sweeps" / "specs" / "quickstart.yaml"
-    assert cluster.spec_argument(str(shipped), ROOT) == "quickstart"
+    assert ray_jobs.spec_argument(str(shipped), ROOT) == "quickstart"
     with pytest.raises(ValueError, match="unknown spec 'quikstart'.*quickstart"):
-        cluster.spec_argument("quikstart", ROOT)
+        ray_jobs.spec_argument("quikstart", ROOT)
     with pytest.raises(FileNotFoundError, match="no such spec file"):
-        cluster.spec_argument(str(tmp_path / "none.yaml"), tmp_path)
+        ray_jobs.spec_argument(str(tmp_path / "none.yaml"), tmp_path)
     (tmp_path / "specs").mkdir()
     (tmp_path / "runs").mkdir()
     inside = tmp_path / "specs" / "mine.yaml"
     inside.write_text("name: mine\n")
-    assert cluster.spec_argument(str(inside), tmp_path) == "specs/mine.yaml"
+    assert ray_jobs.spec_argument(str(inside), tmp_path) == "specs/mine.yaml"
     ignored = tmp_path / "runs" / "mine.yaml"
     ignored.write_text("name: mine\n")
     with pytest.raises(ValueError, match=r"runs/mine.yaml is not shipped.*'runs'"):
-        cluster.spec_argument(str(ignored), tmp_path)
+        ray_jobs.spec_argument(str(ignored), tmp_path)
     elsewhere = tmp_path / "specs"
     with pytest.raises(ValueError, match="cannot see this file"):
-        cluster.spec_argument(str(inside), elsewhere / "sub")
+        ray_jobs.spec_argument(str(inside), elsewhere / "sub")
 
 
 def test_entrypoint_runs_in_a_shell_as_written(tmp_path: Path) -> None:
@@ -217,10 +218,10 @@ def test_entrypoint_runs_in_a_shell_as_written(tmp_path: Path) -> None:
         'print(json.dumps(sys.argv[1:]))" "$@"\n'
     )
     fake.chmod(0o755)
-    entry = cluster.sweep_entrypoint(
+    entry = ray_jobs.sweep_entrypoint(
         "specs/my spec.yaml",
         "http://mlflow:5000",
-        cluster.SweepArgs(experiment="exp $HOME", max_concurrent=2, gpus_per_trial=0.5),
+        ray_jobs.SweepArgs(experiment="exp $HOME", max_concurrent=2, gpus_per_trial=0.5),
     )
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "DROPATTACK_RUNS_DIR": "/data/runs"}
     argv = json.loads(
@@ -254,7 +255,7 @@ def test_entrypoint_runs_in_a_shell_as_written(tmp_path: Path) -> None:
         ).stdout
     )
     assert argv[-2:] == ["--runs-dir", "runs"]
-    explicit = cluster.sweep_entrypoint("q", "http://m:1", cluster.SweepArgs(runs_dir="/x y"))
+    explicit = ray_jobs.sweep_entrypoint("q", "http://m:1", ray_jobs.SweepArgs(runs_dir="/x y"))
     argv = json.loads(
         subprocess.run(
             ["sh", "-c", explicit], env=env, capture_output=True, text=True, check=True
@@ -271,7 +272,7 @@ def shlex_quote(text: str) -> str:
 
 def test_entrypoint_needs_a_tracking_server() -> None:
     with pytest.raises(ValueError, match="--mlflow-uri: .*http://HOST:PORT.*sqlite"):
-        cluster.sweep_entrypoint("quickstart", "sqlite:///runs/mlflow.db")
+        ray_jobs.sweep_entrypoint("quickstart", "sqlite:///runs/mlflow.db")
 
 
 def test_unreachable_address_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
@@ -421,7 +422,7 @@ def _head(auth: bool) -> Iterator[RayHead]:
 
 @pytest.fixture
 def authed(ray_head: RayHead, monkeypatch: pytest.MonkeyPatch) -> RayHead:
-    for name in (*cluster.ADDRESS_ENV, "RAY_AUTH_TOKEN_PATH", *cluster.FORWARDED_ENV):
+    for name in (*ray_jobs.ADDRESS_ENV, "RAY_AUTH_TOKEN_PATH", *ray_jobs.FORWARDED_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
     return ray_head
@@ -469,7 +470,7 @@ def test_submitted_job_ships_the_working_dir_and_credentials(
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     script = (
-        "import os, json; from sweeps.credentials import unseal_environ; "
+        "import os, json; from sweeps.records.credentials import unseal_environ; "
         "print('BEFORE', os.environ.get('MLFLOW_TRACKING_USERNAME')); unseal_environ(); "
         "files = sorted(os.path.relpath(os.path.join(d, f), '.') "
         "for d, _, fs in os.walk('.', followlinks=True) for f in fs); "
@@ -477,11 +478,11 @@ def test_submitted_job_ships_the_working_dir_and_credentials(
         "print('USER', os.environ.get('MLFLOW_TRACKING_USERNAME')); "
         "print('PASSWORD_LEN', len(os.environ.get('MLFLOW_TRACKING_PASSWORD', '')))"
     )
-    job = cluster.submit_job(
+    job = ray_jobs.submit_job(
         f'python -c "{script}"', address=authed.url, working_dir=work, forward_credentials=True
     )
-    state = cluster.wait_for(job, address=authed.url, timeout=120)
-    assert state.status == "SUCCEEDED", cluster.job_logs(job, authed.url)
+    state = ray_jobs.wait_for(job, address=authed.url, timeout=120)
+    assert state.status == "SUCCEEDED", ray_jobs.job_logs(job, authed.url)
 
     code, out, _ = run_cli(capsys, "jobs", "logs", job, "--address", authed.url)
     assert code == 0
@@ -514,8 +515,8 @@ def test_submit_sweep_runs_the_driver_on_the_head(
 ) -> None:
     """The real project folder is shipped and ``dropattack sweep quickstart`` runs there
     (``--dry-run``: it prints the resolved trials, identical to a local dry run)."""
-    from sweeps.space import describe_trials
-    from sweeps.specfile import load_spec
+    from sweeps.specs.load import load_spec
+    from sweeps.specs.space import describe_trials
 
     code, out, err = run_cli(
         capsys, "submit", "quickstart", "--dry-run", "--follow", "--address", authed.url
@@ -528,7 +529,7 @@ def test_submit_sweep_runs_the_driver_on_the_head(
     remote = [line for line in out.splitlines()[1:] if line.strip()]
     assert [line for line in remote if line in local] == local
 
-    state = cluster.job_status(job, authed.url)
+    state = ray_jobs.job_status(job, authed.url)
     assert state.entrypoint.startswith(
         "python -m sweeps.cli sweep quickstart --address auto --mlflow-uri http://mlflow:5000"
     )
@@ -578,33 +579,33 @@ def test_submit_a_spec_file_runs_the_sweep_into_mlflow(
     assert all(0.0 <= r.data.metrics["val_acc"] <= 1.0 for r in trials)
     state = list((authed.temp / "runs").rglob("dropattack.json"))
     assert len(state) == 1 and json.loads(state[0].read_text())["experiment"] == experiment
-    assert cluster.job_status(job, authed.url).metadata["dropattack.spec"] == "my specs/tiny.yaml"
+    assert ray_jobs.job_status(job, authed.url).metadata["dropattack.spec"] == "my specs/tiny.yaml"
 
 
 def test_stop_a_running_job(authed: RayHead, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     (tmp_path / "w").mkdir()
-    job = cluster.submit_job(
+    job = ray_jobs.submit_job(
         "python -c \"import time; print('sleeping', flush=True); time.sleep(300)\"",
         address=authed.url,
         working_dir=tmp_path / "w",
     )
-    cluster.wait_for(job, address=authed.url, timeout=120, statuses={"RUNNING"})
+    ray_jobs.wait_for(job, address=authed.url, timeout=120, statuses={"RUNNING"})
     deadline = time.monotonic() + 60
-    while "sleeping" not in cluster.job_logs(job, authed.url):
+    while "sleeping" not in ray_jobs.job_logs(job, authed.url):
         assert time.monotonic() < deadline, "the job never printed"
         time.sleep(0.5)
     start = time.monotonic()
     code, out, _ = run_cli(capsys, "jobs", "stop", job, "--address", authed.url)
     assert code == 0 and out.strip() == f"{job} STOPPED"
     assert time.monotonic() - start < 60
-    assert cluster.job_status(job, authed.url).status == "STOPPED"
+    assert ray_jobs.job_status(job, authed.url).status == "STOPPED"
 
 
 def test_follow_streams_until_the_job_fails(
     authed: RayHead, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "w").mkdir()
-    job = cluster.submit_job(
+    job = ray_jobs.submit_job(
         "python -c \"import sys, time; print('first', flush=True); time.sleep(2); "
         "print('second', flush=True); sys.exit(3)\"",
         address=authed.url,
@@ -648,7 +649,7 @@ def test_a_head_without_authentication_is_refused(
 ) -> None:
     """A head started without token authentication (as Ray < 2.52 always is): the stack's
     healthcheck keeps it unhealthy and ``submit`` refuses to send it code, both loudly."""
-    for name in (*cluster.ADDRESS_ENV, "RAY_AUTH_TOKEN_PATH"):
+    for name in (*ray_jobs.ADDRESS_ENV, "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_urlsafe(32))
     (tmp_path / "w").mkdir()
@@ -666,8 +667,8 @@ def test_a_head_without_authentication_is_refused(
         assert err.count("\n") == 1
         assert f"the Ray job API at {head.url} answered a request without a token" in err
         assert "authentication is off" in err
-        with pytest.raises(cluster.ClusterError, match="authentication is off"):
-            cluster.submit_job("true", address=head.url, working_dir=tmp_path / "w")
+        with pytest.raises(ray_jobs.ClusterError, match="authentication is off"):
+            ray_jobs.submit_job("true", address=head.url, working_dir=tmp_path / "w")
         from ray.job_submission import JobSubmissionClient
 
         assert JobSubmissionClient(head.url).list_jobs() == []  # nothing was sent
@@ -685,8 +686,8 @@ def test_cli_refuses_credentials_in_uris(capsys: pytest.CaptureFixture[str]) -> 
         (line,) = [x for x in err.splitlines() if "error:" in x]
         assert f"error: argument {flag}: credentials in the URI (user:password@)" in line
     with pytest.raises(ValueError, match="--mlflow-uri: credentials"):
-        cluster.submit("quickstart", mlflow_uri="http://bob:hunter2@mlflow:5000")
-    assert cluster.sweep_entrypoint("q", "http://mlflow:5000")  # no credentials: fine
+        ray_jobs.submit("quickstart", mlflow_uri="http://bob:hunter2@mlflow:5000")
+    assert ray_jobs.sweep_entrypoint("q", "http://mlflow:5000")  # no credentials: fine
 
 
 def _warm_ray_client(address: str, env: dict[str, str], tries: int = 3) -> None:
@@ -745,7 +746,7 @@ def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_s
     tmp_path: Path,
 ) -> None:
     """docs/cluster.md once passed a ``requirements.txt`` the repository does not have."""
-    docs = (ROOT / "docs" / "cluster.md").read_text()
+    docs = (ROOT / "docs" / "ray_jobs.md").read_text()
     for name in re.findall(r"--requirements ([\w./-]+\.txt)", docs):
         assert (ROOT / name).is_file() or f"docker/requirements.py > {name}" in docs, name
     made = subprocess.run(
@@ -753,5 +754,5 @@ def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_s
     )
     assert made.returncode == 0, made.stderr
     (tmp_path / "requirements.txt").write_text(made.stdout)
-    packages = cluster.read_requirements(tmp_path / "requirements.txt")
+    packages = ray_jobs.read_requirements(tmp_path / "requirements.txt")
     assert any(p.startswith("torch") for p in packages)

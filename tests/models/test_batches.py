@@ -67,9 +67,9 @@ def test_bucket_needs_token_lengths():
 
 def test_a_spec_bucket_field_reaches_the_training_batches_only():
     from models.data import TaskData
-    from sweeps.space import expand_grid
-    from sweeps.spec import parse_spec
-    from sweeps.trainable import _config
+    from sweeps.execution.trainable import _config
+    from sweeps.specs.space import expand_grid
+    from sweeps.specs.spec import parse_spec
 
     spec = {"name": "b", "defaults": {"task": "imdb-lstm", "method": "standard"}}
     assert _config(expand_grid(parse_spec(spec))[0]).bucket is False

@@ -28,7 +28,7 @@ def test_dry_run_prints_every_trial_and_starts_nothing(capsys, tmp_path):
     lines = out.splitlines()
     assert lines[0] == "quickstart: grid, 10 trials (5 cells x 2 seeds), max val_acc"
     assert len(lines) == 11
-    # each trial by its one readable name (sweeps.names), as the console and MLflow name it
+    # each trial by its one readable name (sweeps.specs.names), as the console and MLflow name it
     assert lines[1] == "  0 passes=1 digits-lenet5 baseline s0"
     assert lines[-1] == "  9 passes=3 digits-lenet5 dropattack_ih Input+Conv.1.w eps=5 p=0.7 k=1 s1"
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
@@ -179,8 +179,8 @@ def test_credentials_in_uris_are_refused_naming_the_flag(capsys, argv, flag):
 
 
 def test_the_driver_refuses_unsafe_names_from_the_library(tmp_path, monkeypatch):
-    from sweeps.driver import SweepError, SweepOptions, run_sweep
-    from sweeps.specfile import load_spec
+    from sweeps.execution.driver import SweepError, SweepOptions, run_sweep
+    from sweeps.specs.load import load_spec
 
     spec = load_spec("quickstart")
     with pytest.raises(SweepError, match="--experiment: expected letters"):

@@ -20,11 +20,12 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.driver import STATE_FILE, SweepError, SweepOptions, run_sweep
-from sweeps.names import config_name, trial_name
-from sweeps.space import expand_grid
-from sweeps.specfile import load_spec
-from sweeps.tracking import TAG
+from sweeps.execution.driver import SweepError, SweepOptions, run_sweep
+from sweeps.execution.state import STATE_FILE
+from sweeps.records.tracking import TAG
+from sweeps.specs.load import load_spec
+from sweeps.specs.names import config_name, trial_name
+from sweeps.specs.space import expand_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -324,16 +325,19 @@ def test_tpe_search_with_asha_keeps_its_study_in_storage(ray_local, mlflow_serve
 _NEW_MODULES = """
 import json, sys
 import ray
-import sweeps.driver as driver
-from sweeps.specfile import load_spec
+from sweeps.cluster import connect
+from sweeps.specs.load import load_spec
 
 load_spec("quickstart")  # what the command has imported when the sweep starts
-driver._import_for_ray_init()
+connect.import_for_ray_init()
 before = set(sys.modules)
 if sys.argv[1] == "init":
-    driver._init_ray(sys.argv[2] or None)  # a new local Ray, or the one at this address
+    connect.init_ray(sys.argv[2] or None)  # a new local Ray, or the one at this address
 else:
-    for name in ("ray.tune", "sweeps.search", "sweeps.tracking", "sweeps.trainable"):
+    for name in (
+        "ray.tune", "sweeps.execution.search", "sweeps.records.tracking",
+        "sweeps.execution.trainable",
+    ):
         __import__(name)
 print(json.dumps(sorted(set(sys.modules) - before)))
 """

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from models import tasks
 from models.data import DataOptions
 from sweeps import cli
-from sweeps.names import config_name
-from sweeps.space import expand_grid
-from sweeps.spec import parse_spec
-from sweeps.specfile import load_spec
+from sweeps.specs.load import load_spec
+from sweeps.specs.names import config_name
+from sweeps.specs.space import expand_grid
+from sweeps.specs.spec import parse_spec
 from sweeps.trial import TrialConfig, _build_method
 
 LINE = re.compile(r"^\s*(\d+) passes=(\S+) (.+) s(\d+)$")
@@ -144,7 +144,7 @@ def test_the_spec_runs_at_paper_scale_with_the_task_and_its_attack_set(capsys):
 
 
 def test_groups_is_a_readable_param_of_every_dropattack_trial():
-    from sweeps.trainable import trial_params
+    from sweeps.execution.trainable import trial_params
 
     trials = expand_grid(load_spec("extension"))
     seen = set()

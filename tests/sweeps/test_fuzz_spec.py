@@ -4,8 +4,8 @@ Each example starts from a valid grid spec and breaks it in one to three ways dr
 table of mutations, each invalid on its own (wrong types, unknown keys, eps/p/lr out of range,
 NaN and huge numbers, empty or repeated grid values, unknown tasks, methods and attack aliases,
 misused search settings, non-mapping documents), or corrupts the YAML text itself. The loader
-must raise :class:`~sweeps.spec.SpecError` whose message starts with the file's path; any other
-exception, or a spec that loads, fails the test. The ``dropattack sweep --dry-run`` command
+must raise :class:`~sweeps.specs.spec.SpecError` whose message starts with the file's path; any
+other exception, or a spec that loads, fails the test. The ``dropattack sweep --dry-run`` command
 must answer the same inputs with exit status 2 and an error line, never a traceback.
 
 Hypothesis runs derandomized (the same examples on every run) without its example database.
@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sweeps.cli import main
-from sweeps.spec import ALGORITHMS, PAPER_TABLES, SpecError
-from sweeps.specfile import load_spec
+from sweeps.specs.load import load_spec
+from sweeps.specs.spec import ALGORITHMS, PAPER_TABLES, SpecError
 
 FUZZ = settings(
     max_examples=600,
@@ -403,7 +403,7 @@ def test_cli_answers_malformed_specs_with_an_error_line(
 
 # --------------------------------------------------------------------------- found bugs
 # Inputs the fuzzing (and its probes) found that end in another exception, or load when they
-# should not. Strict xfails: when sweeps/spec.py handles one, its case passes and fails the
+# should not. Strict xfails: when sweeps/specs/spec.py handles one, its case passes and fails the
 # run, so the case moves up into the generators.
 
 # Inputs the fuzzer once found escaping as other errors (or silently accepted); fixed.

@@ -21,17 +21,17 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.driver import SweepOptions, run_sweep
-from sweeps.names import folder_name, trial_name
-from sweeps.space import expand_grid
-from sweeps.specfile import load_spec
-from sweeps.tracking import (
+from sweeps.execution.driver import SweepOptions, run_sweep
+from sweeps.records.tracking import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     TAG,
     UI_WORKFLOW_STORAGE_KEY,
     compare_url,
 )
+from sweeps.specs.load import load_spec
+from sweeps.specs.names import folder_name, trial_name
+from sweeps.specs.space import expand_grid
 from tests.browser import Browser
 
 #: The expander of a parent run's row in the runs table (MLflow 3's run-name cell).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sweeps.names import config_name, folder_name, trial_name
-from sweeps.space import expand_grid
-from sweeps.specfile import load_spec
+from sweeps.specs.load import load_spec
+from sweeps.specs.names import config_name, folder_name, trial_name
+from sweeps.specs.space import expand_grid
 
 
 def test_quickstart_trials_are_named_task_variant_attack_values_seed():

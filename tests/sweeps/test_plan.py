@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps.calibrate import calibrate
-from sweeps.forecast import Forecast, list_schedule
-from sweeps.plan import group_shapes, make_plan
-from sweeps.space import expand_grid
-from sweeps.specfile import load_spec
+from sweeps.cost.calibrate import calibrate
+from sweeps.cost.forecast import Forecast, list_schedule
+from sweeps.cost.plan import group_shapes, make_plan
+from sweeps.specs.load import load_spec
+from sweeps.specs.space import expand_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -164,7 +164,7 @@ def test_plan_errors_are_the_sweeps_one_line_errors(tmp_path, capsys):
 def test_cpus_auto_measures_threads_and_the_sweep_records_plan_and_wall(
     tmp_path, ray_local, monkeypatch
 ):
-    from sweeps.driver import SweepOptions, run_sweep
+    from sweeps.execution.driver import SweepOptions, run_sweep
 
     monkeypatch.chdir(tmp_path)
     spec = load_spec(

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from sweeps.progress import SweepProgress, format_duration
+from sweeps.cost.forecast import format_duration
+from sweeps.execution.progress import SweepProgress
 
 
 @dataclass
@@ -194,7 +195,7 @@ class Clock:
 
 
 def epoch(i: int, acc: float, trial_seconds: float, total: int = 4) -> dict:
-    """What the trainable reports to Tune after epoch ``i`` (see sweeps.trainable._Reporter)."""
+    """What the trainable reports to Tune after epoch ``i`` (as its ``_Reporter`` does)."""
     return {
         "epoch": i,
         "epochs_total": total,
@@ -274,7 +275,7 @@ def test_live_panel_refreshes_running_rows_and_logs_ended_trials_above():
 
 
 def test_eta_from_the_plan_before_any_trial_ends_corrected_as_they_do():
-    from sweeps.forecast import Forecast
+    from sweeps.cost.forecast import Forecast
 
     now = [100.0]
     keys = [f"k{i}" for i in range(4)]

@@ -1,10 +1,10 @@
-"""sweeps.redact: the user:password@ part of URIs found and masked before anything records it."""
+"""sweeps.cluster.redact: the user:password@ part of URIs masked before anything records it."""
 
 from __future__ import annotations
 
 import pytest
 
-from sweeps.redact import redact_text, redact_uri, uri_credentials
+from sweeps.cluster.redact import redact_text, redact_uri, uri_credentials
 
 
 @pytest.mark.parametrize(

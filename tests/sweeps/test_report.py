@@ -329,7 +329,7 @@ def test_confirm_rebuilds_the_configurations_of_a_store_in_the_earlier_key_forma
     """The store's cell tags join the attack set with ';' (the field separator): the
     confirmation sweep still rebuilds each chosen configuration from its runs' params."""
     from sweeps.commands.confirm import confirmation_spec
-    from sweeps.space import expand_grid
+    from sweeps.specs.space import expand_grid
 
     spec = confirmation_spec(report.analysis, top=2, seeds=2)
     cells = {t["cell"] for t in expand_grid(spec)}

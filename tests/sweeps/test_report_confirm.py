@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from scipy import stats
 
 from sweeps import cli
-from sweeps.tracking import TAG, SweepContext, SweepRun, TrialTracker
+from sweeps.records.tracking import TAG, SweepContext, SweepRun, TrialTracker
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "quickstart"
@@ -224,10 +224,10 @@ def test_unknown_experiment_is_one_line(tmp_path, capsys):
 def test_a_configuration_is_rebuilt_from_its_params_with_the_same_cell_key(fields):
     """What confirm reruns is what the sweep ran: spec entry from params -> the same cell."""
     from sweeps.commands.confirm import trial_fields
+    from sweeps.execution.trainable import trial_params
     from sweeps.report.aggregate import CellStats
-    from sweeps.space import expand_grid, make_trial
-    from sweeps.spec import parse_spec
-    from sweeps.trainable import trial_params
+    from sweeps.specs.space import expand_grid, make_trial
+    from sweeps.specs.spec import parse_spec
 
     trial = make_trial(fields, seed=0, index=0)
     params = {k: str(v) for k, v in trial_params(trial).items() if k != "seed"}

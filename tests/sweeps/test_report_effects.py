@@ -20,11 +20,11 @@ from mlflow.entities import Metric, Param
 from scipy import stats
 
 from sweeps import cli
-from sweeps.driver import SweepOptions, run_sweep
+from sweeps.execution.driver import SweepOptions, run_sweep
 from sweeps.report import build_report
 from sweeps.report.effects import effect_verdict
 from sweeps.report.tables import layout_tables
-from sweeps.specfile import load_spec
+from sweeps.specs.load import load_spec
 
 ALPHA = 0.05
 

@@ -14,13 +14,13 @@ from mlflow import MlflowClient
 from PIL import Image
 from scipy import stats
 
-from sweeps.driver import SweepOptions, run_sweep
+from sweeps.execution.driver import SweepOptions, run_sweep
+from sweeps.records.tracking import TAG
 from sweeps.report import build_report
 from sweeps.report.aggregate import CellStats
 from sweeps.report.extension import difference, study_rows
-from sweeps.spec import parse_spec
-from sweeps.specfile import load_spec
-from sweeps.tracking import TAG
+from sweeps.specs.load import load_spec
+from sweeps.specs.spec import parse_spec
 
 GROUPS = {"paper": 2, "per_target": 3, "joint": 1}  # groups of Input;Conv.1.w;Conv.2.w
 

@@ -4,8 +4,8 @@ Sweeps of 49 DropAttack configurations and a standard baseline on one task are d
 numpy: each run's val and test accuracy around its configuration's true mean. Many
 repetitions go through the report's own statistics (``analyze`` on run records shaped like
 MLflow's, the code ``build_report`` runs). A sweep is also written through the real tracking
-code (:class:`~sweeps.tracking.SweepRun`, :class:`~sweeps.tracking.TrialTracker`) into a
-sqlite store and reported with ``build_report``; its ``report.json`` is checked against
+code (:class:`~sweeps.records.tracking.SweepRun`, :class:`~sweeps.records.tracking.TrialTracker`)
+into a sqlite store and reported with ``build_report``; its ``report.json`` is checked against
 numbers computed here with numpy and scipy alone, and against the in-memory path (a smaller
 grid there: MLflow writes about 15 runs a second on 2 cores).
 """
@@ -23,14 +23,14 @@ import pytest
 from rich.console import Console
 from scipy import stats
 
-from sweeps.progress import SweepProgress
+from sweeps.execution.progress import SweepProgress
+from sweeps.execution.trainable import trial_params
+from sweeps.records.collect import RunRecord, SweepRuns
+from sweeps.records.tracking import TAG, SweepContext, SweepRun, TrialTracker
 from sweeps.report import analyze, build_report
 from sweeps.report.aggregate import holm
-from sweeps.report.collect import RunRecord, SweepRuns
 from sweeps.report.match import matcher_for
-from sweeps.space import make_trial
-from sweeps.tracking import TAG, SweepContext, SweepRun, TrialTracker
-from sweeps.trainable import trial_params
+from sweeps.specs.space import make_trial
 
 TASK = "digits-lenet5"
 SD = 0.5  # per-run standard deviation, in accuracy points

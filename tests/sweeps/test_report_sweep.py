@@ -25,13 +25,9 @@ from scipy import stats
 from models import tasks
 from models.data import DataOptions
 from sweeps import cli
-from sweeps.driver import SweepOptions, run_sweep
-from sweeps.report import build_report, checkpoint_path, plots
-from sweeps.report.figures import task_grid
-from sweeps.report.tables import cells_table
-from sweeps.spec import SpecError, parse_spec
-from sweeps.specfile import load_spec
-from sweeps.tracking import (
+from sweeps.execution.driver import SweepOptions, run_sweep
+from sweeps.execution.trainable import trial_params
+from sweeps.records.tracking import (
     CHECKPOINT_ARTIFACT,
     TAG,
     SweepContext,
@@ -40,7 +36,11 @@ from sweeps.tracking import (
     TrialTracker,
     model_overrides,
 )
-from sweeps.trainable import trial_params
+from sweeps.report import build_report, checkpoint_path, plots
+from sweeps.report.figures import task_grid
+from sweeps.report.tables import cells_table
+from sweeps.specs.load import load_spec
+from sweeps.specs.spec import SpecError, parse_spec
 
 TASK = "digits-lenet5"
 TRAIN_SIZE = 800

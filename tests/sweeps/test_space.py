@@ -9,8 +9,8 @@ import textwrap
 import optuna
 import pytest
 
-from sweeps.space import DefineByRun, cell_key, describe_space, expand_grid, make_trial
-from sweeps.specfile import load_spec
+from sweeps.specs.load import load_spec
+from sweeps.specs.space import DefineByRun, cell_key, describe_space, expand_grid, make_trial
 
 
 def spec_from(tmp_path, text):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.space import expand_grid
-from sweeps.spec import SPEC_DIR, SpecError, spec_names
-from sweeps.specfile import load_spec
+from sweeps.specs.load import load_spec
+from sweeps.specs.space import expand_grid
+from sweeps.specs.spec import SPEC_DIR, SpecError, spec_names
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "paper"
 

@@ -1,4 +1,5 @@
-"""Stop requests by signal (:mod:`sweeps.stopping`), with real signals sent to this process.
+"""Stop requests by signal (:mod:`sweeps.execution.stopping`), with real signals sent to this
+process.
 
 The sweep-level behaviour (a SIGTERM'd or SIGUSR1'd sweep stops, saves and resumes with every
 trial once) is tested through Slurm in tests/cluster/test_slurm.py.
@@ -11,7 +12,7 @@ import signal
 import threading
 import time
 
-from sweeps import stopping
+from sweeps.execution import stopping
 
 
 def _tune_like_handler(event: threading.Event):

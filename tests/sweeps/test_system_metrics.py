@@ -12,15 +12,15 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from sweeps.spec import SpecError, parse_spec
-from sweeps.specfile import load_spec
-from sweeps.tracking import (
+from sweeps.records.tracking import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     SweepContext,
     SweepRun,
     TrialTracker,
 )
+from sweeps.specs.load import load_spec
+from sweeps.specs.spec import SpecError, parse_spec
 
 CPU, MEMORY = "system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.threads import available_cpus, default_threads
+from sweeps.execution.threads import available_cpus, default_threads
 
 DROPATTACK = Path(sys.executable).parent / "dropattack"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.tracking import (
+from sweeps.records.tracking import (
     TAG,
     SweepContext,
     SweepRun,

@@ -1,4 +1,4 @@
-"""sweeps.trial: one trial end to end, determinism, resume, method arguments, text tasks."""
+"""sweeps.trial: one trial end to end, determinism, resume, method args, text tasks."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sweeps.names import name_problem
+from sweeps.specs.names import name_problem
 
 __all__ = [
     "ALGORITHMS",
@@ -55,7 +55,7 @@ __all__ = [
     "spec_names",
 ]
 
-SPEC_DIR = Path(__file__).parent / "specs"
+SPEC_DIR = Path(__file__).parent
 ALGORITHMS = ("grid", "tpe", "random")
 SCHEDULERS = ("none", "asha")
 METRICS = ("val_acc", "val_f1")
@@ -102,7 +102,7 @@ class _Strict(BaseModel):
 
 
 class TrialFields(_Strict):
-    """A partial trial configuration: the fields of ``sweeps.trial.TrialConfig`` a spec may set.
+    """A partial trial configuration: the fields of a trial's ``TrialConfig`` a spec may set.
 
     ``attack`` is a set of the task's paper aliases (or parameter names/globs); ``[]`` is the
     method's default target (the task's input for DropAttack). ``variant`` labels the paper
@@ -219,7 +219,7 @@ class Search(_Strict):
 class Resources(_Strict):
     """What one trial gets; several trials with ``gpus < 1`` share a GPU.
 
-    ``auto`` measures the choice before the sweep (``dropattack plan``, :mod:`sweeps.plan`):
+    ``auto`` measures the choice before the sweep (``dropattack plan``, :mod:`sweeps.cost.plan`):
     ``gpus: auto`` packs as many trials on a GPU as raise trials/hour and fit its memory;
     ``cpus: auto`` splits a node's CPUs into the trials x threads with the most trials/hour.
     """

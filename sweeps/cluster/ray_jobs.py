@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from sweeps.credentials import (
+from sweeps.cluster.redact import redact_uri, uri_credentials
+from sweeps.records.credentials import (
     FORWARDABLE,
     SEALED_ENV,
     TOKEN_ENV,
@@ -40,7 +41,6 @@ from sweeps.credentials import (
     ray_token,
     seal,
 )
-from sweeps.redact import redact_uri, uri_credentials
 
 __all__ = [
     "ADDRESS_ENV",
@@ -327,7 +327,7 @@ def project_root() -> Path:
     Raises:
         ValueError: the package is installed without its project folder.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
         raise ValueError(f"{root} is not a project folder (no pyproject.toml); pass --working-dir")
     return root
@@ -382,7 +382,7 @@ def runtime_env(
     out of it, optional pip packages and ``env_vars``.
 
     With ``forward_credentials``, this process's :data:`FORWARDED_ENV` (those set) travel
-    sealed under the Ray token (:mod:`sweeps.credentials`); they never appear in clear.
+    sealed under the Ray token (:mod:`sweeps.records.credentials`); they never appear in clear.
 
     Raises:
         ValueError: ``working_dir`` is not a folder, ``env_vars`` holds MLflow credentials,
@@ -451,7 +451,7 @@ def spec_argument(spec: str, working_dir: str | Path) -> str:
         ValueError: the file is outside ``working_dir`` or in a part that is not shipped.
         FileNotFoundError: the file does not exist.
     """
-    from sweeps.spec import SPEC_DIR, spec_names
+    from sweeps.specs.spec import SPEC_DIR, spec_names
 
     path = Path(spec)
     looks_like_file = path.suffix in (".yaml", ".yml") or path.parent != Path(".")
@@ -590,7 +590,7 @@ def submit(
     spec_arg = spec_argument(spec, folder)
     entrypoint = sweep_entrypoint(spec_arg, mlflow_uri, sweep)
     if validate:
-        from sweeps.specfile import load_spec
+        from sweeps.specs.load import load_spec
 
         load_spec(folder / spec_arg if spec_arg.endswith((".yaml", ".yml")) else spec_arg)
     metadata = {"dropattack.spec": spec_arg, "dropattack.mlflow_uri": redact_uri(mlflow_uri)}

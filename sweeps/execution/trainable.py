@@ -1,12 +1,12 @@
 """The trainable: one trial of a sweep, from its config dict to metrics, checkpoints and MLflow.
 
 Ray Tune calls :func:`trainable` in a worker with ``config["trial"]`` (a dict from
-:mod:`sweeps.space`) and the sweep's :class:`~sweeps.tracking.SweepContext`. It
+:mod:`sweeps.specs.space`) and the sweep's :class:`~sweeps.records.tracking.SweepContext`. It
 
 1. finds or creates the trial's MLflow child run (a finished run means a resumed sweep
    already has this trial: its metrics are reported again and nothing is trained);
-2. runs :func:`sweeps.trial.run_trial` with a callback that, after every epoch but the last,
-   logs the epoch's metrics to MLflow and reports them to Tune with a checkpoint (model,
+2. runs :func:`sweeps.trial.run_trial` with a callback that, after every epoch but
+   the last, logs the epoch's metrics to MLflow and reports them to Tune with a checkpoint (model,
    optimizer, method state and the unsent MLflow records);
 3. logs the final metrics and, unless the spec says ``keep_checkpoint: false``, the
    best-on-validation weights as ``checkpoint/best.pt`` (what ``dropattack landscape``
@@ -38,15 +38,15 @@ from ray import tune
 
 from dropattack.train import Callback, EpochMetrics, NonFiniteLossError
 from models import tasks
-from sweeps.names import config_name, trial_name
-from sweeps.progress import COMPLETED, FAILED
-from sweeps.tracking import (
+from sweeps.execution.progress import COMPLETED, FAILED
+from sweeps.records.tracking import (
     CHECKPOINT_ARTIFACT,
     MODEL_PARAM_PREFIX,
     TAG,
     SweepContext,
     TrialTracker,
 )
+from sweeps.specs.names import config_name, trial_name
 from sweeps.trial import TrialConfig, TrialResult, ran_params, run_trial
 
 __all__ = ["CHECKPOINT_STATE", "DETERMINISTIC_ERRORS", "run_name", "trainable", "trial_params"]
@@ -94,7 +94,7 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_name(trial: dict[str, Any]) -> str:
-    """The MLflow run name: the trial's one readable name (:func:`sweeps.names.trial_name`)."""
+    """The MLflow run name: the trial's one readable name (``sweeps.specs.names.trial_name``)."""
     return trial_name(trial)
 
 

@@ -1,6 +1,6 @@
 """Runs a sweep: a Ray Tune ``Tuner`` over a spec's trials, tracked in MLflow, resumable.
 
-- Grids are the explicit list of trials from :func:`sweeps.space.expand_grid`, given to Tune
+- Grids are the explicit list of trials from :func:`sweeps.specs.space.expand_grid`, given to Tune
   as one ``grid_search`` over whole trial dicts: Tune's variant generator yields each exactly
   once, in order, and stops (no sampler that can repeat a point under parallel asks).
 - TPE and random search go through ``OptunaSearch`` with a define-by-run space and the study
@@ -18,48 +18,44 @@ artifacts, the Optuna storage and Tune's experiment folders all under ``./runs``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import json
 import logging
 import os
 import shlex
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
-from sweeps import stopping
-from sweeps.names import name_problem
-from sweeps.redact import redact_text, uri_credentials
-from sweeps.space import expand_grid
-from sweeps.spec import Spec
-from sweeps.store import UnreachableError, is_local_store, probe, sqlite_uri
+from sweeps.cluster import connect
+from sweeps.cluster.redact import redact_text, uri_credentials
+from sweeps.execution import stopping
+from sweeps.execution.state import (
+    SweepError,
+    SweepPaths,
+    archive,
+    check_experiment,
+    check_resume,
+    read_state,
+    resume_same_spec,
+    write_state,
+)
+from sweeps.execution.summary import SweepResult, finished, summarize, summary_state
+from sweeps.records.store import is_local_store, probe, sqlite_uri
+from sweeps.specs.space import expand_grid
+from sweeps.specs.spec import Spec
 
 if TYPE_CHECKING:
-    from sweeps.progress import SweepProgress
-    from sweeps.tracking import SweepRun
+    from sweeps.records.tracking import SweepRun
 
-__all__ = [
-    "STATE_FILE",
-    "SweepError",
-    "SweepOptions",
-    "SweepResult",
-    "check_state",
-    "git_commit",
-    "ray_session",
-    "run_sweep",
-]
+__all__ = ["SweepError", "SweepOptions", "SweepResult", "git_commit", "run_sweep"]
 
-STATE_FILE = "dropattack.json"
 # Tune's console reporter is off (the live view replaces it) and of its loggers only the JSON
 # one is kept; a failed trial's last result has no metric (not an error); a snapshot per
 # checkpoint is what resume needs (not a warning).
@@ -69,10 +65,6 @@ _TUNE_ENV = {
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
-
-
-class SweepError(RuntimeError):
-    """The sweep cannot start or continue as asked (nothing to resume, a changed spec, ...)."""
 
 
 @dataclass
@@ -88,60 +80,15 @@ class SweepOptions:
     runs_dir: str | Path = "runs"
     command: str = ""
     live: bool | None = None
-    trainable: Any = None  # a replacement trainable (benchmarks); default sweeps.trainable
+    trainable: Any = (
+        None  # a replacement trainable (benchmarks); default sweeps.execution.trainable
+    )
     status: Callable[[str], None] | None = None  # hears what the startup seconds go to
     parent_tags: dict[str, str] = field(default_factory=dict)  # extra tags of the parent run
-    #: the sweep's :class:`sweeps.plan.Plan`: resources ``auto`` resolved, the live view's ETA,
+    #: the sweep's :class:`sweeps.cost.plan.Plan`: resources ``auto`` resolved, the live view's ETA,
     #: predicted against actual wall time on the parent run (made here when ``auto`` needs it)
     plan: Any = None
     plan_budget: float = 0.0  # seconds to calibrate a plan when none is given (0: only for auto)
-
-
-@dataclass
-class SweepResult:
-    """What a sweep did."""
-
-    name: str
-    experiment: str
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    counts: dict[str, int]
-    best: dict[str, Any] | None
-    best_value: float | None  # the best configuration's mean over its finished seeds
-    metric: str
-    interrupted: bool
-    wall_seconds: float
-    trial_seconds: list[float] = field(default_factory=list)
-    concurrency: int = 1
-    ui_command: str = ""
-    ui_url: str = ""  # the sweep's runs in the UI (what ``ui_command`` serves, for a local store)
-    ray_path: str = ""
-    optuna: dict[str, str] = field(default_factory=dict)
-    best_n: int = 0  # finished seeds behind best_value
-    #: per task of a multi-task sweep: ``{task: {"trial", "value", "n"}}`` (the report's choice)
-    best_by_task: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Paths:
-    root: Path
-
-    @property
-    def mlflow_db(self) -> Path:
-        return self.root / "mlflow.db"
-
-    @property
-    def artifacts(self) -> Path:
-        return self.root / "artifacts"
-
-    @property
-    def optuna_db(self) -> Path:
-        return self.root / "optuna.db"
-
-    @property
-    def ray(self) -> Path:
-        return self.root / "ray"
 
 
 def git_commit() -> str:
@@ -168,29 +115,6 @@ def git_commit() -> str:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_ray_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast when a ``ray://`` or ``HOST:PORT`` address does not accept connections."""
-    if address in ("auto", "local"):
-        return
-    parsed = urlparse(address if "://" in address else f"tcp://{address}")
-    if not parsed.hostname or not parsed.port:
-        raise SweepError(f"--address: expected auto, ray://HOST:PORT or HOST:PORT, got {address!r}")
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout):
-            pass
-    except OSError as e:
-        raise UnreachableError(
-            f"--address: cannot reach Ray at {address}: {e.strerror or e}"
-        ) from None
-
-
-def _check_experiment(experiment: str) -> None:
-    """The experiment joins the runs folder, which it may not leave (the CLI checks it too)."""
-    problem = name_problem(experiment)
-    if problem:
-        raise SweepError(f"--experiment: {problem}")
-
-
 def _check_uri(uri: str) -> None:
     """The tracking URI is recorded (sweep state, status lines): no password in it, whether it
     came from --mlflow-uri or from MLFLOW_TRACKING_URI."""
@@ -210,111 +134,7 @@ def _check_cluster_store(address: str | None, uri: str) -> None:
         )
 
 
-def check_state(
-    spec: Spec,
-    runs_dir: str | Path,
-    *,
-    experiment: str | None = None,
-    resume: bool = False,
-    mlflow_uri: str | None = None,
-) -> None:
-    """The checks :func:`run_sweep` makes of the sweep's state folder, without running it:
-    for a submitter that must refuse before a job waits in a queue (``submit --slurm``).
-
-    Raises:
-        SweepError: a bad experiment name; another spec, or an unfinished sweep that may still
-            be running, under this name; with ``resume``, nothing to resume, a changed spec or
-            another MLflow store than the sweep's.
-    """
-    name = experiment or spec.name
-    _check_experiment(name)
-    exp_dir = _Paths(Path(runs_dir).resolve()).ray / name
-    state = _read_state(exp_dir)
-    opts = SweepOptions(mlflow_uri=mlflow_uri, experiment=name, resume=resume, runs_dir=runs_dir)
-    if resume:
-        _check_resume(state, exp_dir, spec, mlflow_uri or "", opts)
-    elif state is not None:
-        _resume_same_spec(state, exp_dir, spec, opts)
-
-
-def _read_state(folder: Path) -> dict[str, Any] | None:
-    path = folder / STATE_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def _write_state(folder: Path, state: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(folder / STATE_FILE)
-
-
 # --------------------------------------------------------------------------- ray
-
-
-#: Modules that ``ray.init`` imports on first use (Ray 2.60). The driver imports them before
-#: its import thread starts, so that the thread and ``ray.init`` never import one module at
-#: the same moment (CPython raises ``_DeadlockError`` when two threads enter the two halves
-#: of a circular import at once). A name another Ray version lacks is skipped.
-RAY_INIT_IMPORTS = (
-    "click",
-    "colorful",
-    "ray._common.usage.usage_lib",
-    "ray._private.node",
-    "ray._private.runtime_env.uv_runtime_env_hook",
-    "ray._private.thirdparty.pynvml",
-    "ray.autoscaler.v2.utils",
-    "ray.dashboard.optional_deps",
-)
-
-
-def _import_for_ray_init() -> None:
-    for name in RAY_INIT_IMPORTS:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-
-
-def _init_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": "ERROR",
-    }
-    try:
-        if address and address != "local":
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
-    except ConnectionError as e:
-        raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
-
-
-@contextlib.contextmanager
-def ray_session() -> Iterator[None]:
-    """Shut down, at the end of the block, the Ray it started: at interpreter exit Ray would
-    first sleep 0.5 s for worker logs. A finished sweep imports Ray not at all."""
-    ours = not _ray_running()
-    try:
-        yield
-    finally:
-        if ours and _ray_running():
-            sys.modules["ray"].shutdown()
-
-
-def _ray_running() -> bool:
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
-
-
-def _is_client(address: str | None) -> bool:
-    """A Ray Client address: Tune then runs the experiment on the cluster, not here."""
-    return (address or "").startswith("ray://")
 
 
 @dataclass
@@ -337,15 +157,6 @@ def _ended_trials(grid: Any) -> list[_EndedTrial]:
         )
         for r in grid
     ]
-
-
-def _ray_name(address: str | None) -> str:
-    """Which Ray a sweep runs on, for the status line."""
-    import ray
-
-    if ray.is_initialized():
-        return "the Ray this process already uses"
-    return f"Ray at {address}" if address else "a new local Ray (starting it)"
 
 
 def _concurrency(cpus: float, gpus: float, limit: int | None) -> int:
@@ -377,8 +188,8 @@ def _max_epochs(spec: Spec, trials: list[dict[str, Any]] | None) -> int:
 
 
 def _trial_name(trial: Any) -> str:
-    """Tune's name of a trial: its readable name (:mod:`sweeps.names`) and Tune's id."""
-    from sweeps.names import trial_name
+    """Tune's name of a trial: its readable name (:mod:`sweeps.specs.names`) and Tune's id."""
+    from sweeps.specs.names import trial_name
 
     cfg = (trial.config or {}).get("trial")
     return f"{trial_name(cfg)} ({trial.trial_id})" if cfg and "task" in cfg else trial.trial_id
@@ -386,7 +197,7 @@ def _trial_name(trial: Any) -> str:
 
 def _trial_dirname(trial: Any) -> str:
     """The trial's folder under the experiment's: readable and file-system safe."""
-    from sweeps.names import folder_name
+    from sweeps.specs.names import folder_name
 
     return folder_name((trial.config or {}).get("trial"), trial.trial_id)
 
@@ -398,7 +209,7 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
     cpus = spec.resources.cpus
     gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
     if opts.plan is None and ("auto" in (cpus, gpus) or opts.plan_budget > 0):
-        from sweeps.plan import DEFAULT_BUDGET, make_plan
+        from sweeps.cost.plan import DEFAULT_BUDGET, make_plan
 
         opts.plan = make_plan(
             spec,
@@ -432,8 +243,8 @@ def run_sweep(spec: Spec, options: SweepOptions | None = None) -> SweepResult:
     to run: its summary comes back without starting Ray.
 
     SIGTERM and SIGUSR1 (a batch scheduler's time limit, cancel or preemption) stop it
-    gracefully, like a first Ctrl-C (:mod:`sweeps.stopping`): the result is ``interrupted``
-    and ``--resume`` continues it.
+    gracefully, like a first Ctrl-C (:mod:`sweeps.execution.stopping`): the result is
+    ``interrupted`` and ``--resume`` continues it.
 
     Raises:
         UnreachableError: the MLflow URI or the Ray address does not answer.
@@ -449,11 +260,11 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     asked_to_resume = opts.resume  # before a same-spec rerun turns resume on
     for k, v in _TUNE_ENV.items():
         os.environ.setdefault(k, v)
-    paths = _Paths(Path(opts.runs_dir).resolve())
+    paths = SweepPaths(Path(opts.runs_dir).resolve())
     experiment = opts.experiment or spec.name
-    _check_experiment(experiment)
+    check_experiment(experiment)
     exp_dir = paths.ray / experiment
-    state = previous = _read_state(exp_dir)
+    state = previous = read_state(exp_dir)
     uri = (
         opts.mlflow_uri
         or (state or {}).get("tracking_uri")
@@ -463,44 +274,47 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     _check_uri(uri)
     _check_cluster_store(opts.address, uri)
     if not opts.resume and state is not None:
-        opts = _resume_same_spec(state, exp_dir, spec, opts)
+        resume_same_spec(state, exp_dir, spec, opts.status)
+        opts = dataclasses.replace(opts, resume=True)
     elif not opts.resume and exp_dir.exists():
-        _archive(state, exp_dir)
+        archive(state, exp_dir)
     if opts.resume:
-        _check_resume(state, exp_dir, spec, uri, opts)
+        check_resume(state, exp_dir, spec, opts.mlflow_uri)
         if state is not None and state.get("status") == "finished" and state.get("summary"):
             if asked_to_resume and opts.status is not None:
                 opts.status(
                     f"{experiment}: finished before (MLflow parent run "
                     f"{state['parent_run_id']}): nothing to run"
                 )
-            return _finished(state, spec, t_start)
+            return finished(state, spec, t_start)
     probe(uri)
     if opts.address:
-        _check_ray_address(opts.address)
+        connect.check_address(opts.address)
     trials = expand_grid(spec) if spec.search.algorithm == "grid" else None
     total = len(trials) if trials is not None else int(spec.search.num_samples or 0)
 
     if opts.status is not None:
-        opts.status(f"{experiment}: {total} trials on {_ray_name(opts.address)}, MLflow at {uri}")
-        if _is_client(opts.address):
+        opts.status(
+            f"{experiment}: {total} trials on {connect.describe(opts.address)}, MLflow at {uri}"
+        )
+        if connect.is_client(opts.address):
             opts.status(f"{experiment}: Tune runs on the cluster (Ray Client); results at the end")
     cpus, gpus = _resources(spec, opts)
     # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
     # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run. Ray
     # Client (ray://) imports modules the thread imports too (pyarrow, starlette, cloudpickle,
     # ...) and only connects, so there the thread finishes first.
-    _import_for_ray_init()
+    connect.import_for_ray_init()
     with ThreadPoolExecutor(1) as pool:
         opening = pool.submit(
             _prepare, uri, experiment, paths, spec, opts, trials, state, (cpus, gpus)
         )
-        if _is_client(opts.address):
+        if connect.is_client(opts.address):
             opening.result()
         try:
-            _init_ray(opts.address)
+            connect.init_ray(opts.address)
         except BaseException as e:
-            from sweeps.tracking import TAG
+            from sweeps.records.tracking import TAG
 
             tracking, _ = opening.result()
             tracking.finish("FAILED", {}, {TAG["error"]: _describe(e)})
@@ -509,9 +323,9 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         tracking, study = opening.result()
     from ray import tune
 
-    from sweeps import progress
-    from sweeps.search import search_alg
-    from sweeps.tracking import TAG, SweepContext
+    from sweeps.execution import progress
+    from sweeps.execution.search import search_alg
+    from sweeps.records.tracking import TAG, SweepContext
 
     state = {
         "spec": spec.name,
@@ -523,7 +337,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         "status": "running",
         "optuna": {},
     }
-    _write_state(exp_dir, state)
+    write_state(exp_dir, state)
 
     limit = opts.max_concurrent or spec.resources.max_concurrent
     ctx = {
@@ -542,7 +356,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         "device": "cuda" if gpus else "cpu",
     }
     if opts.trainable is None:
-        from sweeps.trainable import trainable as fn
+        from sweeps.execution.trainable import trainable as fn
     else:
         fn = opts.trainable
     resources = {"cpu": cpus, "gpu": gpus} if gpus else {"cpu": cpus}
@@ -557,7 +371,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         searcher, searcher_info = search_alg(spec, sqlite_uri(paths.optuna_db), study)
         tuner = _new_tuner(spec, runnable, trials, searcher, paths, experiment, limit, total)
     state["optuna"] = searcher_info
-    _write_state(exp_dir, state)
+    write_state(exp_dir, state)
     if searcher_info:
         tracking.client.set_tag(tracking.run_id, "dropattack.optuna_study", searcher_info["study"])
         tracking.client.set_tag(
@@ -583,76 +397,19 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         failed = not isinstance(e, KeyboardInterrupt)
         tracking.finish("FAILED" if failed else "KILLED", {}, {TAG["error"]: _describe(e)})
         state["status"] = "failed" if failed else "interrupted"
-        _write_state(exp_dir, state)
+        write_state(exp_dir, state)
         raise
     finally:
         progress.attach(None)
-    if _is_client(opts.address):
+    if connect.is_client(opts.address):
         view.replay(_ended_trials(grid))
-    result = _summarize(grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan)
+    result = summarize(grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan)
     result.ray_path = str(exp_dir)
     result.optuna = searcher_info or {}
     state["status"] = "interrupted" if result.interrupted else "finished"
-    state["summary"] = _summary_state(result)
-    _write_state(exp_dir, state)
+    state["summary"] = summary_state(result)
+    write_state(exp_dir, state)
     return result
-
-
-#: The :class:`SweepResult` fields a finished sweep keeps in its state file, so that running
-#: it again reports it without starting Ray.
-_SUMMARY_FIELDS = (
-    "tracking_uri", "experiment_id", "counts", "best", "best_value", "best_n", "best_by_task",
-    "metric", "concurrency", "ui_command", "ui_url", "ray_path", "optuna",
-)  # fmt: skip
-
-
-def _summary_state(result: SweepResult) -> dict[str, Any]:
-    return {name: getattr(result, name) for name in _SUMMARY_FIELDS}
-
-
-def _finished(state: dict[str, Any], spec: Spec, t_start: float) -> SweepResult:
-    """The summary of a sweep that already finished: every trial ended before this run."""
-    summary = dict(state["summary"])
-    counts = dict(summary.pop("counts"))
-    counts["skipped"] = counts["done"]
-    return SweepResult(
-        name=spec.name,
-        experiment=state["experiment"],
-        parent_run_id=state["parent_run_id"],
-        counts=counts,
-        interrupted=False,
-        wall_seconds=time.perf_counter() - t_start,
-        **summary,
-    )
-
-
-def _resume_same_spec(
-    state: dict[str, Any], exp_dir: Path, spec: Spec, opts: SweepOptions
-) -> SweepOptions:
-    """A sweep of this name ran before: the same spec is resumed (options with ``resume``);
-    another spec under the same name, or a sweep that may still be running, is refused."""
-    parent = state.get("parent_run_id", "?")
-    if state.get("spec_hash") != spec.hash:
-        raise SweepError(
-            f"a sweep named {exp_dir.name!r} of another spec (hash "
-            f"{str(state.get('spec_hash'))[:12]}, this one {spec.hash[:12]}; MLflow parent run "
-            f"{parent}) is at {exp_dir}; run this spec under a new name with --experiment "
-            "NAME, or continue that sweep with --resume and its own spec"
-        )
-    if state.get("status") == "running":
-        raise SweepError(
-            f"a sweep named {exp_dir.name!r} at {exp_dir} did not finish (it is still running, "
-            "or its driver was killed); continue it with --resume, start another with "
-            f"--experiment NAME, or delete {exp_dir}"
-        )
-    if opts.status is not None:
-        done = state.get("status") == "finished"
-        opts.status(
-            f"{exp_dir.name}: the same spec ran before (MLflow parent run {parent}, "
-            + ("finished): nothing to run" if done else f"{state.get('status')}): resuming it")
-            + "; a new sweep of it needs --experiment NAME"
-        )
-    return dataclasses.replace(opts, resume=True)
 
 
 def _describe(e: BaseException) -> str:
@@ -664,7 +421,7 @@ def _new_tuner(
     runnable: Any,
     trials: list[dict[str, Any]] | None,
     searcher: Any,
-    paths: _Paths,
+    paths: SweepPaths,
     experiment: str,
     limit: int | None,
     total: int,
@@ -672,8 +429,8 @@ def _new_tuner(
     """A Tuner over the grid's explicit trials (each once), or over the searcher's samples."""
     from ray import tune
 
-    from sweeps import progress
-    from sweeps.search import scheduler
+    from sweeps.execution import progress
+    from sweeps.execution.search import scheduler
 
     return tune.Tuner(
         runnable,
@@ -703,7 +460,7 @@ def _new_tuner(
 def _prepare(
     uri: str,
     experiment: str,
-    paths: _Paths,
+    paths: SweepPaths,
     spec: Spec,
     opts: SweepOptions,
     trials: list[dict[str, Any]] | None,
@@ -716,14 +473,14 @@ def _prepare(
     # MLflow and Optuna set their loggers' levels when first imported; keep any level the
     # caller set before (``dropattack sweep`` quiets both: the live view is the console).
     levels = {name: logging.getLogger(name).level for name in ("mlflow", "optuna")}
-    for name in ("ray.tune", "sweeps.search", "sweeps.tracking"):
+    for name in ("ray.tune", "sweeps.execution.search", "sweeps.records.tracking"):
         importlib.import_module(name)
     if opts.trainable is None:
-        importlib.import_module("sweeps.trainable")
+        importlib.import_module("sweeps.execution.trainable")
     for name, level in levels.items():
         if level != logging.NOTSET:
             logging.getLogger(name).setLevel(level)
-    from sweeps.tracking import SweepRun
+    from sweeps.records.tracking import SweepRun
 
     tracking = SweepRun(uri, experiment, artifact_root=paths.artifacts)
     if opts.resume:
@@ -737,43 +494,6 @@ def _json_logger() -> Any:
     from ray.tune.logger import JsonLoggerCallback
 
     return JsonLoggerCallback()
-
-
-def _check_resume(
-    state: dict[str, Any] | None, exp_dir: Path, spec: Spec, uri: str, opts: SweepOptions
-) -> None:
-    if state is None or not (exp_dir / "tuner.pkl").exists():
-        raise SweepError(
-            f"--resume: no sweep to resume at {exp_dir}; run it without --resume first "
-            "(or name it with --experiment)"
-        )
-    if state["spec_hash"] != spec.hash:
-        raise SweepError(
-            f"--resume: spec {spec.name!r} changed since the sweep at {exp_dir} started "
-            f"(hash {state['spec_hash'][:12]} -> {spec.hash[:12]}); resume with the same spec, "
-            "or start a new sweep with --experiment NAME"
-        )
-    if opts.mlflow_uri and opts.mlflow_uri != state["tracking_uri"]:
-        raise SweepError(
-            f"--resume: the sweep at {exp_dir} logs to {state['tracking_uri']}, "
-            f"not {opts.mlflow_uri}"
-        )
-
-
-def _archive(state: dict[str, Any] | None, exp_dir: Path) -> None:
-    """Keep a finished sweep's Tune folder aside; refuse to overwrite an unfinished one."""
-    if state is not None and state.get("status") != "finished":
-        raise SweepError(
-            f"a sweep named {exp_dir.name!r} at {exp_dir} did not finish; continue it with "
-            f"--resume, start another with --experiment NAME, or delete {exp_dir}"
-        )
-    suffix = (state or {}).get("parent_run_id", "")[:8] or time.strftime("%Y%m%d-%H%M%S")
-    target = exp_dir.with_name(f"{exp_dir.name}.{suffix}")
-    n = 1
-    while target.exists():
-        target = exp_dir.with_name(f"{exp_dir.name}.{suffix}.{n}")
-        n += 1
-    shutil.move(str(exp_dir), str(target))
 
 
 def _start_parent(
@@ -814,85 +534,7 @@ def _start_parent(
     )
 
 
-def _wall_metrics(plan: Any, wall: float) -> dict[str, float]:
-    """The sweep's wall time, and the plan's prediction beside it (predicted against actual)."""
-    out = {"wall_seconds": wall}
-    predicted = plan.wall_seconds if plan is not None else None
-    if predicted:
-        out.update(predicted_wall_seconds=predicted, wall_ratio=wall / predicted)
-    return out
-
-
 def _spec_text(spec: Spec) -> str:
     """The spec file as written (comments included), else the validated spec."""
     path = Path(spec.source)
     return path.read_text() if spec.source and path.is_file() else spec.to_yaml()
-
-
-def _summarize(
-    grid: Any,
-    spec: Spec,
-    view: SweepProgress,
-    experiment: str,
-    tracking: SweepRun,
-    t_start: float,
-    concurrency: int,
-    plan: Any = None,
-) -> SweepResult:
-    from sweeps.progress import COMPLETED
-
-    c = view.counts
-    counts = {
-        "done": c["done"],
-        "failed": c["failed"],
-        "stopped": c["stopped"],
-        "unfinished": c["pending"] + c["running"],
-        "skipped": 0,
-    }
-    seconds: list[float] = []
-    earlier = view.earlier or set()  # ended in Tune's state before this run: not run again
-    for r in grid:
-        metrics = r.metrics or {}
-        before = metrics.get("skipped") or metrics.get("trial_id") in earlier
-        counts["skipped"] += int(bool(before and metrics.get(COMPLETED)))
-        if isinstance(metrics.get("trial_seconds"), (int, float)) and not metrics.get("skipped"):
-            seconds.append(float(metrics["trial_seconds"]))
-    interrupted = view.interrupted
-    best = view.best
-    tracking.mark_stopped(view.stopped)
-    if interrupted:
-        tracking.mark_unfinished()  # continued by --resume, in the same runs
-    wall = time.perf_counter() - t_start
-    tracking.finish(
-        "KILLED" if interrupted else "FINISHED",
-        metrics={
-            "trials_done": counts["done"],
-            "trials_failed": counts["failed"],
-            "trials_stopped": counts["stopped"],
-            **({f"best_{spec.search.metric}": best.value} if best else {}),
-            **_wall_metrics(plan, wall),
-        },
-        tags={"dropattack.best_cell": best.trial.get("cell", "")} if best else {},
-    )
-    return SweepResult(
-        name=spec.name,
-        experiment=experiment,
-        tracking_uri=tracking.uri,
-        experiment_id=tracking.experiment_id,
-        parent_run_id=tracking.run_id,
-        counts=counts,
-        best=best.trial if best else None,
-        best_value=best.value if best else None,
-        best_n=best.n if best else 0,
-        best_by_task={
-            task: {"trial": b.trial, "value": b.value, "n": b.n}
-            for task, b in sorted(view.best_by_task.items())
-        },
-        metric=spec.search.metric,
-        interrupted=interrupted,
-        wall_seconds=wall,
-        trial_seconds=seconds,
-        concurrency=concurrency,
-        ui_command=tracking.ui_command(),
-        ui_url=tracking.ui_url(),
-    )

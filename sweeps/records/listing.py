@@ -1,7 +1,7 @@
 """A sweep's trial runs as a listing: one row per trial run, by its readable name.
 
 ``dropattack runs EXPERIMENT`` prints it; its run ids are what ``dropattack landscape`` takes.
-A row holds the trial's name (its MLflow run name, :func:`sweeps.names.trial_name`), status,
+A row holds the trial's name (its MLflow run name, :func:`sweeps.specs.names.trial_name`), status,
 seed, the sweep's selection metric and the test metric, the time split (``train_seconds``,
 ``setup_seconds``, ``trial_seconds``), the cell key and, for a failed trial, its error.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sweeps.report.collect import RunRecord, SweepRuns
+from sweeps.records.collect import RunRecord, SweepRuns
 
 __all__ = ["TrialRow", "listing_json", "listing_lines", "trial_rows"]
 

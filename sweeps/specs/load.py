@@ -1,8 +1,8 @@
-"""A spec file in, a validated :class:`~sweeps.spec.Spec` out, its grid expanded.
+"""A spec file in, a validated :class:`~sweeps.specs.spec.Spec` out, its grid expanded.
 
-:mod:`sweeps.spec` validates a spec's data and :mod:`sweeps.space` expands it into trials; this
-module reads the YAML (safely, refusing duplicate keys) and does both, so that an empty grid or
-a repeated cell fails when the file is loaded, before anything runs. Data flows one way:
+:mod:`sweeps.specs.spec` validates a spec's data and :mod:`sweeps.specs.space` expands it into
+trials; this module reads the YAML (safely, refusing duplicate keys) and does both, so that an empty
+grid or a repeated cell fails when the file is loaded, before anything runs. Data flows one way:
 spec -> space -> here.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from sweeps.space import expand_grid
-from sweeps.spec import SPEC_DIR, Spec, SpecError, parse_spec, spec_names
+from sweeps.specs.space import expand_grid
+from sweeps.specs.spec import SPEC_DIR, Spec, SpecError, parse_spec, spec_names
 
 __all__ = ["find_spec_file", "load_spec"]
 

@@ -17,9 +17,9 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps import progress
-from sweeps.space import DefineByRun
-from sweeps.spec import Spec
+from sweeps.execution import progress
+from sweeps.specs.space import DefineByRun
+from sweeps.specs.spec import Spec
 
 __all__ = ["FailAwareOptunaSearch", "RecordingASHA", "scheduler", "search_alg"]
 

@@ -7,13 +7,13 @@ not (eps, p, seed, learning rate). One caveat is the paper's own: ``p = 0`` or `
 removes a target, so such a trial really costs fewer passes and is its own shape.
 
 :func:`make_plan` calibrates one trial per shape on the target (this machine, or through Ray a
-node of the cluster with the trial's own resources; :mod:`sweeps.calibrate`), within a time
+node of the cluster with the trial's own resources; :mod:`sweeps.cost.calibrate`), within a time
 budget: a shape that does not fit is scaled from a measured shape of the same task (by passes
 and steps) or left unpredicted, and the plan says which. It then simulates the sweep's own
-trial order on the concurrency the sweep would get (:func:`sweeps.forecast.list_schedule`),
+trial order on the concurrency the sweep would get (:func:`sweeps.cost.forecast.list_schedule`),
 start-up included. ``gpus: auto`` and ``cpus: auto`` choose a trial's resources from measured
-throughput (:func:`choose_gpus`, :func:`choose_cpus`). Like :mod:`sweeps.calibrate`, this module
-imports neither Ray, MLflow, Optuna nor pydantic until a plan of a spec needs them, so a GPU
+throughput (:func:`choose_gpus`, :func:`choose_cpus`). Like :mod:`sweeps.cost.calibrate`, this
+module imports neither Ray, MLflow, Optuna nor pydantic until a plan of a spec needs them, so a GPU
 machine with torch alone can use :func:`choose_gpus` (``bench/gpu_plan.py``).
 """
 
@@ -26,11 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sweeps.calibrate import Calibration, Probe
-from sweeps.forecast import Forecast, list_schedule
+from sweeps.cost.calibrate import Calibration, Probe
+from sweeps.cost.forecast import Forecast, list_schedule
 
 if TYPE_CHECKING:
-    from sweeps.spec import Spec
+    from sweeps.specs.spec import Spec
 
 __all__ = [
     "AUTO",
@@ -249,7 +249,7 @@ class Plan:
 
     def summary(self) -> str:
         """One line: trials, trial-hours, device-hours, wall time, concurrency."""
-        from sweeps.progress import format_duration
+        from sweeps.cost.forecast import format_duration
 
         wall = self.wall_seconds
         unknown = f" ({self.unpredicted} trials unpredicted)" if self.unpredicted else ""
@@ -309,13 +309,13 @@ class Plan:
 def plan_trials(spec: Spec) -> tuple[list[dict[str, Any]], bool]:
     """The sweep's trials in order (a grid's own list; for TPE/random, ``num_samples`` random
     draws of the space, seeded by the spec) and whether they are draws."""
-    from sweeps.space import expand_grid
+    from sweeps.specs.space import expand_grid
 
     if spec.search.algorithm == "grid":
         return expand_grid(spec), False
     import optuna
 
-    from sweeps.space import DefineByRun
+    from sweeps.specs.space import DefineByRun
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = DefineByRun(spec)
@@ -346,7 +346,7 @@ def group_shapes(trials: Sequence[Mapping[str, Any]], device: str = "cpu") -> li
 
 
 class LocalTarget:
-    """Calibrates in this process (and :func:`sweeps.calibrate.probe`'s subprocesses)."""
+    """Calibrates in this process (and :func:`sweeps.cost.calibrate.probe`'s subprocesses)."""
 
     name = "this machine"
 
@@ -365,14 +365,14 @@ class LocalTarget:
         return RAY_START_SECONDS + WORKER_START_SECONDS
 
     def calibrate(self, trial: dict[str, Any], budget: float, threads: int) -> Calibration:
-        from sweeps.calibrate import calibrate
+        from sweeps.cost.calibrate import calibrate
 
         return calibrate(trial, budget=budget, threads=threads)
 
     def probe(
         self, trial: dict[str, Any], k: int, threads: int, window: float, timeout: float = 600.0
     ) -> Probe:
-        from sweeps.calibrate import probe
+        from sweeps.cost.calibrate import probe
 
         try:
             return probe(trial, k, threads=threads, window=window, timeout=timeout)
@@ -386,10 +386,10 @@ class RayTarget:
     def __init__(self, address: str) -> None:
         import ray
 
-        from sweeps.driver import _check_ray_address, _init_ray
+        from sweeps.cluster.connect import check_address, init_ray
 
-        _check_ray_address(address)
-        _init_ray(address)
+        check_address(address)
+        init_ray(address)
         self.address = address
         self.name = f"Ray at {address}"
         res = ray.cluster_resources()
@@ -466,9 +466,9 @@ def _remote_calibrate(
 
     import torch
 
-    from sweeps.calibrate import calibrate
+    from sweeps.cost.calibrate import calibrate
 
-    importlib.import_module("sweeps.trainable")  # what a Tune trial worker pays once
+    importlib.import_module("sweeps.execution.trainable")  # what a Tune trial worker pays once
     c = calibrate({**trial, "device": "cuda" if gpus else "cpu"}, budget=budget, threads=threads)
     memory = torch.cuda.get_device_properties(0).total_memory if gpus else 0
     # "seconds" is the calibration alone: the rest of the round trip is the worker's start.
@@ -482,7 +482,7 @@ def _remote_probe(
     error = _node_check(gpus)
     if error:
         return error
-    from sweeps.calibrate import probe
+    from sweeps.cost.calibrate import probe
 
     device = "cuda" if gpus else "cpu"
     p = probe({**trial, "device": device}, k, threads=threads, window=window, timeout=timeout)
@@ -572,7 +572,7 @@ def make_plan(
 
     Raises:
         PlanError: GPUs asked where there are none, a node without CUDA, a failed probe.
-        sweeps.store.UnreachableError: the Ray address does not answer.
+        sweeps.records.store.UnreachableError: the Ray address does not answer.
     """
     say = status or (lambda _line: None)
     clock = _Budget(float(budget))

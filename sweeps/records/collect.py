@@ -17,9 +17,9 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
-from sweeps.selection import DEFAULT_METRIC, DEFAULT_MODE
-from sweeps.space import canonical_cell
-from sweeps.tracking import CHECKPOINT_ARTIFACT, TAG
+from sweeps.records.selection import DEFAULT_METRIC, DEFAULT_MODE
+from sweeps.records.tracking import CHECKPOINT_ARTIFACT, TAG
+from sweeps.specs.space import canonical_cell
 
 __all__ = [
     "CHECKPOINT_ARTIFACT",
@@ -71,7 +71,7 @@ class RunRecord:
     @property
     def cell(self) -> str:
         """The configuration key without the seed: the contract's tag (as
-        :func:`~sweeps.space.cell_key` writes it now, whichever version wrote it), else built
+        :func:`~sweeps.specs.space.cell_key` writes it now, whichever version wrote it), else built
         from params."""
         tag = self.tags.get(TAG["cell"])
         if tag:
@@ -80,7 +80,7 @@ class RunRecord:
 
     @property
     def name(self) -> str:
-        """The configuration's readable name (:func:`sweeps.names.config_name`): the
+        """The configuration's readable name (:func:`sweeps.specs.names.config_name`): the
         ``dropattack.name`` tag, else the run name without its seed, else the cell key."""
         tag = self.tags.get(TAG["name"])
         if tag:

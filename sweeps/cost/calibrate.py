@@ -10,13 +10,13 @@ peak memory: the CUDA allocator's peak on a GPU, the process's resident memory o
 (sampled every 5 ms). :meth:`Calibration.trial_seconds` extrapolates the whole trial.
 
 :func:`probe` runs ``k`` calibrations at once in separate processes (``python -m
-sweeps.calibrate``), released together after their set-up, and counts training steps in one
+sweeps.cost.calibrate``), released together after their set-up, and counts training steps in one
 shared window: the throughput behind ``gpus: auto`` and ``cpus: auto``.
 
 Nothing here imports Ray, MLflow, Optuna or pydantic: a GPU machine with only torch,
 tokenizers, numpy and scipy runs it (``bench/gpu_run.py``).
 
->>> from sweeps.calibrate import calibrate
+>>> from sweeps.cost.calibrate import calibrate
 >>> c = calibrate("digits-lenet5", method="dropattack", k=3, budget=5)  # doctest: +SKIP
 >>> c.passes, round(c.trial_seconds())  # doctest: +SKIP
 (7, 4)
@@ -426,13 +426,13 @@ def probe(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "sweeps.calibrate"],
+            [sys.executable, "-m", "sweeps.cost.calibrate"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=str(Path(__file__).resolve().parents[1]),
+            cwd=str(Path(__file__).resolve().parents[2]),
         )
         for _ in range(k)
     ]
@@ -500,7 +500,7 @@ def _last_line(text: str) -> str:
 
 
 def _serve() -> int:
-    """``python -m sweeps.calibrate``: one request line in, ``ready``, wait for a line, one
+    """``python -m sweeps.cost.calibrate``: one request line in, ``ready``, wait for a line, one
     JSON line out (the :class:`Calibration`)."""
     request = json.loads(sys.stdin.readline())
 

@@ -1,6 +1,6 @@
 """Sweeps on a Slurm allocation: check, then submit the batch script with ``sbatch``.
 
-The batch script (:data:`SCRIPT`, ``sweeps/slurm.sbatch``; users copy and edit it) builds a
+The batch script (:data:`SCRIPT`, ``sweeps/cluster/slurm.sbatch``; users copy and edit it) builds a
 Ray cluster over the allocation, runs ``dropattack sweep``, stops it gracefully before the
 time limit and requeues itself so that the next run resumes it. This module is the login
 node's half, behind ``dropattack submit SPEC --slurm``: everything that can fail without a
@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweeps.redact import uri_credentials
-from sweeps.spec import Spec
-from sweeps.store import probe, sqlite_uri
+from sweeps.cluster.redact import uri_credentials
+from sweeps.records.store import probe, sqlite_uri
+from sweeps.specs.spec import Spec
 
 __all__ = ["SCRIPT", "SlurmError", "SlurmSweep", "job_environment", "resolve", "submit"]
 
@@ -107,7 +107,7 @@ def submit(
     """Check the MLflow store, then ``sbatch`` the batch script; returns the job id.
 
     Raises:
-        sweeps.store.UnreachableError: the MLflow server does not answer (nothing submitted).
+        UnreachableError: the MLflow server does not answer (nothing submitted).
         SlurmError: no ``sbatch``, no such script, or sbatch refused the job.
     """
     if uri_credentials(sweep.mlflow_uri):

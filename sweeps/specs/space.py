@@ -1,4 +1,4 @@
-"""Search spaces from a :class:`~sweeps.spec.Spec`: the grid's trials, or an Optuna space.
+"""Search spaces from a :class:`~sweeps.specs.spec.Spec`: the grid's trials, or an Optuna space.
 
 A *trial* here is a plain dict (what Ray Tune carries in a trial's config): the fields of
 ``sweeps.trial.TrialConfig`` with every default filled in, plus
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sweeps.names import trial_name
-from sweeps.spec import AXES, METHOD_FIELDS, Range, Spec, SpecError, TrialFields, meta_model
+from sweeps.specs.names import trial_name
+from sweeps.specs.spec import AXES, METHOD_FIELDS, Range, Spec, SpecError, TrialFields, meta_model
 
 __all__ = [
     "DefineByRun",
@@ -399,7 +399,7 @@ def _choices(values: Sequence[Any]) -> str:
 
 def describe_trials(spec: Spec) -> list[str]:
     """What ``--dry-run`` prints: a grid's trials (one line each: index, passes per step and
-    the trial's readable name, :func:`sweeps.names.trial_name`), or a sampled space."""
+    the trial's readable name, :func:`sweeps.specs.names.trial_name`), or a sampled space."""
     if spec.search.algorithm != "grid":
         head = (
             f"{spec.name}: {spec.search.algorithm} search, {spec.search.num_samples} trials, "

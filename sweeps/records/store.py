@@ -1,6 +1,6 @@
 """Where a sweep's MLflow records go: tracking URIs and a fail-fast check that they answer.
 
-Kept apart from :mod:`sweeps.tracking` so that the driver can check its URI before it
+Kept apart from :mod:`sweeps.records.tracking` so that the driver can check its URI before it
 imports MLflow (about a second), which it then does while Ray starts.
 """
 

@@ -26,9 +26,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from sweeps.forecast import Forecast
-from sweeps.names import config_name, trial_name
-from sweeps.selection import exact_mean, select
+from sweeps.cost.forecast import Forecast, format_duration
+from sweeps.records.selection import exact_mean, select
+from sweeps.specs.names import config_name, trial_name
 
 __all__ = [
     "Best",
@@ -37,12 +37,11 @@ __all__ = [
     "SweepProgress",
     "attach",
     "display_name",
-    "format_duration",
     "record_stop",
     "trial_state",
 ]
 
-#: Keys the trainable puts in a trial's last result (see :mod:`sweeps.trainable`).
+#: Keys the trainable puts in a trial's last result (see :mod:`sweeps.execution.trainable`).
 COMPLETED, FAILED = "completed", "failed"
 
 
@@ -61,15 +60,6 @@ def trial_state(trial: Any, stopped: set[str], earlier: set[str]) -> str:
             return "done"
         return "stopped" if trial.trial_id in stopped | earlier else "pending"
     return "running" if trial.status == "RUNNING" else "pending"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    return (
-        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-    )
 
 
 @dataclass
@@ -111,7 +101,7 @@ class Running:
 
 
 def display_name(trial: Any) -> str:
-    """A Tune trial's readable name (:func:`sweeps.names.trial_name`), else its id."""
+    """A Tune trial's readable name (:func:`sweeps.specs.names.trial_name`), else its id."""
     cfg = (trial.config or {}).get("trial") or {}
     return trial_name(cfg) if "task" in cfg and "seed" in cfg else str(trial.trial_id)
 
@@ -128,7 +118,7 @@ class SweepProgress:
             trial; without it, plain lines: one per ended trial, and an ``epoch i/n`` line
             per running trial at most every ``line_interval`` seconds.
         clock: seconds on a monotonic clock (tests pass their own).
-        forecast: the plan's predictions (:class:`sweeps.forecast.Forecast`): an ETA from
+        forecast: the plan's predictions (:class:`sweeps.cost.forecast.Forecast`): an ETA from
             the first second, corrected as trials end; without it the ETA waits for the
             first trial to end.
     """
@@ -302,7 +292,7 @@ class SweepProgress:
         """Rank configurations (cells) by their mean over seeds, not single lucky trials."""
         entry = self._by_cell.setdefault(cfg.get("cell", trial_id), ([], cfg, trial_id))
         entry[0].append(value)
-        # the report's rule (sweeps.selection): the same configuration, ties included
+        # the report's rule (sweeps.records.selection): the same configuration, ties included
         cell = select(((k, e[0]) for k, e in self._by_cell.items()), self.mode)
         values, best_cfg, best_id = self._by_cell[cell]
         self.best = Best(exact_mean(values), best_cfg, best_id, len(values))

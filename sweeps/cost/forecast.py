@@ -10,10 +10,11 @@ predictions, corrected by how long the trials that ended actually took.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Forecast", "list_schedule"]
+__all__ = ["Forecast", "format_duration", "list_schedule"]
 
 
 def list_schedule(
@@ -116,3 +117,13 @@ class Forecast:
             durations += [self.default * scale] * unknown
         start = max(0.0, self.startup - elapsed)
         return list_schedule(durations, self.slots, busy, start)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``M:SS`` or ``H:MM:SS``; ``?`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )

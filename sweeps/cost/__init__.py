@@ -1,0 +1,1 @@
+"""What a sweep costs before it runs: cost shapes, calibration, the list-schedule forecast."""
