@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test lint format bench clean
+# pytest-xdist workers for `make test`: the suite mostly waits on real services (Ray, MLflow,
+# Slurm), so more workers than cores keep the cores busy (see README, "Tests").
+WORKERS ?= 3
+
+.PHONY: quickstart test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +22,12 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/python -m tests.debian
+	$(BIN)/pytest -q -n $(WORKERS) --durations=15
+
+# The inner loop: everything that needs no real service (no Ray, MLflow server, browser, Slurm).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n 2 -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

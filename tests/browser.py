@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.debian import ensure
+
 #: The flags every headless run uses (as root, without network side trips).
 FLAGS = (
     "--headless",
@@ -32,23 +34,10 @@ class BrowserUnavailable(RuntimeError):
 
 
 def find_chromium() -> str:
-    """Debian's ``chromium``, installed with apt-get when missing (the test setup)."""
-    exe = shutil.which("chromium")
-    if exe:
-        return exe
-    try:
-        subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            check=True,
-            capture_output=True,
-            timeout=900,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        raise BrowserUnavailable(
-            f"chromium is not installed and `apt-get install chromium` failed: {e}"
-        ) from None
+    """Debian's ``chromium`` (:mod:`tests.debian` installs it when missing)."""
+    why = ensure("chromium")
+    if why:
+        raise BrowserUnavailable(why)
     exe = shutil.which("chromium")
     if not exe:
         raise BrowserUnavailable("apt-get installed chromium but no `chromium` is on PATH")

@@ -1,12 +1,21 @@
 """Shared fixtures: a real ``mlflow server`` process, a real local Ray, a switchable TCP relay,
-headless Chromium.
+headless Chromium; and how the suite is split across parallel workers.
 
 Everything runs on 127.0.0.1 with free ports and temporary folders, and is torn down after
 the session.
+
+``make test`` runs the suite on several pytest-xdist workers. A test that shares a fixture
+of its module with its neighbours, or a cluster of the session (:data:`SHARED_CLUSTERS`), runs
+on the same worker as they do, so each is built once (:func:`worker_group`). Tests
+start longest first (:data:`LONGEST_FIRST`), so that the long ones overlap and none is left
+alone at the end. A test that needs a real service (Ray, an MLflow server, PostgreSQL,
+Chromium, Slurm, a cluster) is marked ``slow``; ``make test-fast`` runs the others.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import selectors
 import signal
@@ -17,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +40,101 @@ if sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
 
 VENV_BIN = Path(sys.executable).parent
+
+#: MLflow 3's server starts a pool of job runners (GenAI evaluation jobs) that no test uses:
+#: nine processes and seconds of CPU at each server start. Every server the tests start
+#: inherits this.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+#: Test modules that share one cluster of the session: they run on one worker, one after the
+#: other, so it is built once (``ray_cluster``, ``postgres`` and ``mlflow_pg``).
+SHARED_CLUSTERS = {
+    "tests/cluster/test_faults.py": "ray-cluster",
+    "tests/cluster/test_plan_cluster.py": "ray-cluster",
+}
+#: Fixtures that start a real service: the tests using them are ``slow``.
+SERVICE_FIXTURES = frozenset(
+    {"ray_local", "ray_cluster", "mlflow_server", "mlflow_pg", "postgres", "chromium", "relay"}
+)
+#: Folders and files whose tests are all ``slow`` (clusters, Slurm, the GPU script's toy run).
+SLOW_PATHS = ("tests/cluster/", "tests/test_gpu_run.py")
+#: What to start first, longest first (measured on 2 cores; only the order counts, and a
+#: test not listed starts after these). A stale entry costs time, never a result.
+LONGEST_FIRST = (
+    "tests/cluster/test_slurm.py",
+    "tests/cluster/test_faults.py",
+    "tests/cluster/test_plan_cluster.py",
+    "tests/test_gpu_run.py",
+    "tests/cluster/test_submit.py",
+    "tests/cluster/test_docker_scripts.py",
+    "tests/sweeps/test_driver.py::test_interrupted_sweep_resumes_with_every_cell_exactly_once",
+    "tests/sweeps/test_cli_sweep.py",
+    "tests/sweeps/test_report_confirm.py",
+    "tests/sweeps/test_mlflow_ui.py",
+    "tests/sweeps/test_report_extension.py",
+    "tests/sweeps/test_report_sweep.py",
+    "tests/sweeps/test_plan.py",
+    "tests/sweeps/test_driver.py",
+    "tests/sweeps/test_report_effects.py",
+    "tests/cluster/test_compose.py",
+)
+_LASTING_SCOPES = frozenset({"module", "package", "session"})
+
+
+@functools.cache
+def _has_lasting_fixture(module: str) -> bool:
+    """Whether the test module defines a fixture that outlives one test (read from its source,
+    as the scheduler sees only node ids)."""
+    path = ROOT / module
+    if not path.is_file():
+        return False
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("fixture"):
+            for kw in node.keywords:
+                if kw.arg == "scope" and getattr(kw.value, "value", None) in _LASTING_SCOPES:
+                    return True
+    return False
+
+
+def worker_group(nodeid: str) -> str:
+    """The unit one worker runs: a shared cluster's modules, a module whose fixtures outlive a
+    test, else the test alone."""
+    module = nodeid.split("::")[0]
+    if module in SHARED_CLUSTERS:
+        return SHARED_CLUSTERS[module]
+    return module if _has_lasting_fixture(module) else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Workers get whole groups (:func:`worker_group`) in collection order (longest first).
+
+    pytest-xdist's own ``--dist loadgroup`` reads ``xdist_group`` marks through a node-id
+    suffix that pytest 9.2 no longer keeps (pytest-xdist issue 1386), so the groups are made
+    here, from the node ids the scheduler is given.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    config.option.loadscopereorder = False  # keep LONGEST_FIRST, not the largest group first
+    return GroupScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW_PATHS) or SERVICE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+    def rank(item: pytest.Item) -> int:
+        for i, prefix in enumerate(LONGEST_FIRST):
+            if item.nodeid.startswith(prefix):
+                return i
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: a module's tests keep their order
 
 
 @pytest.fixture(autouse=True)

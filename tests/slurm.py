@@ -1,7 +1,7 @@
 """A real single-node Slurm for the tests: ``munged``, ``slurmctld`` and ``slurmd`` of our own.
 
-Debian's ``slurm-wlm`` and ``munge`` are installed with apt-get when missing (as root, like
-the PostgreSQL and Chromium fixtures). Everything lives in a temp folder: a fresh munge key
+Debian's ``slurm-wlm`` and ``munge`` come from :mod:`tests.debian` (installed before the tests,
+or by the fixture when missing). Everything lives in a temp folder: a fresh munge key
 and socket, a generated ``slurm.conf`` (free ports, state and spool folders, logs). It
 declares ``nodes`` Slurm nodes ``n1``, ``n2``, ... on this machine, each its own ``slurmd``
 (Debian builds Slurm with multiple-slurmd support) with its share of the CPUs, so that a job
@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.debian import ensure
 from tests.netutil import free_ports
 from tests.procutil import kill_group
 
@@ -37,25 +38,9 @@ class SlurmUnavailable(RuntimeError):
 
 
 def _install() -> None:
-    missing = [d for d in DAEMONS if shutil.which(d, path="/usr/sbin:/usr/bin:/sbin") is None]
-    if not missing:
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise SlurmUnavailable(f"{', '.join(missing)} missing and apt-get cannot run as this user")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        done = subprocess.run(
-            f"apt-get update -q && apt-get install -y -q {' '.join(PACKAGES)}",
-            shell=True,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-        )
-    except subprocess.TimeoutExpired:
-        raise SlurmUnavailable("apt-get install slurm-wlm munge took over 15 minutes") from None
-    if done.returncode != 0:
-        raise SlurmUnavailable(f"apt-get install slurm-wlm munge failed: {done.stderr[-500:]}")
+    why = ensure(*PACKAGES)
+    if why:
+        raise SlurmUnavailable(why)
 
 
 class SlurmCluster:

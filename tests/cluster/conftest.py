@@ -25,12 +25,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.debian import ensure
 from tests.netutil import free_ports, wait_http
 from tests.procutil import Proc, descendants, kill_group, kill_now, processes
 
@@ -83,27 +84,12 @@ def _as_postgres() -> list[str]:
 
 def _postgres_bin() -> tuple[Path | None, str]:
     """PostgreSQL's bin folder (installing Debian's package if we may), or why not."""
+    why = ensure("postgresql")
+    if why:
+        return None, why
     found = sorted(glob.glob(f"{PG_BIN_GLOB}/initdb"))
     if not found:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            return None, "PostgreSQL is not installed and apt-get cannot run as this user"
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        try:
-            done = subprocess.run(
-                "apt-get update -q && apt-get install -y -q postgresql",
-                shell=True,
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=900,
-            )
-        except subprocess.TimeoutExpired:
-            return None, "apt-get install postgresql took more than 15 minutes"
-        if done.returncode != 0:
-            return None, f"apt-get install postgresql failed: {done.stderr.strip()[-500:]}"
-        found = sorted(glob.glob(f"{PG_BIN_GLOB}/initdb"))
-        if not found:
-            return None, f"apt-get installed postgresql but no {PG_BIN_GLOB}/initdb"
+        return None, f"apt-get installed postgresql but no {PG_BIN_GLOB}/initdb"
     return Path(found[-1]).parent, ""
 
 
@@ -330,13 +316,19 @@ class RayCluster:
             ],
         )  # fmt: skip
 
-    def add_worker(self, num_cpus: int = 1) -> RayNode:
+    def add_worker(self, num_cpus: int = 1, extra: Sequence[str] = ()) -> RayNode:
         self._count += 1
         node = self._start(
-            f"worker{self._count}", [f"--address={self.address}", f"--num-cpus={num_cpus}"]
+            f"worker{self._count}",
+            [f"--address={self.address}", f"--num-cpus={num_cpus}", *extra],
         )
         self.workers.append(node)
         return node
+
+    def remove(self, node: RayNode) -> None:
+        """Stop a worker node (a test's own, on the shared cluster) and forget it."""
+        self.kill(node)
+        self.workers = [w for w in self.workers if w is not node]
 
     def live_workers(self) -> list[RayNode]:
         table = processes()
@@ -370,10 +362,11 @@ class RayCluster:
             kill_now(below)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
-    """A Ray head (0 CPUs) and two 1-CPU worker nodes on 127.0.0.1; tests that kill a worker
-    get a fresh one by :meth:`RayCluster.ensure_workers`."""
+    """A Ray head (0 CPUs) and two 1-CPU worker nodes on 127.0.0.1, one for the session (the
+    tests using it run on one worker: ``SHARED_FIXTURES`` in tests/conftest.py); tests that
+    kill a worker get a fresh one by :meth:`RayCluster.ensure_workers`."""
     if not Path("/proc/self/stat").is_file():
         pytest.skip("the fault tests find Ray's processes in /proc, which this system lacks")
     # Short path: Ray's unix sockets live under it (107-character limit).

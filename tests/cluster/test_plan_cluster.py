@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def gpu_node(ray_cluster: RayCluster) -> RayCluster:
-    """The module's cluster plus a 1-CPU node declaring one GPU (this machine has none)."""
-    ray_cluster._count += 1
-    node = ray_cluster._start(
-        f"worker{ray_cluster._count}",
-        [f"--address={ray_cluster.address}", "--num-cpus=1", "--num-gpus=1"],
-    )
-    ray_cluster.workers.append(node)
-    return ray_cluster
+def gpu_node(ray_cluster: RayCluster) -> Iterator[RayCluster]:
+    """The session's cluster, two 1-CPU workers, plus a 1-CPU node declaring one GPU (this
+    machine has none) for this module's tests; the node is gone afterwards."""
+    ray_cluster.ensure_workers(2)
+    node = ray_cluster.add_worker(num_cpus=1, extra=["--num-gpus=1"])
+    try:
+        yield ray_cluster
+    finally:
+        ray_cluster.remove(node)
 
 
 def _plan(cluster: RayCluster, *args: str) -> subprocess.CompletedProcess:

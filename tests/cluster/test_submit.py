@@ -746,7 +746,7 @@ def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_s
     tmp_path: Path,
 ) -> None:
     """docs/cluster.md once passed a ``requirements.txt`` the repository does not have."""
-    docs = (ROOT / "docs" / "ray_jobs.md").read_text()
+    docs = (ROOT / "docs" / "cluster.md").read_text()
     for name in re.findall(r"--requirements ([\w./-]+\.txt)", docs):
         assert (ROOT / name).is_file() or f"docker/requirements.py > {name}" in docs, name
     made = subprocess.run(

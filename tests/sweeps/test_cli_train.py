@@ -161,6 +161,7 @@ def test_train_logs_one_flat_mlflow_run(capsys, tmp_path, monkeypatch):
     assert (tmp_path / "mlruns").is_dir()
 
 
+@pytest.mark.slow  # a whole training, timed
 def test_quickstart_command_reaches_090_test_accuracy_within_a_minute():
     env = {**os.environ, "DROPATTACK_THREADS": "1"}  # the test machine's cores are shared
     t0 = time.perf_counter()

@@ -356,6 +356,7 @@ def _new_modules(step: str, address: str = "") -> set[str]:
     return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow  # starts Ray
 @pytest.mark.parametrize("where", ["local", "address"])
 def test_ray_init_and_the_import_thread_never_import_the_same_module(where, request):
     """The driver imports Tune, MLflow and the trainable in a thread while ``ray.init`` runs

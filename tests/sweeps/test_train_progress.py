@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Whole trainings in subprocesses on a pseudo-terminal: not the inner loop (make test-fast).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = ["train", "digits-lenet5", "--epochs", "2", "--train-size", "400", "--batch-size", "8"]
 HEAVY = ("ray", "mlflow", "optuna", "pydantic")
