@@ -45,6 +45,8 @@ VENV_BIN = Path(sys.executable).parent
 #: nine processes and seconds of CPU at each server start. Every server the tests start
 #: inherits this.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+#: Ray would try to send usage statistics out of this machine from every Ray the tests start.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 #: Test modules that share one cluster of the session: they run on one worker, one after the
 #: other, so it is built once (``ray_cluster``, ``postgres`` and ``mlflow_pg``).

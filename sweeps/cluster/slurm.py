@@ -1,6 +1,6 @@
 """Sweeps on a Slurm allocation: check, then submit the batch script with ``sbatch``.
 
-The batch script (:data:`SCRIPT`, ``sweeps/cluster/slurm.sbatch``; users copy and edit it) builds a
+The batch script (:data:`SCRIPT`, ``sweeps/slurm.sbatch``; users copy and edit it) builds a
 Ray cluster over the allocation, runs ``dropattack sweep``, stops it gracefully before the
 time limit and requeues itself so that the next run resumes it. This module is the login
 node's half, behind ``dropattack submit SPEC --slurm``: everything that can fail without a
@@ -27,7 +27,7 @@ from sweeps.specs.spec import Spec
 __all__ = ["SCRIPT", "SlurmError", "SlurmSweep", "job_environment", "resolve", "submit"]
 
 #: The batch script shipped with the project.
-SCRIPT = Path(__file__).with_name("slurm.sbatch")
+SCRIPT = Path(__file__).resolve().parents[1] / "slurm.sbatch"
 
 
 class SlurmError(RuntimeError):

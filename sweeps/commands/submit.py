@@ -106,8 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--script",
         type=existing_file,
         metavar="FILE",
-        help="with --slurm: your edited copy of the batch script "
-        "(default: sweeps/cluster/slurm.sbatch)",
+        help="with --slurm: your edited copy of the batch script (default: sweeps/slurm.sbatch)",
     )
     parser.add_argument(
         "--follow",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +51,13 @@ from sweeps.specs.names import config_name, trial_name
 from sweeps.trial import TrialConfig, TrialResult, ran_params, run_trial
 
 __all__ = ["CHECKPOINT_STATE", "DETERMINISTIC_ERRORS", "run_name", "trainable", "trial_params"]
+
+#: Seconds a worker that Tune reuses for the next trial (``reuse_actors``) waits for the trial
+#: it stopped (ASHA, or the sweep stopping) to close its MLflow run. Ray's default, 2 s, is
+#: less than that takes on a busy node; the next trial then fails with "Could not re-use
+#: actor". Read by Tune in this worker process, so it is set where the trainable is imported.
+THREAD_TIMEOUT_ENV = "TUNE_FUNCTION_THREAD_TIMEOUT_S"
+os.environ.setdefault(THREAD_TIMEOUT_ENV, "60")
 
 CHECKPOINT_STATE = "state.pt"
 CHECKPOINT_TRACKING = "mlflow.json"

@@ -125,7 +125,7 @@ def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
 
 def test_python_m_sweeps_cli_prints_usage_errors_as_one_line(tmp_path):
     """``python -m sweeps.cli`` runs the module as ``__main__``; its errors must still be the
-    one-line messages of ``sweeps.cli.UsageError``, not tracebacks."""
+    one-line messages of ``sweeps.commands.UsageError``, not tracebacks."""
     proc = subprocess.run(
         [sys.executable, "-m", "sweeps.cli", "sweep", "quickstart", "--resume"]
         + ["--runs-dir", str(tmp_path)],
