@@ -61,15 +61,10 @@ def _imports(module: str) -> Iterator[tuple[str, str | None, int]]:
                 base = ".".join([*parts, base] if base else parts)
             for alias in node.names:
                 full = f"{base}.{alias.name}"
-                yield (
-                    (full, None, node.lineno)
-                    if full in MODULES
-                    else (
-                        base,
-                        alias.name,
-                        node.lineno,
-                    )
-                )
+                if full in MODULES:  # ``from package import module``
+                    yield full, None, node.lineno
+                else:
+                    yield base, alias.name, node.lineno
 
 
 def _owner(name: str) -> str | None:
