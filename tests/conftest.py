@@ -53,6 +53,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 SHARED_CLUSTERS = {
     "tests/cluster/test_faults.py": "ray-cluster",
     "tests/cluster/test_plan_cluster.py": "ray-cluster",
+    "tests/cluster/test_scale.py": "ray-cluster",
 }
 #: Fixtures that start a real service: the tests using them are ``slow``.
 SERVICE_FIXTURES = frozenset(

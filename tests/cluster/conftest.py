@@ -17,7 +17,6 @@ every Ray on the machine, other tests' included).
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import secrets
 import shutil
@@ -26,183 +25,42 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.debian import ensure
-from tests.netutil import free_ports, wait_http
+from tests.netutil import free_ports
 from tests.procutil import Proc, descendants, kill_group, kill_now, processes
+from tests.services import (
+    MlflowService,
+    Postgres,
+    ServiceError,
+    ServiceUnavailable,
+    postgres_server,
+    tail,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.is_file() else f"({path} is empty)"
 
 
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-@dataclass
-class Postgres:
-    bin: Path
-    root: Path
-    port: int
-    user: str = "mlflow"
-    password: str = field(default_factory=lambda: secrets.token_hex(12))
-    database: str = "mlflow"
-
-    @property
-    def url(self) -> str:
-        """SQLAlchemy URL of the test database (psycopg2 driver)."""
-        return (
-            f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/"
-            f"{self.database}"
-        )
-
-    @property
-    def dsn(self) -> str:
-        """libpq connection string of the test database (for psycopg2)."""
-        return (
-            f"host=127.0.0.1 port={self.port} dbname={self.database} user={self.user} "
-            f"password={self.password}"
-        )
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-
-def _as_postgres() -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run its tools as the ``postgres`` user."""
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-
-def _postgres_bin() -> tuple[Path | None, str]:
-    """PostgreSQL's bin folder (installing Debian's package if we may), or why not."""
-    why = ensure("postgresql")
-    if why:
-        return None, why
-    found = sorted(glob.glob(f"{PG_BIN_GLOB}/initdb"))
-    if not found:
-        return None, f"apt-get installed postgresql but no {PG_BIN_GLOB}/initdb"
-    return Path(found[-1]).parent, ""
-
-
-def _run(cmd: list[str], what: str, timeout: float = 120) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        pytest.fail(f"{what} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL server of our own on 127.0.0.1 with database ``mlflow``."""
-    pg_bin, reason = _postgres_bin()
-    if pg_bin is None:
-        pytest.skip(f"no PostgreSQL for the fault tests: {reason}")
-    # Under /tmp, readable by the postgres user (pytest's temp folders are root-only).
-    root = Path(tempfile.mkdtemp(prefix="da-pg-", dir="/tmp"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    (port,) = free_ports(1)
-    pg = Postgres(pg_bin, root, port)
-    pwfile = root / "pw"
-    pwfile.write_text(pg.password)
-    if os.geteuid() == 0:
-        shutil.chown(pwfile, "postgres", "postgres")
-    as_pg = _as_postgres()
-    started = False
     try:
-        _run(
-            [
-                *as_pg, str(pg_bin / "initdb"), "-D", str(pg.data), "-U", "postgres",
-                "-E", "UTF8", "--no-sync", "--auth-local=trust",
-                "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
-            ],
-            "initdb",
-        )  # fmt: skip
-        options = (
-            f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off"
-        )
-        _run(
-            [
-                *as_pg, str(pg_bin / "pg_ctl"), "-D", str(pg.data), "-l", str(root / "log"),
-                "-w", "-t", "60", "-o", options, "start",
-            ],
-            "pg_ctl start",
-        )  # fmt: skip
-        started = True
-        _run(
-            [
-                *as_pg, str(pg_bin / "psql"), "-h", str(root), "-p", str(port), "-U", "postgres",
-                "-d", "postgres", "-v", "ON_ERROR_STOP=1",
-                "-c", f"CREATE ROLE {pg.user} LOGIN PASSWORD '{pg.password}'",
-                "-c", f"CREATE DATABASE {pg.database} OWNER {pg.user}",
-            ],
-            "creating the mlflow role and database",
-        )  # fmt: skip
-        yield pg
-    finally:
-        if started:
-            subprocess.run(
-                [*as_pg, str(pg_bin / "pg_ctl"), "-D", str(pg.data), "-m", "fast", "-w", "stop"],
-                capture_output=True,
-                timeout=60,
-            )
-        shutil.rmtree(root, ignore_errors=True)
+        with postgres_server() as pg:
+            yield pg
+    except ServiceUnavailable as e:
+        pytest.skip(f"for the fault tests: {e}")
+    except ServiceError as e:
+        pytest.fail(str(e))
 
 
 # --------------------------------------------------------------------------- MLflow
-
-
-class MlflowService:
-    """``mlflow server`` on a fixed port of 127.0.0.1 that can be stopped and started again."""
-
-    def __init__(self, backend: str, root: Path) -> None:
-        self.backend = backend
-        self.root = root
-        (self.port,) = free_ports(1)
-        self.log = root / "mlflow.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 180) -> None:
-        cmd = [
-            str(VENV_BIN / "mlflow"), "server",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", self.backend,
-            "--serve-artifacts", "--artifacts-destination", str(self.root / "artifacts"),
-        ]  # fmt: skip
-        # Background job runners are not needed and would compete for the 2 cores.
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        if not wait_http(f"{self.uri}/health", timeout, self.proc):
-            self.stop()
-            pytest.fail(f"mlflow server did not come up on {self.uri}:\n{tail(self.log)}")
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, as a service manager does) and wait until it is gone."""
-        if self.proc is None:
-            return
-        kill_group(self.proc.pid)
-        self.proc.wait(timeout=30)
-        self.proc = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +72,10 @@ def mlflow_pg(
     A test may stop and restart it; it is running again when the test ends.
     """
     service = MlflowService(postgres.url, tmp_path_factory.mktemp("mlflow-pg"))
-    service.start()
+    try:
+        service.start()
+    except ServiceError as e:
+        pytest.fail(str(e))
     try:
         yield service
     finally:

@@ -1,0 +1,66 @@
+"""The scale benchmark's cases at a small size, on the real services: ``bench/scale.py`` itself.
+
+- driver: 200 trivial trials through the real driver on the session's multi-node Ray, logging to
+  ``mlflow server`` on PostgreSQL; stopped by SIGTERM half-way and resumed; every trial is
+  recorded exactly once, FINISHED;
+- tracking: 16 simulated trials logging at once to that server, every value read back;
+- report: ``dropattack report`` over a 300-run store reads every run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = ROOT / "bench" / "scale.py"
+
+
+def _bench(args: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(SCALE), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
+    assert len(rows) == 1, done.stdout
+    return rows[0]
+
+
+@pytest.mark.timeout(900)
+def test_driver_records_every_trial_once_across_a_stop_and_resume(ray_cluster, mlflow_pg):
+    row = _bench(
+        ["driver", "--trials", "200", "--algorithm", "grid", "--address", ray_cluster.address]
+        + ["--mlflow-uri", mlflow_pg.uri],
+        env=ray_cluster.env,
+    )
+    assert row["interrupted"], row  # the first driver was stopped by its SIGTERM ...
+    assert 100 <= row["stopped_at"] < 200, row  # ... half-way, and the second finished it
+    assert (row["recorded"], row["duplicates"], row["missing"]) == (200, 0, 0), row
+    assert row["not_finished"] == 0, row
+    assert row["state_saves"] > 0 and row["state_kb"] > 0, row
+    assert row["resume_s"] is not None and row["resume_s"] > 0, row
+
+
+@pytest.mark.timeout(600)
+def test_sixteen_writers_lose_nothing(mlflow_pg):
+    row = _bench(
+        ["tracking", "--writers", "16", "--procs", "2", "--epochs", "2"]
+        + ["--epoch-seconds", "1", "--artifact-kb", "64", "--mlflow-uri", mlflow_pg.uri]
+    )
+    assert (row["trials_ok"], row["failed"], row["lost"]) == (16, 0, 0), row
+    assert row["log_batch_p50_ms"] > 0 and row["log_artifact_p99_ms"] > 0, row
+
+
+@pytest.mark.timeout(600)
+def test_report_reads_every_run():
+    row = _bench(["report", "--runs", "300"])
+    assert row["runs_read"] == 300, row
