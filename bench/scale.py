@@ -474,26 +474,48 @@ def run_writers(
     }
 
 
-def _verify(uri: str, trials: list[dict[str, Any]], artifact_kb: int) -> int:
-    """Values that did not come back as logged (params, every epoch, final, artifacts)."""
+def _same_param(logged: str | None, value: Any) -> bool:
+    """A param as MLflow holds it (a string; ``0`` for ``0.0``) against the value logged."""
+    if logged is None:
+        return False
+    if isinstance(value, float):
+        return float(logged) == value
+    return logged == str(value)
+
+
+def _verify(uri: str, trials: list[dict[str, Any]], artifact_kb: int) -> list[str]:
+    """What did not come back as logged (params, every epoch, final, artifacts, status)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    lost = 0
+    lost: list[str] = []
     for t in trials:
-        run = client.get_run(t["run_id"])
+        rid = t["run_id"]
+        run = client.get_run(rid)
         if run.info.status != "FINISHED":
-            lost += 1
-        for k, v in t["params"].items():
-            lost += run.data.params.get(k) != str(v)
+            lost.append(f"{rid}: status {run.info.status}")
+        lost += [
+            f"{rid}: param {k} {run.data.params.get(k)!r} != {v!r}"
+            for k, v in t["params"].items()
+            if not _same_param(run.data.params.get(k), v)
+        ]
         for key in ("train_loss", "val_acc", "val_f1"):
-            got = {m.step: m.value for m in client.get_metric_history(t["run_id"], key)}
-            lost += sum(got.get(h["epoch"]) != h[key] for h in t["history"])
-        for k, v in t["final"].items():
-            lost += run.data.metrics.get(k) != v
-        sizes = {a.path: a.file_size for a in client.list_artifacts(t["run_id"], "checkpoint")}
-        lost += sizes.get("checkpoint/best.pt") != artifact_kb * 1024
-        lost += not any(a.path == "history.json" for a in client.list_artifacts(t["run_id"]))
+            got = {m.step: m.value for m in client.get_metric_history(rid, key)}
+            lost += [
+                f"{rid}: {key}@{h['epoch']} {got.get(h['epoch'])} != {h[key]}"
+                for h in t["history"]
+                if got.get(h["epoch"]) != h[key]
+            ]
+        lost += [
+            f"{rid}: {k} {run.data.metrics.get(k)} != {v}"
+            for k, v in t["final"].items()
+            if run.data.metrics.get(k) != v
+        ]
+        sizes = {a.path: a.file_size for a in client.list_artifacts(rid, "checkpoint")}
+        if sizes.get("checkpoint/best.pt") != artifact_kb * 1024:
+            lost.append(f"{rid}: checkpoint/best.pt {sizes}")
+        if not any(a.path == "history.json" for a in client.list_artifacts(rid)):
+            lost.append(f"{rid}: history.json")
     return lost
 
 
@@ -544,8 +566,11 @@ def case_tracking(writers: int, uri: str, args: argparse.Namespace) -> dict[str,
         "trials_ok": len(trials),
         "failed": failed,
         "errors": sum(errors.values()),
-        "lost": _verify(uri, trials, args.artifact_kb),
     }
+    lost = _verify(uri, trials, args.artifact_kb)
+    row["lost"] = len(lost)
+    if lost:
+        row["lost_examples"] = lost[:5]
     for k, xs in seconds.items():
         if xs:
             row[f"{k}_p50_ms"] = _ms(statistics.median(xs))
