@@ -99,7 +99,9 @@ def init_ray(address: str | None) -> None:
         if address and address != "local":
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            # "local": a Ray of its own, even where another Ray runs on this machine (a
+            # bare ray.init() would join that one, or refuse num_cpus for it).
+            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except ConnectionError as e:
         raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
 
