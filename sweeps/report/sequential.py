@@ -110,33 +110,38 @@ def boundaries(fractions: Sequence[float], alpha: float) -> np.ndarray:
 
 
 #: Null paths behind :func:`t_boundaries` (its Monte Carlo error on the level: about
-#: sqrt(alpha / PATHS), 0.0005 at alpha 0.05) and their fixed seed.
-PATHS = 200_000
+#: sqrt(alpha / PATHS), 0.0002 at alpha 0.05) and their fixed seed.
+PATHS = 1_000_000
 _PATHS_SEED = 20_211
+#: A look whose spending would stop fewer paths than this takes the z boundary's nominal
+#: level read off Student's t instead (the alpha it spends is too small to matter).
+_MIN_CROSSING = 100
 
 
 @functools.lru_cache(maxsize=64)
 def _t_boundaries(seeds: tuple[int, ...], max_seeds: int, alpha: float) -> tuple[float, ...]:
-    cum = np.r_[0.0, spent(np.minimum(seeds, max_seeds) / max_seeds, alpha)]
+    fractions = np.minimum(seeds, max_seeds) / max_seeds
+    cum = np.r_[0.0, spent(fractions, alpha)]
+    z = boundaries(fractions, alpha)
     rng = np.random.default_rng(_PATHS_SEED)
     total, squares = np.zeros(PATHS), np.zeros(PATHS)
     alive = np.ones(PATHS, dtype=bool)
     out, before = [], 0
     for k, n in enumerate(seeds):
-        x = rng.standard_normal((PATHS, n - before))
-        total += x.sum(axis=1)
-        squares += (x**2).sum(axis=1)
+        # m new standard normal differences, by their sum and the squares about their mean
+        m = n - before
+        part = math.sqrt(m) * rng.standard_normal(PATHS)
+        total += part
+        squares += part**2 / m + (rng.chisquare(m - 1, PATHS) if m > 1 else 0.0)
         before = n
         mean = total / n
-        t = np.abs(mean) / np.sqrt((squares - n * mean**2) / (n - 1) / n)
-        free = np.sort(t[alive])[::-1]
+        t = np.abs(mean) / np.sqrt(np.maximum(squares - n * mean**2, 0.0) / (n - 1) / n)
         cross = int(round(PATHS * (cum[k + 1] - cum[k])))
-        if cross <= 0:
-            crit = float(free[0]) * (1 + 1e-9)
-        elif cross >= len(free):
-            crit = 0.0
+        if cross < _MIN_CROSSING:
+            crit = float(special.stdtrit(n - 1, special.ndtr(z[k])))
         else:
-            crit = float((free[cross - 1] + free[cross]) / 2)
+            free = np.sort(t[alive])[::-1]
+            crit = 0.0 if cross >= len(free) else float((free[cross - 1] + free[cross]) / 2)
         out.append(crit)
         alive &= t < crit
     return tuple(out)
@@ -152,7 +157,9 @@ def t_boundaries(seeds: Sequence[int], max_seeds: int, alpha: float) -> np.ndarr
     seeds it wrongly excludes 0 in 5.3% of rows instead of 5%. So the boundaries are found on
     the t statistics themselves: :data:`PATHS` paths of standard normal differences (the
     statistic's null distribution does not depend on the spread), and at each look the |t|
-    that the spending increment's share of the paths not yet stopped exceeds. A look's
+    that the spending increment's share of the paths not yet stopped exceeds (a look that
+    spends too little for the paths to resolve, such as the first of a few, takes the z
+    boundary's nominal level read off Student's t). A look's
     boundary depends only on the looks before it (the paths are drawn look by look from a
     fixed seed), so a later, unplanned look does not move an earlier one.
     """
