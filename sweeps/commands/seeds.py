@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from typing import TYPE_CHECKING
 
 from sweeps.commands.argtypes import add_store_flags, positive_int, resolve_tracking_uri, seconds
@@ -100,11 +101,16 @@ def _calibrator(sweep: SweepRuns, budget: float):
         )
         try:
             plan = make_plan(spec, budget=budget)
-        except PlanError:
+        except (PlanError, ValueError) as e:
+            print(f"seeds: could not calibrate the unpriced arms: {e}", file=sys.stderr)
             return {}
         predicted = plan.predicted()
-        trials, _ = plan_trials(spec)
-        return {t["cell"]: predicted[t["key"]] for t in trials if t["key"] in predicted}
+        trials, _ = plan_trials(spec)  # one per entry (one seed), in the cells' order
+        return {
+            c.key: predicted[t["key"]]
+            for c, t in zip(cells, trials, strict=True)
+            if t["key"] in predicted
+        }
 
     return calibrate
 

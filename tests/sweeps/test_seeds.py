@@ -19,6 +19,7 @@ from mlflow.entities import Metric, Param
 from scipy import stats
 
 from sweeps import cli
+from sweeps.specs.space import cell_key
 
 JSON_ROW = {
     "row",
@@ -217,3 +218,48 @@ def test_a_digits_sweep_end_to_end(ray_local, tmp_path, capsys):
         assert row["trials_to_add"] == 0
     assert data["total_trials_to_add"] == row["trials_to_add"]
     assert math.isfinite(data["total_device_hours"])
+
+
+def test_arms_without_recorded_seconds_are_priced_by_calibration(tmp_path, capsys):
+    """The row's trials recorded no time: the plan's calibration prices them (digits)."""
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp_id = client.create_experiment("seeds-cal", artifact_location=(tmp_path / "a").as_uri())
+    parent = client.create_run(
+        exp_id, tags={"dropattack.role": "sweep", "dropattack.paper_table": "table10"}
+    ).info.run_id
+    common = {"task": "digits-lenet5", "method": "dropattack", "eps": 5.0, "train_size": 200,
+              "epochs": 1}  # fmt: skip
+
+    def trial(p: float, acc: float, seed: int, timed: bool) -> None:
+        params = {**common, "attack": "Input", "p": p}
+        cell = cell_key({**common, "attack": ["Input"], "p": p})
+        run = client.create_run(
+            exp_id,
+            tags={
+                "mlflow.parentRunId": parent,
+                "dropattack.role": "trial",
+                "dropattack.paper_table": "table10",
+                "dropattack.cell": cell,
+            },
+        )
+        metrics = [Metric("test_acc", acc / 100, 0, 0), Metric("val_acc", 0.9, 0, 0)]
+        metrics += [Metric("train_seconds", SECONDS, 0, 0)] if timed else []
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[Param(k, str(v)) for k, v in {**params, "seed": seed}.items()],
+        )
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+    for seed, (b, d) in enumerate(zip(BASE[7.0], DIFFS[7.0], strict=True)):
+        trial(0.0, b, seed, timed=True)
+        trial(0.7, b + d, seed, timed=False)
+    argv = ["seeds", "seeds-cal", "--mlflow-uri", client.tracking_uri, "--budget", "5"]
+    assert cli.main([*argv, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    added = row["trials_to_add"] // 2
+    assert row["verdict"] == "not shown" and added > 0
+    recorded = added * SECONDS / 3600  # the baseline's part, at its recorded 30 s
+    assert row["device_hours"] > recorded  # the row's part, calibrated, is on top
+    assert cli.main(argv) == 0
+    assert "(1 arms priced by calibration)" in capsys.readouterr().out
