@@ -28,6 +28,7 @@ COMMANDS = {
     "sweep": "run a sweep spec on Ray Tune, tracked in MLflow",
     "confirm": "rerun a sweep's selected configurations on new seeds",
     "report": "a sweep's results beside the paper's tables",
+    "seeds": "the seeds each row's verdict needs, and what they cost",
     "runs": "list a sweep's trial runs with their names and ids",
     "landscape": "loss landscapes around trained runs' weights",
     "submit": "send a sweep to a Ray cluster as a Ray Job, or to Slurm",

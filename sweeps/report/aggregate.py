@@ -9,9 +9,10 @@ Measured values are converted to % (accuracy/F1 metrics) before they meet the pa
 
 Each task's best configuration is *selected on validation*: the highest mean over seeds of the
 sweep's selection metric (:mod:`sweeps.records.selection`, the rule the sweep's live view uses), and
-reported on the test metric. Its difference to the baseline comes with a Welch 95% interval,
-the raw two-sided p-value and the Holm-adjusted one over every configuration of the task that
-was compared with a baseline (any of them could have been selected). A confirmation sweep
+reported on the test metric. Its difference to the baseline comes with a 95% interval (paired
+t on the per-seed differences when the arms share at least three seeds, else Welch's), the
+raw two-sided p-value and the Holm-adjusted one over every configuration of the task that was
+compared with a baseline (any of them could have been selected). A confirmation sweep
 (``dropattack confirm``) measures the selected configuration again on fresh seeds.
 """
 
@@ -31,6 +32,7 @@ from sweeps.report.paper import PaperValue
 
 __all__ = [
     "DIFFERENT_SCALE",
+    "MIN_PAIRS",
     "NO_VERDICT",
     "CellStats",
     "Comparison",
@@ -42,6 +44,8 @@ __all__ = [
     "group_cells",
     "holm",
     "metric_scale",
+    "paired_stats",
+    "pairs_of",
     "pareto",
     "selected",
     "verdict",
@@ -50,6 +54,9 @@ __all__ = [
 ]
 
 NO_VERDICT = "n=1, no verdict"
+#: A row and its baseline sharing at least this many seeds are tested on their per-seed
+#: differences (paired t); with fewer, Welch's test of the two arms.
+MIN_PAIRS = 3
 #: The absolute verdict of a row trained on other data than the paper's, instead of
 #: "not reproduced": its absolute number says nothing about the paper's (its effect does).
 DIFFERENT_SCALE = "different scale"
@@ -223,13 +230,24 @@ def group_cells(
 
 @dataclass(frozen=True)
 class Difference:
-    """One configuration minus its baseline, in the report unit, with Welch's test."""
+    """One configuration minus its baseline, in the report unit, with the test used.
+
+    ``test``: ``paired`` (Student's t on the per-seed differences of the ``n_pairs`` seeds
+    both arms ran; ``value`` is their mean) or ``welch`` (the two arms as independent
+    samples). ``correlation``: Pearson's r between the arms over the shared seeds (None with
+    fewer than :data:`MIN_PAIRS` of them or a constant arm).
+    """
 
     value: float
-    ci95: tuple[float, float] | None = None  # Welch 95% interval of the difference
+    ci95: tuple[float, float] | None = None  # 95% interval of the difference
     t: float | None = None
     pvalue: float | None = None  # two-sided, unadjusted
     note: str = ""
+    test: str = "welch"
+    n_pairs: int = 0
+    correlation: float | None = None
+    df: float | None = None
+    se: float | None = None
 
 
 def welch_stats(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
@@ -251,16 +269,63 @@ def welch_stats(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, f
     return t, float(2 * special.stdtr(df, -abs(t))), df, se
 
 
-def difference(cell: CellStats, baseline: CellStats) -> Difference:
-    """``cell.mean - baseline.mean`` with Welch's t-test and its 95% confidence interval."""
+def paired_stats(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
+    """Student's t of the mean of ``a[i] - b[i]`` (``scipy.stats.ttest_rel``): (t, two-sided
+    p, df, standard error)."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean = statistics.fmean(d)
+    se = math.sqrt(math.fsum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
+    df = float(len(d) - 1)
+    if se == 0.0:
+        t = math.copysign(math.inf, mean) if mean else math.nan
+        return t, (0.0 if mean else math.nan), df, 0.0
+    t = mean / se
+    return t, float(2 * special.stdtr(df, -abs(t))), df, se
+
+
+def pairs_of(cell: CellStats, baseline: CellStats) -> tuple[list[float], list[float]]:
+    """The two arms' values on the seeds both ran once each, in the baseline's seed order."""
+    mine = {s: v for s, v in zip(cell.seeds, cell.values, strict=True) if cell.seeds.count(s) == 1}
+    a, b = [], []
+    for s, v in zip(baseline.seeds, baseline.values, strict=True):
+        if s and s in mine and baseline.seeds.count(s) == 1:
+            a.append(mine[s])
+            b.append(v)
+    return a, b
+
+
+def _correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
+    if len(a) < 2 or statistics.pstdev(a) == 0 or statistics.pstdev(b) == 0:
+        return None
+    return float(statistics.correlation(a, b))
+
+
+def difference(cell: CellStats, baseline: CellStats, shift: float = 0.0) -> Difference:
+    """``cell`` minus ``baseline`` with its test and 95% confidence interval.
+
+    Paired t on the per-seed differences when the arms share at least :data:`MIN_PAIRS`
+    seeds, else Welch's test of the means. ``shift``: the difference the p-value tests
+    (0: no effect; the paper's effect for :mod:`sweeps.report.effects`).
+    """
+    a, b = pairs_of(cell, baseline)
+    if len(a) >= MIN_PAIRS:
+        value = statistics.fmean(a) - statistics.fmean(b)
+        t, p, df, se = paired_stats([x - shift for x in a], b)
+        same = {"test": "paired", "n_pairs": len(a), "correlation": _correlation(a, b)}
+        if not math.isfinite(t):
+            note = "the per-seed differences have zero variance"
+            return Difference(value, None, t, p if math.isfinite(p) else None, note, **same)
+        half = float(special.stdtrit(df, 0.975)) * se
+        return Difference(value, (value - half, value + half), t, p, df=df, se=se, **same)
     value = cell.mean - baseline.mean
     if cell.n < 2 or baseline.n < 2:
-        return Difference(value, note="a t-test needs at least 2 runs on each side")
-    t, p, df, se = welch_stats(cell.values, baseline.values)
+        return Difference(value, note="a t-test needs at least 2 runs on each side", n_pairs=len(a))
+    t, p, df, se = welch_stats([v - shift for v in cell.values], baseline.values)
+    same = {"n_pairs": len(a)}
     if not math.isfinite(t):
-        return Difference(value, None, t, p if math.isfinite(p) else None, _ZERO_VARIANCE)
+        return Difference(value, None, t, p if math.isfinite(p) else None, _ZERO_VARIANCE, **same)
     half = float(special.stdtrit(df, 0.975)) * se
-    return Difference(value, (value - half, value + half), t, p)
+    return Difference(value, (value - half, value + half), t, p, df=df, se=se, **same)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -279,10 +344,10 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 class Comparison:
     """A task's configuration selected on validation, against its baseline, on the test metric.
 
-    ``pvalue`` is Welch's two-sided p-value as if the selected configuration had been the only
-    one; ``pvalue_adjusted`` is Holm's over the ``comparisons`` configurations of the task
-    compared with a baseline. ``test_best`` is the cell with the highest test mean (reading
-    the best off the test set would pick it).
+    ``pvalue`` is the two-sided p-value of its test (``diff.test``: paired or Welch) as if the
+    selected configuration had been the only one; ``pvalue_adjusted`` is Holm's over the
+    ``comparisons`` configurations of the task compared with a baseline. ``test_best`` is the
+    cell with the highest test mean (reading the best off the test set would pick it).
     """
 
     task: str

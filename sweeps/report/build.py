@@ -43,6 +43,7 @@ from sweeps.report.tables import (
     num,
     p_text,
     pareto_table,
+    test_text,
 )
 
 __all__ = ["ARTIFACT_DIR", "Report", "build_report", "default_out_dir", "parse_formats"]
@@ -127,7 +128,7 @@ def _summary(analysis: Analysis) -> list[str]:
 
 
 def _difference_text(diff: Difference, unit: str) -> str:
-    ci = f", 95% CI {ci_text(diff.ci95)} (Welch)" if diff.ci95 else ""
+    ci = f", 95% CI {ci_text(diff.ci95)} ({test_text(diff)})" if diff.ci95 else ""
     return f"difference {diff.value:+.2f}{' points' if unit else ''}{ci}"
 
 

@@ -1,7 +1,7 @@
 """Table 10 and Figure 4 read against the p = 0 row: each (ε, p) cell's measured effect.
 
 - :func:`effect_heatmap`: the effect of each cell against its baseline, annotated with its
-  Welch 95% interval and the paper's effect; colour diverging around 0, and cells whose
+  95% interval (paired or Welch) and the paper's effect; colour diverging around 0, and cells whose
   interval covers 0 (after Holm's adjustment: verdict ``not shown``) stay pale;
 - :func:`effect_figure4`: the effect against p, one line per ε, with 95% interval bars, the
   paper's effects dashed and 0 (the baseline) as a line.
@@ -38,7 +38,7 @@ class EffectGrid:
     eps: Sequence[float]
     p: Sequence[float]
     effect: np.ndarray
-    lo: np.ndarray  # Welch 95% interval (NaN without one)
+    lo: np.ndarray  # 95% interval, paired or Welch (NaN without one)
     hi: np.ndarray
     paper: np.ndarray  # the paper's effect (NaN where it has none)
     shown: np.ndarray  # bool: the interval excludes 0 after Holm's adjustment
@@ -192,7 +192,7 @@ def effect_figure4(grid: EffectGrid) -> bytes:
     ax.set_ylabel(f"effect against p = 0 ({grid.unit or 'metric'})")
     ax.set_title(
         (grid.title or "Effect against attack probability")
-        + "\none line per ε, bars: Welch 95% CI (dashed or ×: the paper's effects)",
+        + "\none line per ε, bars: 95% CI, paired or Welch (dashed or ×: the paper's effects)",
         fontsize=10,
     )
     ax.grid(alpha=0.3)
@@ -217,16 +217,16 @@ def effect_figures(analysis: Analysis) -> FigureSet:
                 f"effect-heatmap{suffix}.png",
                 effect_heatmap(grid),
                 f"Table 10 read against p = 0 ({task}): each cell's mean {analysis.metric} minus "
-                "its baseline's (the p = 0 cell), with the Welch 95% CI and the paper's effect; "
-                "cells whose CI covers 0 after Holm's adjustment over the cells measured "
-                "against that baseline stay pale.",
+                "its baseline's (the p = 0 cell), with the 95% CI (paired or Welch) and the "
+                "paper's effect; cells whose CI covers 0 after Holm's adjustment over the cells "
+                "measured against that baseline stay pale.",
             ),
             Figure(
                 f"figure4-effect{suffix}.png",
                 effect_figure4(grid),
                 f"Figure 4 read against p = 0 ({task}): the effect against the attack "
-                "probability p, one line per ε, bars the Welch 95% CI; dashed lines are the "
-                "paper's effects, the dotted line 0 (no effect).",
+                "probability p, one line per ε, bars the 95% CI (paired or Welch); dashed lines "
+                "are the paper's effects, the dotted line 0 (no effect).",
             ),
         ]
     return out

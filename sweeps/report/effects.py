@@ -7,17 +7,20 @@ against p = 0). The paper prints no standard deviations, so its *effects*, the d
 of its numbers, are what a reproduction can test at any scale. For each measured row with a
 baseline this module gives:
 
-- the measured effect: the difference of means against the row's baseline, with Welch's 95%
-  interval (:func:`sweeps.report.aggregate.difference`);
+- the measured effect against the row's baseline with its 95% interval
+  (:func:`sweeps.report.aggregate.difference`): the mean of the per-seed differences with a
+  paired t interval when the row and its baseline share at least three seeds (a seed fixes a
+  trial's initialisation, batch order and masks, so the arms are paired by it), else the
+  difference of means with Welch's interval;
 - the paper's effect: the same difference of the paper's numbers;
 - a verdict (:func:`effect_verdict`): ``reproduced``, ``smaller``, ``not shown`` or
   ``opposite``.
 
 Multiplicity: the rows measured against one baseline cell are one family. Whether the interval
-"excludes 0" is decided by the Holm-adjusted p-value of Welch's test of a zero difference (the
-report's adjustment, :func:`sweeps.report.aggregate.holm`), and whether it "excludes the
-paper's effect" by the Holm-adjusted p-value of Welch's test of a difference equal to the
-paper's, both at 0.05. With one row in the family these are exactly the ends of the 95%
+"excludes 0" is decided by the Holm-adjusted p-value of the row's test (paired or Welch) of a
+zero difference (the report's adjustment, :func:`sweeps.report.aggregate.holm`), and whether
+it "excludes the paper's effect" by the Holm-adjusted p-value of the same test of a difference
+equal to the paper's, both at 0.05. With one row in the family these are exactly the ends of the 95%
 interval.
 
 Scale (:class:`Scale`): what data each task ran on (from the trial runs' params), beside the
@@ -27,7 +30,6 @@ reads ``different scale`` instead of ``not reproduced``, and the effect verdict 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,7 +42,6 @@ from sweeps.report.aggregate import (
     difference,
     holm,
     metric_scale,
-    welch_stats,
 )
 from sweeps.report.match import Matcher, dataset_of, param_int
 
@@ -102,8 +103,8 @@ def effect_verdict(
 class Effect:
     """One measured row against its baseline in the same paper table, in the report unit.
 
-    ``pvalue_holm``: Welch's p of a zero difference, Holm-adjusted over the ``family`` rows
-    measured against the same baseline. ``paper_pvalue_holm``: Welch's p of a difference equal
+    ``pvalue_holm``: the row's test's p of a zero difference, Holm-adjusted over the ``family`` rows
+    measured against the same baseline. ``paper_pvalue_holm``: its p of a difference equal
     to the paper's effect, Holm-adjusted over the rows of that family with a paper effect.
     """
 
@@ -256,11 +257,9 @@ def _paper_effect(matcher: Matcher, metric: str, cell: CellStats) -> float | Non
 
 
 def _shifted_pvalue(cell: CellStats, base: CellStats, shift: float) -> float | None:
-    """Welch's two-sided p-value of ``mean(cell) - mean(base) == shift``."""
-    if cell.n < 2 or base.n < 2:
-        return None
-    _, p, _, se = welch_stats([v - shift for v in cell.values], base.values)
-    return p if se > 0 and math.isfinite(p) else None
+    """The two-sided p-value of ``difference == shift`` by the row's test (paired or Welch)."""
+    d = difference(cell, base, shift)
+    return d.pvalue if d.ci95 is not None and d.pvalue is not None else None
 
 
 def _holm_by(families: Sequence[str | None], pvalues: Sequence[float | None]) -> list:

@@ -28,6 +28,7 @@ from sweeps.report.tables import (
     p_text,
     plain,
     signed,
+    test_text,
     varying_params,
 )
 
@@ -44,10 +45,17 @@ ALPHA_TEXT = f"{ALPHA:g}"
 #: How the multiplicity adjustment enters the verdicts (stated in the report and the README).
 HOLM_RULE = (
     f"Rows measured against one baseline are one family. 'The CI excludes 0' means the "
-    f"Holm-adjusted p-value of Welch's test of a zero difference is below {ALPHA_TEXT}; 'the "
-    f"CI excludes the paper's effect' means the Holm-adjusted p-value of Welch's test of a "
+    f"Holm-adjusted p-value of the row's test of a zero difference is below {ALPHA_TEXT}; 'the "
+    f"CI excludes the paper's effect' means the Holm-adjusted p-value of the same test of a "
     f"difference equal to the paper's is below {ALPHA_TEXT} (the same adjustment the "
     "report's p-values use). With one row in a family these are the ends of the 95% CI shown."
+)
+#: Which test a row's interval comes from (stated in the report and the README).
+TEST_RULE = (
+    "A row and its baseline that share at least 3 seeds are tested on their per-seed "
+    "differences (paired t; the seed fixes initialisation, batch order and masks, so the arms "
+    "move together, and r is the correlation between them); otherwise the arms are tested as "
+    "independent samples (Welch's t)."
 )
 VERDICT_RULE = (
     "Effect verdicts: reproduced — the CI excludes 0 and holds the paper's effect, or lies "
@@ -136,7 +144,7 @@ def summary_blocks(analysis: Analysis) -> list:
     """The reproduction summary at the top of the report."""
     return [
         render.Heading("Reproduction summary"),
-        render.Bullets([*summary_lines(analysis), VERDICT_RULE, HOLM_RULE]),
+        render.Bullets([*summary_lines(analysis), VERDICT_RULE, HOLM_RULE, TEST_RULE]),
     ]
 
 
@@ -194,13 +202,14 @@ def effects_table(analysis: Analysis) -> Table:
             "baseline",
             "baseline mean ± std (n)",
             "effect",
-            "95% CI (Welch)",
+            "95% CI",
+            "test (pairs, r)",
             "p (Holm, rows vs this baseline)",
             "paper effect",
             "p vs paper effect (Holm)",
             "verdict",
         ],
-        caption=f"{VERDICT_RULE} {HOLM_RULE}",
+        caption=f"{VERDICT_RULE} {HOLM_RULE} {TEST_RULE}",
     )
     effects = analysis.effects or EffectSet()
     for e in effects.rows:
@@ -213,6 +222,7 @@ def effects_table(analysis: Analysis) -> Table:
                 plain(f"{mean_std(e.baseline)} ({e.baseline.n})"),
                 plain(signed(e.value), bold=True),
                 plain(ci_text(e.ci95)),
+                plain(test_text(e.diff)),
                 plain(f"{p_text(e.pvalue_holm)} (m={e.family})"),
                 plain(signed(e.paper_effect)),
                 plain(p_text(e.paper_pvalue_holm)),
@@ -224,6 +234,9 @@ def effects_table(analysis: Analysis) -> Table:
 
 _CELL_KEYS = (
     "effect",
+    "effect_test",
+    "n_pairs",
+    "arm_correlation",
     "effect_ci95",
     "paper_effect",
     "effect_verdict",
@@ -243,6 +256,9 @@ def cell_json(analysis: Analysis, cell: CellStats) -> dict:
     return {
         "effect": e.value,
         "effect_ci95": None if e.ci95 is None else [e.ci95[0], e.ci95[1]],
+        "effect_test": e.diff.test,
+        "n_pairs": e.diff.n_pairs,
+        "arm_correlation": e.diff.correlation,
         "paper_effect": e.paper_effect,
         "effect_verdict": e.verdict,
         "effect_baseline": e.baseline.key,

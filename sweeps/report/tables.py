@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sweeps.report import paper
-from sweeps.report.aggregate import NO_VERDICT, CellStats, Verdict
+from sweeps.report.aggregate import NO_VERDICT, CellStats, Difference, Verdict
 from sweeps.report.analysis import Analysis, Confirmation
 from sweeps.report.effects import Effect
 from sweeps.report.match import attack_set, dataset_of, param_float, param_int, table2_variant
@@ -30,6 +30,7 @@ __all__ = [
     "failures_table",
     "layout_tables",
     "pareto_table",
+    "test_text",
     "top_keys",
     "varying_params",
 ]
@@ -78,6 +79,14 @@ def selected_keys(analysis: Analysis) -> frozenset[str]:
 
 def p_text(p: float | None) -> str:
     return DASH if p is None else f"{p:.3g}"
+
+
+def test_text(diff: Difference) -> str:
+    """``paired (5, r = 0.62)`` or ``Welch``: the test a difference's interval comes from."""
+    if diff.test != "paired":
+        return "Welch"
+    r = DASH if diff.correlation is None else f"{diff.correlation:.2f}"
+    return f"paired ({diff.n_pairs}, r = {r})"
 
 
 def ci_text(ci: tuple[float, float] | None) -> str:
@@ -144,8 +153,8 @@ def _effect_of(analysis: Analysis, cells: Sequence[CellStats]) -> str:
 
 EFFECT_LEGEND = (
     "Effect: measured mean minus the mean of the row's baseline in the same paper table, "
-    "[Welch 95% CI] (the paper's difference): verdict, after Holm's adjustment over the rows "
-    "measured against that baseline (see 'The paper's effects')."
+    "[95% CI: paired t on shared seeds, else Welch] (the paper's difference): verdict, after "
+    "Holm's adjustment over the rows measured against that baseline (see 'The paper's effects')."
 )
 
 
@@ -506,7 +515,7 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
 def comparison_table(analysis: Analysis) -> Table:
     """Each task's configuration selected on validation against its baseline, on test."""
     table = Table(
-        title=f"Selected configuration vs baseline on {analysis.metric} (Welch's t-test)",
+        title=f"Selected configuration vs baseline on {analysis.metric} (paired or Welch's t-test)",
         header=[
             "task",
             f"selected (best mean {analysis.selection_metric})",
@@ -514,7 +523,7 @@ def comparison_table(analysis: Analysis) -> Table:
             "baseline",
             "baseline mean ± std (n)",
             "difference",
-            "95% CI (Welch)",
+            "95% CI (test)",
             "t",
             "p (raw)",
             "p (Holm)",
@@ -522,7 +531,9 @@ def comparison_table(analysis: Analysis) -> Table:
             "note",
         ],
         caption=(
-            "scipy.stats.ttest_ind(selected, baseline, equal_var=False), two-sided. The raw "
+            "Paired t on the per-seed differences when the selected configuration and its "
+            "baseline share at least 3 seeds (scipy.stats.ttest_rel), else "
+            "scipy.stats.ttest_ind(selected, baseline, equal_var=False); two-sided. The raw "
             "p-value treats the selected configuration as the only one tested; the Holm p-value "
             "adjusts it for every configuration of the task compared with a baseline (any of "
             "them could have been selected)."
@@ -538,7 +549,7 @@ def comparison_table(analysis: Analysis) -> Table:
                 plain(base.name if base else DASH),
                 plain(f"{mean_std(base)} ({base.n})" if base else DASH),
                 plain(num(c.difference)),
-                plain(ci_text(c.ci95)),
+                plain(f"{ci_text(c.ci95)} ({test_text(c.diff)})" if c.diff else DASH),
                 plain(num(c.t, 3)),
                 plain(p_text(c.pvalue)),
                 plain(p_text(c.pvalue_adjusted)),
@@ -552,14 +563,14 @@ def comparison_table(analysis: Analysis) -> Table:
 def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
     """The confirmed configurations against their baselines, on the fresh seeds only."""
     table = Table(
-        title=f"Confirmation on fresh seeds: {analysis.metric} (Welch's t-test)",
+        title=f"Confirmation on fresh seeds: {analysis.metric} (paired or Welch's t-test)",
         header=[
             "task",
             "configuration",
             "mean ± std (n)",
             "baseline mean ± std (n)",
             "difference",
-            "95% CI (Welch)",
+            "95% CI (test)",
             "p (raw)",
             "p (Holm, confirmed configurations)",
         ],
@@ -579,7 +590,7 @@ def confirmation_table(analysis: Analysis, confirmation: Confirmation) -> Table:
                     plain(f"{mean_std(r.cell)} ({r.cell.n})", bold=r.cell.key in chosen),
                     plain(f"{mean_std(r.baseline)} ({r.baseline.n})"),
                     plain(num(r.diff.value)),
-                    plain(ci_text(r.diff.ci95)),
+                    plain(f"{ci_text(r.diff.ci95)} ({test_text(r.diff)})"),
                     plain(p_text(r.diff.pvalue)),
                     plain(p_text(r.pvalue_adjusted)),
                 ]

@@ -197,17 +197,17 @@ def test_cells_means_stds_and_verdicts_match_an_independent_computation(report):
     assert verdicts[(5.0, 0.7)] == "different scale" and verdicts[(7.0, 0.7)] == "reproduced"
 
 
-def test_best_configuration_welch_test_against_the_p0_baseline(report):
+def test_best_configuration_paired_test_against_the_p0_baseline(report):
     (comparison,) = report.analysis.comparisons
     best, base = comparison.best, comparison.baseline
     assert (best.params["eps"], best.params["p"]) == ("7.0", "0.7")
     assert (base.params["eps"], base.params["p"]) == ("7.0", "0.0")  # p = 0 at the same eps
     a, b = np.array(ACCS[(7.0, 0.7)]) * 100, np.array(ACCS[(7.0, 0.0)]) * 100
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    d = a - b  # both arms ran seeds 0, 1, 2: the per-seed differences
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    assert comparison.diff.test == "paired" and comparison.diff.n_pairs == len(d)
     assert comparison.t == pytest.approx(t, rel=1e-9)
-    assert comparison.pvalue == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-6)
+    assert comparison.pvalue == pytest.approx(2 * stats.t.sf(abs(t), len(d) - 1), rel=1e-6)
 
 
 def test_pareto_set_is_the_non_dominated_cells(report):
@@ -303,7 +303,7 @@ def test_files_written_and_logged_to_the_parent_run(report, store):
     html = report.files["html"].read_text()
     assert html.count("data:image/png;base64,") == len(figures) and "src='heatmap.png'" not in html
     md = report.files["md"].read_text()
-    assert "![" in md and "(heatmap.png)" in md and "Welch" in md
+    assert "![" in md and "(heatmap.png)" in md and "paired (3, r = " in md
 
 
 def test_cli_report_writes_files_and_prints_summary(store, tmp_path, capsys):

@@ -285,13 +285,13 @@ def test_report_json_of_a_real_store_matches_an_independent_computation(tmp_path
     assert task["best_metric_std"] == pytest.approx(a.std(ddof=1), abs=1e-9)
     assert task["baseline_metric_mean"] == pytest.approx(b.mean(), abs=1e-9)
     assert task["difference"] == pytest.approx(a.mean() - b.mean(), abs=1e-9)
-    va, vb = a.var(ddof=1) / d.seeds, b.var(ddof=1) / d.seeds
-    df = (va + vb) ** 2 / (va**2 / (d.seeds - 1) + vb**2 / (d.seeds - 1))
-    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
-    assert task["ci95"] == pytest.approx([a.mean() - b.mean() - half, a.mean() - b.mean() + half])
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    assert task["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-6)
-    raw = [stats.ttest_ind(test[i], b, equal_var=False).pvalue for i in range(1, d.configs + 1)]
+    # every cell ran the same seeds: paired t on the per-seed differences
+    diff = a - b
+    half = stats.t.ppf(0.975, d.seeds - 1) * diff.std(ddof=1) / math.sqrt(d.seeds)
+    assert task["ci95"] == pytest.approx([diff.mean() - half, diff.mean() + half])
+    t = diff.mean() / (diff.std(ddof=1) / math.sqrt(d.seeds))
+    assert task["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), d.seeds - 1), rel=1e-6)
+    raw = [stats.ttest_rel(test[i], b).pvalue for i in range(1, d.configs + 1)]
     rank = sorted(raw).index(raw[best - 1])
     want = max(min(1.0, (d.configs - j) * p) for j, p in enumerate(sorted(raw)[: rank + 1]))
     assert task["p_value_adjusted"] == pytest.approx(want, rel=1e-6)
