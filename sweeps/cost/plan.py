@@ -581,6 +581,9 @@ def make_plan(
     gpus = spec.resources.gpus if gpus_per_trial is None else gpus_per_trial
     cpus = spec.resources.cpus
     limit = max_concurrent or spec.resources.max_concurrent
+    if gpus == AUTO and not target.gpus:
+        say(f"gpus: auto: {target.name} has no GPU: trials run on CPU")
+        gpus = 0.0
     if gpus and not target.gpus:
         where = "this machine" if address is None else f"the cluster at {address}"
         raise PlanError(

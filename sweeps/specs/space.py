@@ -397,21 +397,26 @@ def _choices(values: Sequence[Any]) -> str:
     return " | ".join(_fmt(v) or "(default)" for v in values)
 
 
-def describe_trials(spec: Spec) -> list[str]:
-    """What ``--dry-run`` prints: a grid's trials (one line each: index, passes per step and
+def describe_trials(spec: Spec, gpus: float | str | None = None) -> list[str]:
+    """What ``--dry-run`` prints: a header (trials, where they run: ``gpus`` overrides the
+    spec's ``resources.gpus``), then a grid's trials (one line each: index, passes per step and
     the trial's readable name, :func:`sweeps.specs.names.trial_name`), or a sampled space."""
+    from sweeps.specs.placement import intended_placement
+
+    where = f"  where: {intended_placement(spec, gpus)}"
     if spec.search.algorithm != "grid":
         head = (
             f"{spec.name}: {spec.search.algorithm} search, {spec.search.num_samples} trials, "
             f"seed {spec.seeds[0]}, {spec.search.mode} {spec.search.metric}"
         )
         fixed = ", ".join(f"{k}={v}" for k, v in spec.defaults.fixed().items())
-        return [head, f"  fixed: {fixed}", *(f"  {line}" for line in describe_space(spec))]
+        return [head, where, f"  fixed: {fixed}", *(f"  {line}" for line in describe_space(spec))]
     trials = expand_grid(spec)
     cells = len({t["cell"] for t in trials})
     lines = [
         f"{spec.name}: grid, {len(trials)} trials ({cells} cells x {len(spec.seeds)} seeds), "
-        f"{spec.search.mode} {spec.search.metric}"
+        f"{spec.search.mode} {spec.search.metric}",
+        where,
     ]
     width = len(str(len(trials) - 1))
     for t in trials:

@@ -117,7 +117,9 @@ def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    assert out.startswith(f"tiny: 2 trials on Ray at {ray_local}, MLflow at sqlite:///"), out
+    assert out.startswith(
+        f"tiny: 2 trials on CPU, 1 CPU a trial, on Ray at {ray_local}, MLflow at sqlite:///"
+    ), out
     assert "tiny: 2 done" in out
     noise = [line for line in out.splitlines() if " INFO " in line or "[I 20" in line]
     assert not noise, noise
