@@ -119,6 +119,7 @@ def _summary(analysis: Analysis) -> list[str]:
         f"{sum(c.n for c in analysis.cells)} FINISHED runs into {len(analysis.cells)} "
         "configurations",
     ]
+    items += [f"Warning: {w}" for w in analysis.warnings]
     if analysis.failed:
         items.append(f"Failed runs: {len(analysis.failed)} (listed under 'Runs not aggregated')")
     if analysis.missing_metric:
@@ -276,6 +277,7 @@ def _as_json(analysis: Analysis) -> dict:
         "parent_run_id": analysis.sweep.parent.run_id,
         "paper_table": analysis.sweep.paper_table,
         "status_counts": analysis.sweep.status_counts(),
+        "warnings": analysis.warnings,
         "cells": [
             {
                 "key": c.key,
