@@ -281,3 +281,26 @@ def test_per_task_attack_sets_must_match_the_tasks(tmp_path):
     """
     msg = error_of(write(tmp_path, text))
     assert "space.attack.imdb-lstm: task 'imdb-lstm' is not run by this spec" in msg
+
+
+def test_a_typo_in_defaults_blames_the_typo_alone(tmp_path):
+    """``epoch: 1`` beside ``task``: the unknown key, not a missing task in every entry."""
+    text = textwrap.dedent(
+        """
+        name: typo
+        defaults: {task: digits-lenet5, epoch: 1}
+        trials:
+          - {method: standard}
+          - {method: dropattack, epohcs: 2}
+        resources: {cpus: 1, gpu: 1}
+        """
+    )
+    lines = error_of(write(tmp_path, text)).splitlines()
+    assert lines[0].startswith("3 errors in "), lines
+    assert [line.split(": ")[1] for line in lines[1:]] == ["defaults", "trials[1]", "resources"]
+    assert "unknown field(s) epoch;" in lines[1] and "task" not in lines[1].split(";")[0]
+    assert not any("no task" in line for line in lines)
+    # the rest is still checked: a bad value beside the typo is reported too
+    bad = text.replace("digits-lenet5", "nope")
+    lines = error_of(write(tmp_path, bad)).splitlines()
+    assert any(line.split(": ")[1] == "defaults.task" for line in lines[1:]), lines
