@@ -93,3 +93,13 @@ def test_no_refusal_when_trials_take_a_gpu_share() -> None:
     assert idle_gpus_problem(spec, 0.5, ["--gres=gpu:4"]) is None
     assert idle_gpus_problem(spec, 0, ["--gres=gpu:4"]) is not None
     assert idle_gpus_problem(spec, 0, ["--time=1:00:00"]) is None
+
+
+def test_dry_run_counts_say_seed_for_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sweep", "figure2", "--dry-run"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "(6 cells x 1 seed)" in head, head
+    assert cli.main(["sweep", "table10", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("table10: grid, 215 trials (49 cells x 5 seeds, less 30 that would")
+    assert out[2].startswith("  merged: 30 trials saved")

@@ -70,3 +70,16 @@ def test_mixed_datasets_keep_the_table_for_its_own() -> None:
     assert matcher.paper_value(digits) is None and matcher.paper_value(imdb) is not None
     assert matcher.is_baseline(digits) and matcher.is_baseline(imdb)
     assert fit_datasets(MATCHERS["generic"], ["digits"]) == (MATCHERS["generic"], "")
+
+
+def test_an_accuracy_interval_stays_within_0_and_100() -> None:
+    """Two seeds far apart near the top: Student's t interval would pass 100 %."""
+    params = {"task": "digits-lenet5", "method": "standard", "attack": ""}
+    runs = [_run(0, params, 0.86), _run(1, params, 0.995)]
+    (cell,) = analyze(_sweep(runs, ""), matcher_for("")).cells
+    lo, hi = cell.ci95
+    assert hi == 100.0 and 0.0 < lo < cell.mean
+    half = cell.mean - lo
+    assert half > 100.0 - cell.mean  # the unclipped upper end would be above 100
+    (val,) = analyze(_sweep(runs, ""), matcher_for(""), metric="val_acc").cells
+    assert val.bounds == (0.0, 100.0)
