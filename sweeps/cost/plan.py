@@ -120,8 +120,8 @@ class Shape:
     def describe(self) -> str:
         f = self.fields
         parts = [f["task"], f["method"]]
-        if f.get("attacked"):
-            parts.append("+".join(f["attacked"]))
+        if f.get("attacked"):  # named as the sweep names them: by the task's aliases
+            parts.append("+".join(self.example.get("attack") or f["attacked"]))
         for name in ("k", "groups", "epochs", "train_size", "batch_size"):
             if f.get(name) is not None:
                 parts.append(f"{name}={f[name]}")

@@ -214,3 +214,10 @@ def test_gpus_auto_is_the_cpu_where_there_is_no_gpu(tmp_path):
     assert plan.device == "cpu" and plan.gpus_per_trial == 0.0
     assert "gpus: auto: this machine has no GPU: trials run on CPU" in said
     assert "CPU-hours" in plan.summary()
+
+
+def test_shapes_are_named_by_alias_as_the_sweep_names_trials():
+    shapes = group_shapes(expand_grid(load_spec("table3")))
+    names = [s.describe() for s in shapes]
+    assert "imdb-lstm dropattack Embedding+Lstm.ih.w k=3 groups=paper train_size=100" in names
+    assert not any("weight" in n for n in names), names
