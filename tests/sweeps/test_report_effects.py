@@ -1,4 +1,4 @@
-"""The paper's effects against the measured effects (issue 22), on real MLflow stores.
+"""The paper's effects against the measured effects on real MLflow stores.
 
 Stores written with known accuracies cover every effect verdict (appendix Tables 5 and 7,
 with a negative paper effect and a row without a test), Table 10's p = 0 baseline (one per ε,
@@ -67,7 +67,7 @@ def _welch_ci(a: list[float], b: list[float]) -> tuple[float, float]:
         (0.1, 0.0, False, False, "not shown"),
     ],
 )
-def test_effect_verdict_follows_the_issues_definitions(effect, paper, zero, excl_paper, want):
+def test_effect_verdict_follows_its_definitions(effect, paper, zero, excl_paper, want):
     assert effect_verdict(effect, paper, zero, excl_paper) == want
 
 
