@@ -27,9 +27,10 @@ def test_dry_run_prints_every_trial_and_starts_nothing(capsys, tmp_path):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "quickstart: grid, 10 trials (5 cells x 2 seeds), max val_acc"
-    assert len(lines) == 11
+    assert lines[1] == "  where: on CPU, 1 CPU a trial"  # the quickstart's resources
+    assert len(lines) == 12
     # each trial by its one readable name (sweeps.specs.names), as the console and MLflow name it
-    assert lines[1] == "  0 passes=1 digits-lenet5 baseline s0"
+    assert lines[2] == "  0 passes=1 digits-lenet5 baseline s0"
     assert lines[-1] == "  9 passes=3 digits-lenet5 dropattack_ih Input+Conv.1.w eps=5 p=0.7 k=1 s1"
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
 
