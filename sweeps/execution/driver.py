@@ -209,8 +209,8 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
     ``opts.plan_budget`` asks for one; after the checks of the store and the Ray address."""
     cpus = spec.resources.cpus
     gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
-    if gpus == "auto" and opts.address is None and opts.plan is None:
-        gpus = resolve_gpus_here(gpus)  # no GPU here: the CPU, with no plan needed for it
+    if gpus == "auto" and opts.plan is None:  # no GPU: the CPU, with no plan needed for it
+        gpus = resolve_gpus_here(gpus) if opts.address is None else _cluster_gpus_or_cpu(opts)
     if opts.plan is None and ("auto" in (cpus, gpus) or opts.plan_budget > 0):
         from sweeps.cost.plan import DEFAULT_BUDGET, make_plan
 
@@ -226,6 +226,14 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
     if gpus == "auto":
         gpus = opts.plan.gpus_per_trial
     return float(cpus), float(gpus or 0)
+
+
+def _cluster_gpus_or_cpu(opts: SweepOptions) -> float | str:
+    """``auto`` where the Ray at ``opts.address`` has GPUs, else 0 (joins that Ray)."""
+    import ray
+
+    connect.init_ray(opts.address)
+    return "auto" if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
 def _say_plan(opts: SweepOptions) -> None:

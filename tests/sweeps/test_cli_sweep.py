@@ -106,7 +106,7 @@ def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
         "defaults: {task: digits-lenet5, epochs: 1, train_size: 100}\n"
         "space: {eps: {low: 1, high: 5}}\n"
         "search: {algorithm: tpe, num_samples: 2}\n"
-        "resources: {cpus: 1}\n"
+        "resources: {cpus: 1, gpus: auto}\n"  # a Ray without GPUs: the CPU
     )
     proc = subprocess.run(
         [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--address", ray_local]
