@@ -136,3 +136,23 @@ def test_a_merged_sweep_reports_every_cell(ray_local, tmp_path: Path) -> None:
     assert len(p0) == 2 and p0[0]["run_ids"] == p0[1]["run_ids"]
     assert p0[0]["values"] == p0[1]["values"]
     assert {str(c["params"]["eps"]) for c in p0} == {"1", "5"}
+
+
+def test_the_report_summary_says_which_runs_are_shared() -> None:
+    from sweeps.records.collect import SweepRuns
+    from sweeps.report.analysis import analyze
+    from sweeps.report.build import _summary
+    from sweeps.report.match import matcher_for
+
+    stands_for = [{"cell": "c-eps5", "name": "n5", "eps": 5.0}]
+    runs = with_stand_ins(
+        RunRecord(f"r{seed}", "FINISHED", {"task": "digits-lenet5", "method": "dropattack",
+                  "eps": "1", "p": "0", "seed": str(seed)}, {"test_acc": 0.9, "val_acc": 0.9},
+                  {TAG["cell"]: "c-eps1", TAG["stands_for"]: json.dumps(stands_for)})
+        for seed in range(2)
+    )  # fmt: skip
+    parent = RunRecord("p", "FINISHED", {}, {}, {})
+    analysis = analyze(SweepRuns("memory", "m", "0", parent, runs), matcher_for(""))
+    assert len(analysis.cells) == 2 and all(c.n == 2 for c in analysis.cells)
+    summary = _summary(analysis)
+    assert any(line.startswith("Merged trainings: 2 of the trial runs") for line in summary)
