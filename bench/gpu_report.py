@@ -1,7 +1,7 @@
 """Markdown from a ``bench/gpu_run.py`` result folder: the GPU benchmark tables and Table 3.
 
 ``python bench/gpu_report.py DIR`` prints the benchmark sections for ``docs/benchmarks.md``;
-``--reproduction PATH`` also writes the Table 3 reproduction page (``docs/reproduction.md``):
+``--reproduction PATH`` also writes the Table 3 reproduction page at PATH:
 per training-set size, standard and DropAttack-3 test accuracy (mean ± std over seeds, n), the
 paper's numbers beside them, and DropAttack's gain with Welch's 95% interval and p-value.
 """

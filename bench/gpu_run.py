@@ -23,17 +23,17 @@ inside one overall budget (a step that fails or runs out of time is recorded, th
    seeded 2,000 / 250 / 250 split): standard against DropAttack-3 (Embedding + Lstm.ih.w,
    eps 5, p 0.7, K 3), 5 seeds each, 8 trials at a time, one ``dropattack train --json`` each.
 
-Files written (the device returns at most 8): ``summary.json`` (environment, each step's status
+Files written (8): ``summary.json`` (environment, each step's status
 and seconds), ``engine_step.json``, ``text_step.json``, ``packing.json``, ``fused_probe.json``,
-``plan.json``, ``table3.json`` and ``logs.tar.gz`` (every step's output): 8, the device's limit.
-``bench/gpu_report.py`` turns them into the Markdown of ``docs/benchmarks.md`` and
-``docs/reproduction.md``.
+``plan.json``, ``table3.json`` and ``logs.tar.gz`` (every step's output).
+``bench/gpu_report.py`` turns them into the Markdown of ``docs/benchmarks.md`` and a
+Table 3 reproduction page.
 
-Prepare here, run there, report back (docs/benchmarks.md, "On a GPU", has the device call)::
+Prepare here, run there, report back (docs/benchmarks.md, "On a GPU", has the steps)::
 
     python bench/gpu_run.py --prepare .devdata     # copies the shared samples (git-ignored)
-    # device, carrying .devdata: PYTHONUNBUFFERED=1 python3 bench/gpu_run.py --data-dir .devdata
-    python bench/gpu_report.py FILES_AT --reproduction docs/reproduction.md
+    # on the GPU machine: PYTHONUNBUFFERED=1 python3 bench/gpu_run.py --data-dir .devdata
+    python bench/gpu_report.py OUT_DIR --reproduction table3-reproduction.md
 
 ``--device cpu --tiny`` runs every step at toy sizes on the CPU to check the script.
 """

@@ -27,7 +27,7 @@ Cases, each in a fresh process with a fresh local Ray on this machine's CPUs:
 - ``noop``: 49 no-op trials (a 7 x 7 grid) through the same driver (our Tune settings, actor
   reuse, no MLflow logging in the trial);
 - ``stock``/``stock-reuse``: 49 no-op trials through a plain ``Tuner`` with Tune's defaults,
-  without and with ``reuse_actors`` (the issue's baseline).
+  without and with ``reuse_actors`` (the baseline).
 
 Run: ``.venv/bin/python bench/orchestration.py [--cases CASE,...] [--repeat N] [--compare REF]``
 (default: every case once). Prints one JSON object per run and a Markdown table.

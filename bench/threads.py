@@ -2,7 +2,7 @@
 
 ``dropattack train TASK --epochs E --json`` runs as a user runs it, once per thread setting:
 ``--threads 1``, ``--threads C`` (C = the CPUs this process may use: torch's own default, the
-command's default before issue 17) and no flag (the command's default now,
+command's earlier default) and no flag (the command's default now,
 :func:`sweeps.execution.threads.default_threads`). Each setting runs once as the machine is and once
 beside C busy processes (``while True: pass``, one per CPU: another job on the same cores).
 The settings interleave round-robin for ``--repeat`` rounds; the figure is the median over the

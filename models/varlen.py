@@ -14,8 +14,8 @@ direction reads each row reversed within its own length (a gather that leaves pa
 place) with the layer's own reverse weights, and is un-reversed by the same gather. Padding
 only ever follows a row's tokens, so it never reaches a state that is read.
 
-Why: on CPU the packed LSTM's backward costs 15-20x the padded one (issue 10's figures;
-upstream, pytorch/pytorch#149194); the split path costs what the padded batch costs
+Why: on CPU the packed LSTM's backward costs 15-20x the padded one (upstream,
+pytorch/pytorch#149194); the split path costs what the padded batch costs
 (``bench/text_step.py``, docs/benchmarks.md). Each direction runs through ``torch._VF``
 with the module's own ``_flat_weights`` (the registered Parameters, no copies), so parameter
 names, checkpoints and in-place perturbations (DropAttack) are untouched. On CPU the default

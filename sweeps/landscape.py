@@ -189,11 +189,13 @@ def loss_surface(
     steps: int = 21,
     seed: int = 0,
     directions: Directions | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Landscape:
     """The loss on a ``steps`` x ``steps`` grid over [-span, span]² around the model's weights.
 
     ``batches`` are evaluated whole at each point (eval mode, no gradients); the weights are
     restored afterwards. ``steps`` must be odd so that the trained weights are the centre.
+    ``progress(done, total)`` is called after each point.
     """
     _check_grid(steps, span, batches)
     d1, d2 = directions or random_directions(model, seed)
@@ -207,6 +209,8 @@ def loss_surface(
                 move(lambda n, a=a, b=b: a * d1[n] + b * d2[n])
                 loss[i, j], accuracy = _evaluate(model, batches, loss_fn)
                 acc[i, j] = np.nan if accuracy is None else accuracy
+                if progress is not None:
+                    progress(i * steps + j + 1, steps * steps)
     return Landscape(coords, coords.copy(), loss, None if np.isnan(acc).all() else acc)
 
 
@@ -219,6 +223,7 @@ def loss_curve(
     steps: int = 41,
     seed: int = 0,
     direction: dict[str, torch.Tensor] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LossCurve:
     """The loss at ``steps`` points δ in [-span, span] along one filter-normalised direction.
 
@@ -237,6 +242,8 @@ def loss_curve(
             move(lambda n, a=a: a * d[n])
             loss[j], accuracy = _evaluate(model, batches, loss_fn)
             acc[j] = np.nan if accuracy is None else accuracy
+            if progress is not None:
+                progress(j + 1, steps)
     return LossCurve(coords, loss, None if np.isnan(acc).all() else acc)
 
 

@@ -24,7 +24,16 @@ from sweeps.cluster.redact import uri_credentials
 from sweeps.records.store import probe, sqlite_uri
 from sweeps.specs.spec import Spec
 
-__all__ = ["SCRIPT", "SlurmError", "SlurmSweep", "job_environment", "resolve", "submit"]
+__all__ = [
+    "SCRIPT",
+    "SlurmError",
+    "SlurmSweep",
+    "gpu_request",
+    "idle_gpus_problem",
+    "job_environment",
+    "resolve",
+    "submit",
+]
 
 #: The batch script shipped with the project.
 SCRIPT = Path(__file__).resolve().parents[1] / "slurm.sbatch"
@@ -53,6 +62,42 @@ class SlurmSweep:
     mlflow_uri: str
     resume: bool = False
     sweep_args: list[str] = field(default_factory=list)
+
+
+_GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-task", "--gpus-per-socket", "-G")
+
+
+def gpu_request(sbatch_args: Sequence[str]) -> str | None:
+    """The sbatch option that asks for GPUs (``--gres=gpu:4``, ``--gpus=2``, ``-G 1``), as
+    written; ``None`` when the job asks for none."""
+    args = list(sbatch_args)
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if not eq and i + 1 < len(args) and name in ("--gres", *_GPU_OPTIONS):
+            value = args[i + 1]
+            arg = f"{arg} {value}"
+        if name == "--gres" and any(g.startswith("gpu") for g in value.split(",")):
+            return arg
+        if name in _GPU_OPTIONS or (name.startswith("-G") and len(name) > 2):
+            return arg
+    return None
+
+
+def idle_gpus_problem(
+    spec: Spec, gpus_flag: float | str | None, sbatch_args: Sequence[str]
+) -> str | None:
+    """One line when the job asks for GPUs that its trials would not use: the spec's
+    ``resources.gpus`` (or ``--gpus-per-trial``) is 0, so every trial would train on the CPU."""
+    asked = gpu_request(sbatch_args)
+    gpus = spec.resources.gpus if gpus_flag is None else gpus_flag
+    if asked is None or gpus == "auto" or gpus:
+        return None
+    where = "--gpus-per-trial 0" if gpus_flag is not None else f"resources.gpus: 0 in {spec.source}"
+    return (
+        f"the job asks for GPUs ({asked}) but its trials would use none ({where}): set "
+        "resources.gpus: auto (or a share such as 0.25) in the spec, or pass --gpus-per-trial "
+        "auto; or drop the GPU option"
+    )
 
 
 def job_environment(sweep: SlurmSweep, base: Mapping[str, str] | None = None) -> dict[str, str]:

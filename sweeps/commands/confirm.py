@@ -188,6 +188,7 @@ def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
     """
     from sweeps.commands import UsageError
     from sweeps.records.collect import confirm_experiment
+    from sweeps.specs.merge import stood_for_cells
     from sweeps.specs.space import expand_grid
     from sweeps.specs.spec import PAPER_TABLES, parse_spec
 
@@ -220,7 +221,7 @@ def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
         "keep_checkpoint": original.get("keep_checkpoint", True),
     }
     spec = parse_spec(data, f"confirmation of {sweep.experiment}")
-    got = {t["cell"] for t in expand_grid(spec)}
+    got = stood_for_cells(expand_grid(spec))
     lost = [c.key for c in cells if c.key not in got]
     if lost:
         raise UsageError(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,6 +124,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=output_dir, default=None, help="output folder (default: RUNS_DIR/landscape)"
     )
     parser.add_argument("--no-log", action="store_true", help="do not log files to the runs")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=os.environ.get("DROPATTACK_THREADS") or None,
+        help="CPU threads for torch, as `dropattack train` takes them (default: "
+        "$DROPATTACK_THREADS, else the CPUs other processes leave idle, at least 1)",
+    )
 
 
 def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str], str]:
@@ -191,13 +198,40 @@ def _batches(data, split: str, samples: int, batch_size: int) -> tuple[list, int
     return out, n
 
 
+def _progress(run_id: str) -> Callable[[str], Callable[[int, int], None]]:
+    """Per stage, a callback printing ``run: stage done/total points`` at each quarter."""
+
+    def stage(name: str) -> Callable[[int, int], None]:
+        shown = [0]
+
+        def say(done: int, total: int) -> None:
+            quarter = 4 * done // total
+            if quarter > shown[0]:
+                shown[0] = quarter
+                print(f"  {run_id[:8]}: {name} {done}/{total} points", flush=True)
+
+        return say
+
+    return stage
+
+
 def run(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
     os.environ[PROGRESS_BAR_ENV] = "false"
+    import torch
     from mlflow import MlflowClient
 
+    from sweeps.execution.threads import default_threads
     from sweeps.landscape import loss_curve, loss_surface, plot_curves, plot_landscapes
     from sweeps.records.collect import checkpoint_path
+
+    threads = int(args.threads or default_threads())
+    torch.set_num_threads(threads)
+    print(
+        f"landscape of {len(set([*args.run_ids, *args.other]))} run(s): a {args.grid}x{args.grid} "
+        f"grid and a {2 * args.grid - 1}-point curve each, {threads} thread(s)",
+        flush=True,
+    )
 
     run_ids = list(dict.fromkeys([*args.run_ids, *args.other]))
     client = MlflowClient(uri)
@@ -213,8 +247,15 @@ def run(args: argparse.Namespace) -> int:
         batches, n = _batches(data, args.split, args.samples, args.batch_size)
         size = data.sizes[args.split]
         evaluated[run_id] = {"samples": n, "split_size": size}
-        curve = loss_curve(model, batches, span=args.span, steps=2 * args.grid - 1, seed=args.seed)
-        land = loss_surface(model, batches, span=args.span, steps=args.grid, seed=args.seed)
+        say = _progress(run_id)
+        curve = loss_curve(
+            model, batches, span=args.span, steps=2 * args.grid - 1, seed=args.seed,
+            progress=say("1-D curve"),
+        )  # fmt: skip
+        land = loss_surface(
+            model, batches, span=args.span, steps=args.grid, seed=args.seed,
+            progress=say("grid"),
+        )  # fmt: skip
         label = f"{params['task']} {params.get('method', '')}".strip()
         title = (
             f"{params['task']} {variant or params.get('method', '')} ({run_id[:8]}; "

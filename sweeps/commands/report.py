@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (default: RUNS_DIR/reports/EXPERIMENT)",
     )
     parser.add_argument(
-        "--format", default="md,html", help="comma-separated: md, html, json (default md,html)"
+        "--format",
+        default="md,html",
+        help="comma-separated: md, html, json (default md,html); report.json is always written too",
     )
     parser.add_argument(
         "--metric", default="test_acc", help="final metric to aggregate (default test_acc)"
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.experiment}: {len(a.cells)} configurations from "
         f"{sum(c.n for c in a.cells)} finished runs ({len(a.failed)} failed)"
     )
+    for warning in a.warnings:
+        print(f"  warning: {warning}")
     if a.effects is not None and a.effects.judged():
         for line in summary_lines(a):
             print(f"  {line}")

@@ -175,6 +175,9 @@ def _run_slurm(args: argparse.Namespace) -> int:
     if args.pip:
         raise UsageError("--pip is for Ray jobs, not --slurm")
     spec = load_spec(args.spec)  # a spec that does not validate stops here, one line
+    idle = slurm.idle_gpus_problem(spec, args.gpus_per_trial, args.passthrough)
+    if idle:
+        raise UsageError(idle)
     if args.runs_dir is not None:  # on storage this login node shares with the cluster
         try:
             output_dir(args.runs_dir)

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from sweeps.specs.space import describe_trials
 
-        print("\n".join(describe_trials(spec)))
+        print("\n".join(describe_trials(spec, args.gpus_per_trial)))
         return 0
     from sweeps.cluster.connect import ray_session
     from sweeps.commands.argtypes import resolve_tracking_uri

@@ -120,8 +120,8 @@ class Shape:
     def describe(self) -> str:
         f = self.fields
         parts = [f["task"], f["method"]]
-        if f.get("attacked"):
-            parts.append("+".join(f["attacked"]))
+        if f.get("attacked"):  # named as the sweep names them: by the task's aliases
+            parts.append("+".join(self.example.get("attack") or f["attacked"]))
         for name in ("k", "groups", "epochs", "train_size", "batch_size"):
             if f.get(name) is not None:
                 parts.append(f"{name}={f[name]}")
@@ -581,6 +581,9 @@ def make_plan(
     gpus = spec.resources.gpus if gpus_per_trial is None else gpus_per_trial
     cpus = spec.resources.cpus
     limit = max_concurrent or spec.resources.max_concurrent
+    if gpus == AUTO and not target.gpus:
+        say(f"gpus: auto: {target.name} has no GPU: trials run on CPU")
+        gpus = 0.0
     if gpus and not target.gpus:
         where = "this machine" if address is None else f"the cluster at {address}"
         raise PlanError(

@@ -48,6 +48,7 @@ from sweeps.execution.state import (
 )
 from sweeps.execution.summary import SweepResult, finished, summarize, summary_state
 from sweeps.records.store import is_local_store, probe, sqlite_uri
+from sweeps.specs.placement import placement, resolve_gpus_here
 from sweeps.specs.space import expand_grid
 from sweeps.specs.spec import Spec
 
@@ -208,6 +209,8 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
     ``opts.plan_budget`` asks for one; after the checks of the store and the Ray address."""
     cpus = spec.resources.cpus
     gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
+    if gpus == "auto" and opts.plan is None:  # no GPU: the CPU, with no plan needed for it
+        gpus = resolve_gpus_here(gpus) if opts.address is None else _cluster_gpus_or_cpu(opts)
     if opts.plan is None and ("auto" in (cpus, gpus) or opts.plan_budget > 0):
         from sweeps.cost.plan import DEFAULT_BUDGET, make_plan
 
@@ -218,17 +221,28 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
             max_concurrent=opts.max_concurrent,
             budget=opts.plan_budget or DEFAULT_BUDGET,
         )
-        if opts.status is not None:
-            for line in opts.plan.skipped:
-                opts.status(f"plan: skipped {line}")
-            opts.status(
-                f"plan: {opts.plan.calibration_seconds:.1f}s of calibration: {opts.plan.summary()}"
-            )
     if cpus == "auto":
         cpus = opts.plan.cpus_per_trial
     if gpus == "auto":
         gpus = opts.plan.gpus_per_trial
     return float(cpus), float(gpus or 0)
+
+
+def _cluster_gpus_or_cpu(opts: SweepOptions) -> float | str:
+    """``auto`` where the Ray at ``opts.address`` has GPUs, else 0 (joins that Ray)."""
+    import ray
+
+    connect.init_ray(opts.address)
+    return "auto" if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def _say_plan(opts: SweepOptions) -> None:
+    """The plan's skipped parts and its summary, on the status lines."""
+    if opts.status is None or opts.plan is None:
+        return
+    for line in opts.plan.skipped:
+        opts.status(f"plan: skipped {line}")
+    opts.status(f"plan: {opts.plan.calibration_seconds:.1f}s of calibration: {opts.plan.summary()}")
 
 
 # --------------------------------------------------------------------------- run
@@ -293,13 +307,17 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     trials = expand_grid(spec) if spec.search.algorithm == "grid" else None
     total = len(trials) if trials is not None else int(spec.search.num_samples or 0)
 
+    ray_words = connect.describe(opts.address)  # before a plan may start Ray
+    planned = opts.plan is not None
+    cpus, gpus = _resources(spec, opts)
     if opts.status is not None:
         opts.status(
-            f"{experiment}: {total} trials on {connect.describe(opts.address)}, MLflow at {uri}"
+            f"{experiment}: {total} trials {placement(cpus, gpus)}, on {ray_words}, MLflow at {uri}"
         )
+        if not planned:
+            _say_plan(opts)
         if connect.is_client(opts.address):
             opts.status(f"{experiment}: Tune runs on the cluster (Ray Client); results at the end")
-    cpus, gpus = _resources(spec, opts)
     # Ray takes seconds to start, mostly waiting for its own processes: meanwhile a thread
     # imports Tune, MLflow and the trainable's modules and opens the MLflow parent run. Ray
     # Client (ray://) imports modules the thread imports too (pyarrow, starlette, cloudpickle,

@@ -2,8 +2,8 @@
 
 torch's own default is one thread per core. Beside another busy process its threads wait for
 each other at every operation (OpenMP spins, then sleeps): ``dropattack train digits-lenet5``
-took 15 s an epoch instead of 0.5 s with one thread on a shared 2-core machine (issue 17;
-``bench/threads.py``, figures in docs/benchmarks.md). The default here counts the CPUs this
+took 15 s an epoch instead of 0.5 s with one thread on a shared 2-core machine
+(``bench/threads.py``, figures in docs/benchmarks.md). The default here counts the CPUs this
 process may run on, takes off the load the others put on them (the 1-minute load average),
 and keeps at least one: a quiet machine gets every core, a shared one a single thread.
 """

@@ -192,6 +192,11 @@ def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
             TAG["name"]: config_name(trial),
             TAG["variant"]: trial.get("variant", ""),
             TAG["trial_id"]: tune_ctx.get_trial_id(),
+            **(
+                {TAG["stands_for"]: json.dumps(trial["stands_for"], separators=(",", ":"))}
+                if trial.get("stands_for")
+                else {}
+            ),
         },
         run_id=tracking.get("run_id"),
         pending=tracking.get("pending"),

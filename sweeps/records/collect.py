@@ -8,9 +8,12 @@ metrics and tags come with each run); per-epoch history is fetched only on reque
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
 from sweeps.records.selection import DEFAULT_METRIC, DEFAULT_MODE
-from sweeps.records.tracking import CHECKPOINT_ARTIFACT, TAG
+from sweeps.records.tracking import CHECKPOINT_ARTIFACT, TAG, param_value
 from sweeps.specs.space import canonical_cell
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "checkpoint_path",
     "collect",
     "metric_history",
+    "with_stand_ins",
 ]
 
 _PAGE = 1000
@@ -95,6 +99,36 @@ class RunRecord:
     def error(self) -> str:
         return self.tags.get("dropattack.error", "")
 
+    def stand_ins(self) -> list[RunRecord]:
+        """This run once more for each cell its trial stands for (a training that other cells
+        share, :mod:`sweeps.specs.merge`): the same run and metrics, with those cells' keys,
+        names, variants and their own values of the fields that did not matter."""
+        raw = self.tags.get(TAG["stands_for"])
+        if not raw:
+            return []
+        try:
+            entries = json.loads(raw)
+        except ValueError:
+            return []
+        out = []
+        for e in entries if isinstance(entries, list) else []:
+            if not isinstance(e, dict) or "cell" not in e:
+                continue
+            params = dict(self.params)
+            for name in ("eps", "p", "k", "groups"):
+                if name in params and e.get(name) is not None:
+                    params[name] = param_value(e[name])
+            tags = {k: v for k, v in self.tags.items() if k != TAG["stands_for"]}
+            tags |= {
+                TAG["cell"]: str(e["cell"]),
+                TAG["name"]: str(e.get("name") or e["cell"]),
+                TAG["variant"]: str(e.get("variant") or ""),
+                TAG["trial_key"]: str(e.get("key") or ""),
+                "dropattack.trained_as": self.tags.get(TAG["cell"], ""),
+            }
+            out.append(dataclasses.replace(self, params=params, tags=tags))
+        return out
+
 
 @dataclass
 class SweepRuns:
@@ -142,6 +176,14 @@ class SweepRuns:
 
     def status_counts(self) -> dict[str, int]:
         return dict(Counter(r.status for r in self.runs))
+
+
+def with_stand_ins(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    """Each run, followed by its :meth:`RunRecord.stand_ins`: every cell of the grid."""
+    out: list[RunRecord] = []
+    for run in runs:
+        out += [run, *run.stand_ins()]
+    return out
 
 
 def default_tracking_uri(runs_dir: str | os.PathLike = "runs") -> str:
@@ -244,12 +286,12 @@ def collect(
     ]
     total = 0 if parents else len(_search(client, exp_id, ""))
     chosen = _pick_parent(parents, parent, experiment, total)
-    children = [
+    children = with_stand_ins(
         RunRecord.from_run(r)
         for r in _search(
             client, exp_id, f"tags.`mlflow.parentRunId` = '{chosen.run_id}'", order="ASC"
         )
-    ]
+    )
     sweep = SweepRuns(
         tracking_uri=uri,
         experiment=experiment,
@@ -353,12 +395,12 @@ def _search_many(client: MlflowClient, experiment_ids: list[str], where: str) ->
 def _confirmation(client: MlflowClient, sweep: SweepRuns, parents: list[Run]) -> SweepRuns:
     newest = parents[0]
     exp_id = newest.info.experiment_id
-    children = [
+    children = with_stand_ins(
         RunRecord.from_run(r)
         for r in _search(
             client, exp_id, f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'", "ASC"
         )
-    ]
+    )
     return SweepRuns(
         tracking_uri=sweep.tracking_uri,
         experiment=client.get_experiment(exp_id).name,

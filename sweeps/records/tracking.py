@@ -54,6 +54,7 @@ __all__ = [
     "compare_url",
     "experiment_url",
     "model_overrides",
+    "param_value",
     "probe",
     "sqlite_uri",
 ]
@@ -77,6 +78,7 @@ TAG = {
     "error_kind": "dropattack.error_kind",
     "stopped": "dropattack.stopped",
     "confirms": "dropattack.confirms",
+    "stands_for": "dropattack.stands_for",
     "parent": "mlflow.parentRunId",
 }
 
@@ -299,6 +301,11 @@ def _mlflow_executable() -> str:
     if not beside.is_file() or shutil.which("mlflow") == str(beside):
         return "mlflow"
     return shlex.quote(str(beside.absolute()))
+
+
+def param_value(value: Any) -> str:
+    """A trial field as an MLflow param value (what a run's params hold)."""
+    return _param_value(value)
 
 
 def _param_value(value: Any) -> str:

@@ -120,6 +120,7 @@ class CellStats:
     f1_verdict: Verdict | None = None
     is_baseline: bool = False
     selection_values: list[float] = field(default_factory=list)  # raw, as logged
+    bounds: tuple[float, float] | None = None  # the metric's range (accuracy: 0 to 100 %)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.key
@@ -145,11 +146,14 @@ class CellStats:
     @property
     def ci95(self) -> tuple[float, float] | None:
         """Student's t 95% interval of the mean over seeds (n >= 2, as Welch's difference
-        intervals are); None for a single run."""
+        intervals are), clipped to the metric's :attr:`bounds`; None for a single run."""
         if self.n < 2:
             return None
         half = stats.t.ppf(0.975, self.n - 1) * self.std / math.sqrt(self.n)
-        return (self.mean - float(half), self.mean + float(half))
+        lo, hi = self.mean - float(half), self.mean + float(half)
+        if self.bounds is not None:  # clipped: no accuracy above 100 % or below 0
+            lo, hi = max(lo, self.bounds[0]), min(hi, self.bounds[1])
+        return (lo, hi)
 
     @property
     def f1_mean(self) -> float | None:
@@ -213,6 +217,7 @@ def group_cells(
                 variant=members[0].tags.get("dropattack.variant", ""),
                 name=members[0].name,
                 values=[r.metrics[metric] * scale for r in members],
+                bounds=(0.0, scale) if metric.endswith(("_acc", "_f1")) else None,
                 selection_values=[
                     r.metrics[selection_metric] for r in members if selection_metric in r.metrics
                 ],

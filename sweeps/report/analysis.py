@@ -11,7 +11,7 @@ and reported on the test metric (:mod:`sweeps.report.aggregate`). A confirmation
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sweeps.records.collect import RunRecord, SweepRuns
 from sweeps.records.selection import DEFAULT_METRIC, DEFAULT_MODE
@@ -29,7 +29,7 @@ from sweeps.report.aggregate import (
     verdict,
 )
 from sweeps.report.effects import EffectSet
-from sweeps.report.match import Matcher
+from sweeps.report.match import Matcher, dataset_of, fit_datasets
 
 __all__ = ["Analysis", "Confirmation", "Confirmed", "analyze", "confirm"]
 
@@ -50,6 +50,7 @@ class Analysis:
     mode: str = DEFAULT_MODE
     confirmation: Confirmation | None = None
     effects: EffectSet | None = None  # set from sweeps.report.effects.measure
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def unit(self) -> str:
@@ -86,6 +87,7 @@ def analyze(
             f"metric {metric!r}; metrics they have: {', '.join(have) or 'none'} "
             "(choose one with --metric)."
         )
+    matcher, warning = fit_datasets(matcher, (dataset_of(r.params) for r in usable))
     cells = group_cells(usable, metric, selection_metric)
     is_f1 = metric.endswith("_f1")
     for cell in cells:
@@ -115,6 +117,7 @@ def analyze(
         fronts={task: pareto(group) for task, group in by_task.items()},
         selection_metric=selection_metric,
         mode=mode,
+        warnings=[warning] if warning else [],
     )
 
 

@@ -120,6 +120,13 @@ def _summary(analysis: Analysis) -> list[str]:
         f"{sum(c.n for c in analysis.cells)} FINISHED runs into {len(analysis.cells)} "
         "configurations",
     ]
+    shared = len(sweep.runs) - len({r.run_id for r in sweep.runs})
+    if shared:
+        items.append(
+            f"Merged trainings: {shared} of the trial runs are cells that train as another cell "
+            "does (DropAttack with p = 0 or eps = 0), read from that cell's run"
+        )
+    items += [f"Warning: {w}" for w in analysis.warnings]
     if analysis.failed:
         items.append(f"Failed runs: {len(analysis.failed)} (listed under 'Runs not aggregated')")
     if analysis.missing_metric:
@@ -277,6 +284,7 @@ def _as_json(analysis: Analysis) -> dict:
         "parent_run_id": analysis.sweep.parent.run_id,
         "paper_table": analysis.sweep.paper_table,
         "status_counts": analysis.sweep.status_counts(),
+        "warnings": analysis.warnings,
         "cells": [
             {
                 "key": c.key,

@@ -212,21 +212,43 @@ def effect_figures(analysis: Analysis) -> FigureSet:
             continue
         suffix = f"-{task}" if len(by_task) > 1 else ""
         grid = replace(grid, title=f"{task}: effect on {analysis.metric}")
+        short, long = _against(analysis, cells)
+        table = "Table 10" if analysis.matcher.name == "table10" else "The ε × p grid"
+        paper = not np.isnan(grid.paper).all()
         out.figures += [
             Figure(
                 f"effect-heatmap{suffix}.png",
                 effect_heatmap(grid),
-                f"Table 10 read against p = 0 ({task}): each cell's mean {analysis.metric} minus "
-                "its baseline's (the p = 0 cell), with the 95% CI (paired or Welch) and the "
-                "paper's effect; cells whose CI covers 0 after Holm's adjustment over the cells "
-                "measured against that baseline stay pale.",
+                f"{table} read against {short} ({task}): each cell's mean {analysis.metric} "
+                f"minus its baseline's ({long}), with the 95% CI (paired or Welch)"
+                + (" and the paper's effect" if paper else "")
+                + "; cells whose CI covers 0 after Holm's adjustment over the cells measured "
+                "against that baseline stay pale.",
             ),
             Figure(
                 f"figure4-effect{suffix}.png",
                 effect_figure4(grid),
-                f"Figure 4 read against p = 0 ({task}): the effect against the attack "
-                "probability p, one line per ε, bars the 95% CI (paired or Welch); dashed lines "
-                "are the paper's effects, the dotted line 0 (no effect).",
+                f"Figure 4 read against {short} ({task}): the effect against the attack "
+                "probability p, one line per ε, bars the 95% CI (paired or Welch); "
+                + ("dashed lines are the paper's effects, " if paper else "")
+                + "the dotted line 0 (no effect).",
             ),
         ]
     return out
+
+
+def _against(analysis: Analysis, cells: Sequence[CellStats]) -> tuple[str, str]:
+    """What the task's effects are measured against: a short and a long phrase (the p = 0
+    cell, or the baseline configurations by name)."""
+    effects = analysis.effects
+    found = [effects.of(c) for c in cells] if effects is not None else []
+    bases = {e.baseline.key: e.baseline for e in found if e is not None}
+    if bases and all(
+        param_float(b.params, "p") == 0.0 and b.params.get("method") == "dropattack"
+        for b in bases.values()
+    ):
+        return "p = 0", "the p = 0 cell"
+    names = sorted(b.name or b.key for b in bases.values())
+    if len(names) == 1:
+        return names[0], names[0]
+    return "the baselines", ", ".join(names) or "none measured"

@@ -72,7 +72,7 @@ def _sign(x: float) -> int:
 def effect_verdict(
     effect: float, paper_effect: float, excludes_zero: bool, excludes_paper: bool
 ) -> str:
-    """The verdict on a measured effect against the paper's effect (issue 22's definitions).
+    """The verdict on a measured effect against the paper's effect (the report's definitions).
 
     ``excludes_zero``/``excludes_paper``: whether the measured interval (after the family's
     Holm adjustment) excludes 0 / the paper's effect.

@@ -7,8 +7,8 @@ cells are the table's baseline (what the best configuration is tested against). 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from sweeps.report import paper
@@ -19,6 +19,7 @@ __all__ = [
     "Matcher",
     "attack_set",
     "dataset_of",
+    "fit_datasets",
     "matcher_for",
     "param_float",
     "param_int",
@@ -97,6 +98,7 @@ class Matcher:
     paper: Mapping[tuple, PaperValue] = field(default_factory=dict)
     key: Callable[[Configured], tuple | None] = lambda cell: None
     is_baseline: Callable[[Configured], bool] = lambda cell: False
+    datasets: frozenset[str] = frozenset()  # the paper table's datasets; empty: any
 
     def paper_value(self, cell: Configured) -> PaperValue | None:
         key = self.key(cell)
@@ -154,6 +156,7 @@ def _targets_matcher(tables: tuple[int, ...]) -> Matcher:
         paper=_rounded({row.key: row.value for row in rows}),
         key=_targets_key,
         is_baseline=_no_attack,
+        datasets=frozenset(row.dataset for row in rows),
     )
 
 
@@ -163,7 +166,10 @@ MATCHERS: dict[str, Matcher] = {
         title="Table 10: perturbation coefficient ε × attack probability p (IMDB, K=1)",
         paper=_rounded(paper.TABLE10),
         key=_table10_key,
-        is_baseline=lambda cell: param_float(cell.params, "p") == 0.0,
+        is_baseline=lambda cell: (
+            _method(cell.params) == "standard" or param_float(cell.params, "p") == 0.0
+        ),
+        datasets=frozenset({"imdb"}),
     ),
     "table2": Matcher(
         name="table2",
@@ -171,6 +177,7 @@ MATCHERS: dict[str, Matcher] = {
         paper=paper.TABLE2,
         key=lambda cell: (table2_variant(cell), dataset_of(cell.params)),
         is_baseline=lambda cell: table2_variant(cell) == "baseline",
+        datasets=frozenset(paper.DATASETS),
     ),
     "table3": Matcher(
         name="table3",
@@ -178,6 +185,7 @@ MATCHERS: dict[str, Matcher] = {
         paper=paper.TABLE3,
         key=_table3_key,
         is_baseline=lambda cell: _method(cell.params) == "standard",
+        datasets=frozenset({"imdb"}),
     ),
     "table4": Matcher(
         name="table4",
@@ -185,6 +193,7 @@ MATCHERS: dict[str, Matcher] = {
         paper=paper.TABLE4,
         key=_table4_key,
         is_baseline=lambda cell: param_int(cell.params, "k") == 1,
+        datasets=frozenset(paper.DATASETS),
     ),
     **{f"table{n}": _targets_matcher((n,)) for n in paper.TARGET_TABLES},
     "tables5to9": _targets_matcher(tuple(paper.TARGET_TABLES)),
@@ -196,3 +205,35 @@ def matcher_for(paper_table: str) -> Matcher:
     """The matcher of a ``dropattack.paper_table`` tag; the generic one for search, quickstart,
     figure2 or anything unknown (those have no paper numbers to match)."""
     return MATCHERS.get(paper_table, MATCHERS["generic"])
+
+
+def fit_datasets(matcher: Matcher, datasets: Iterable[str]) -> tuple[Matcher, str]:
+    """``matcher`` for a sweep of ``datasets``, and a warning when some are not its table's.
+
+    Cells of another dataset get no paper number (the table's numbers are about other data)
+    and the generic baseline rule (standard training, or DropAttack that perturbs nothing);
+    when no dataset is the table's, the generic matcher replaces the table's altogether.
+    """
+    measured = list(dict.fromkeys(datasets))
+    foreign = [d for d in measured if matcher.datasets and d not in matcher.datasets]
+    if not foreign:
+        return matcher, ""
+    theirs = ", ".join(paper.DATASET_LABELS.get(d, d) for d in sorted(matcher.datasets))
+    warning = (
+        f"paper_table {matcher.name} is the paper's {theirs} table, but this sweep ran on "
+        f"{', '.join(foreign)}: those configurations are shown without the paper's numbers "
+        "and tested against the generic baseline (method standard, or DropAttack with no "
+        'target or p = 0); use paper_table: "" or a table of that dataset'
+    )
+    if len(foreign) == len(measured):
+        return MATCHERS["generic"], warning
+
+    def key(cell: Configured) -> tuple | None:
+        return None if dataset_of(cell.params) in foreign else matcher.key(cell)
+
+    def is_baseline(cell: Configured) -> bool:
+        if dataset_of(cell.params) in foreign:
+            return _generic_baseline(cell)
+        return matcher.is_baseline(cell)
+
+    return replace(matcher, key=key, is_baseline=is_baseline), warning

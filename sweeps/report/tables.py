@@ -482,7 +482,9 @@ def cells_table(analysis: Analysis, pareto_keys: set[str]) -> Table:
         header=header,
         caption=(
             "Statistics over the seeds of each configuration (FINISHED runs only); std is the "
-            f"sample standard deviation; seconds is {SECONDS_MEANING}; Pareto marks the "
+            "sample standard deviation; 95% CI is Student's t interval of the mean, clipped to "
+            "the metric's range (0 to 100 for accuracy and F1); "
+            f"seconds is {SECONDS_MEANING}; Pareto marks the "
             "configurations no other one beats on both accuracy and cost within its task. "
             f"Ranked by the test mean for reading only; ◆ marks each task's configuration "
             f"selected on validation (highest mean {analysis.selection_metric})."

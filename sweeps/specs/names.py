@@ -71,6 +71,9 @@ def config_name(trial: Mapping[str, Any]) -> str:
     variant = trial.get("variant")
     if variant and _aliases(variant) == attack:
         variant = None  # the row label only repeats the attack set
+    shown = {_fmt(trial[name]) for name in VALUE_FIELDS if trial.get(name) is not None}
+    if variant and str(variant) in shown:
+        variant = None  # the row label only repeats a value (Table 3's training size)
     parts = [str(trial["task"]), str(variant or trial["method"])]
     if attack:
         parts.append("+".join(attack))

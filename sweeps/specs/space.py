@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from sweeps.specs.merge import merge_identical, stood_for_cells
 from sweeps.specs.names import trial_name
 from sweeps.specs.spec import AXES, METHOD_FIELDS, Range, Spec, SpecError, TrialFields, meta_model
 
@@ -293,8 +294,10 @@ def _validated_axes(spec: Spec) -> dict[str, Any]:
     return out
 
 
-def expand_grid(spec: Spec) -> list[dict[str, Any]]:
-    """Every trial of a grid spec, each cell once per seed, in a fixed order.
+def expand_grid(spec: Spec, merge: bool = True) -> list[dict[str, Any]]:
+    """Every trial of a grid spec, each cell once per seed, in a fixed order; with ``merge``,
+    cells that train identically once per seed (:mod:`sweeps.specs.merge`: the kept trial's
+    ``stands_for`` lists the others).
 
     Raises:
         SpecError: the grid is empty, two entries give the same cell, or a variant
@@ -322,7 +325,7 @@ def expand_grid(spec: Spec) -> list[dict[str, Any]]:
                 trials.append(trial)
     if not trials:
         raise SpecError("space: the grid is empty; every axis needs at least one value")
-    return trials
+    return merge_identical(trials) if merge else trials
 
 
 def _encode(value: Any) -> Any:
@@ -397,24 +400,40 @@ def _choices(values: Sequence[Any]) -> str:
     return " | ".join(_fmt(v) or "(default)" for v in values)
 
 
-def describe_trials(spec: Spec) -> list[str]:
-    """What ``--dry-run`` prints: a grid's trials (one line each: index, passes per step and
+def describe_trials(spec: Spec, gpus: float | str | None = None) -> list[str]:
+    """What ``--dry-run`` prints: a header (trials, where they run: ``gpus`` overrides the
+    spec's ``resources.gpus``), then a grid's trials (one line each: index, passes per step and
     the trial's readable name, :func:`sweeps.specs.names.trial_name`), or a sampled space."""
+    from sweeps.specs.placement import intended_placement
+
+    where = f"  where: {intended_placement(spec, gpus)}"
     if spec.search.algorithm != "grid":
         head = (
             f"{spec.name}: {spec.search.algorithm} search, {spec.search.num_samples} trials, "
             f"seed {spec.seeds[0]}, {spec.search.mode} {spec.search.metric}"
         )
         fixed = ", ".join(f"{k}={v}" for k, v in spec.defaults.fixed().items())
-        return [head, f"  fixed: {fixed}", *(f"  {line}" for line in describe_space(spec))]
+        return [head, where, f"  fixed: {fixed}", *(f"  {line}" for line in describe_space(spec))]
     trials = expand_grid(spec)
-    cells = len({t["cell"] for t in trials})
+    cells = len(stood_for_cells(trials))
+    seeds = len(spec.seeds)
+    saved = sum(len(t.get("stands_for") or ()) for t in trials)
+    less = f", less {saved} that would train as others do" if saved else ""
     lines = [
-        f"{spec.name}: grid, {len(trials)} trials ({cells} cells x {len(spec.seeds)} seeds), "
-        f"{spec.search.mode} {spec.search.metric}"
+        f"{spec.name}: grid, {len(trials)} trials ({cells} cells x {seeds} "
+        f"{'seed' if seeds == 1 else 'seeds'}{less}), {spec.search.mode} {spec.search.metric}",
+        where,
     ]
+    if saved:
+        lines.append(
+            f"  merged: {saved} trials saved: DropAttack with p = 0 or eps = 0 perturbs nothing, "
+            "so its eps, p, K and groups do not change the training; one trial per seed "
+            "fills each such family of cells"
+        )
     width = len(str(len(trials) - 1))
     for t in trials:
         passes = "?" if t.get("passes") is None else t["passes"]
-        lines.append(f"  {t['index']:>{width}} passes={passes} {trial_name(t)}")
+        also = len(t.get("stands_for") or ())
+        more = f" (also fills {also} cells)" if also else ""
+        lines.append(f"  {t['index']:>{width}} passes={passes} {trial_name(t)}{more}")
     return lines

@@ -645,6 +645,8 @@ def _check_the_rest(data: dict, source: str, locs: list[tuple], errors: _Errors)
         node: Any = rest
         for part in loc[:-1]:
             node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        if _strip_unknown(node, loc):
+            continue  # a typo'd key: the mapping's other fields still count
         if isinstance(node, dict) and loc and loc[-1] in node:
             del node[loc[-1]]
         elif loc and loc[0] in rest:
@@ -658,6 +660,25 @@ def _check_the_rest(data: dict, source: str, locs: list[tuple], errors: _Errors)
     for loc, msg in found.items:
         if loc.split(".", 1)[0].split("[", 1)[0] in rest:
             errors.add(loc, msg)
+
+
+def _strip_unknown(parent: Any, loc: tuple) -> bool:
+    """Drop the unknown keys of the mapping at ``loc`` (``defaults``, ``trials[i]``,
+    ``search``, ``resources``) in place; whether there were any."""
+    if not loc:
+        return False
+    model = {"defaults": TrialFields, "search": Search, "resources": Resources}.get(loc[0])
+    if loc and loc[0] == "trials" and len(loc) == 2:
+        model = TrialFields
+    elif len(loc) != 1:
+        model = None
+    if model is None or not isinstance(parent, (dict, list)) or not _has(parent, loc[-1]):
+        return False
+    node = parent[loc[-1]]
+    unknown = [k for k in node if k not in model.model_fields] if isinstance(node, dict) else []
+    for key in unknown:
+        del node[key]
+    return bool(unknown)
 
 
 def _has(node: Any, part: Any) -> bool:

@@ -18,7 +18,7 @@ PAPER_TASKS = [
 ]
 
 
-def test_the_tasks_of_the_issue_are_registered():
+def test_the_papers_tasks_are_registered():
     assert tasks.names() == [*PAPER_TASKS, "digits-lenet5"]
     with pytest.raises(ValueError, match="unknown 'imdb'; expected one of imdb-lstm, pheme-bilstm"):
         tasks.get("imdb")

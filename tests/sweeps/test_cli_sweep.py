@@ -27,9 +27,10 @@ def test_dry_run_prints_every_trial_and_starts_nothing(capsys, tmp_path):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "quickstart: grid, 10 trials (5 cells x 2 seeds), max val_acc"
-    assert len(lines) == 11
+    assert lines[1] == "  where: on CPU, 1 CPU a trial"  # the quickstart's resources
+    assert len(lines) == 12
     # each trial by its one readable name (sweeps.specs.names), as the console and MLflow name it
-    assert lines[1] == "  0 passes=1 digits-lenet5 baseline s0"
+    assert lines[2] == "  0 passes=1 digits-lenet5 baseline s0"
     assert lines[-1] == "  9 passes=3 digits-lenet5 dropattack_ih Input+Conv.1.w eps=5 p=0.7 k=1 s1"
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
 
@@ -105,7 +106,7 @@ def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
         "defaults: {task: digits-lenet5, epochs: 1, train_size: 100}\n"
         "space: {eps: {low: 1, high: 5}}\n"
         "search: {algorithm: tpe, num_samples: 2}\n"
-        "resources: {cpus: 1}\n"
+        "resources: {cpus: 1, gpus: auto}\n"  # a Ray without GPUs: the CPU
     )
     proc = subprocess.run(
         [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--address", ray_local]
@@ -117,7 +118,9 @@ def test_console_shows_the_sweep_not_library_logs(ray_local, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    assert out.startswith(f"tiny: 2 trials on Ray at {ray_local}, MLflow at sqlite:///"), out
+    assert out.startswith(
+        f"tiny: 2 trials on CPU, 1 CPU a trial, on Ray at {ray_local}, MLflow at sqlite:///"
+    ), out
     assert "tiny: 2 done" in out
     noise = [line for line in out.splitlines() if " INFO " in line or "[I 20" in line]
     assert not noise, noise

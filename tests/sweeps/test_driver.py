@@ -38,7 +38,7 @@ trials:
   - {{method: dropattack, attack: "Input;Conv.1.w", variant: dropattack_ih}}
 space: {{eps: [1, 5], p: [0.5]}}
 seeds: [0, 1]
-resources: {{cpus: 1, max_failures: 1}}
+resources: {{cpus: 1, gpus: auto, max_failures: 1}}
 """
 
 
@@ -72,7 +72,9 @@ def test_grid_sweep_end_to_end(ray_local, mlflow_server, tmp_path, capsys):
         ),
     )
     ray_name = "the Ray this process already uses"
-    assert said == [f"e2e: 6 trials on {ray_name}, MLflow at {mlflow_server.uri}"]
+    assert said == [
+        f"e2e: 6 trials on CPU, 1 CPU a trial, on {ray_name}, MLflow at {mlflow_server.uri}"
+    ]
     assert result.counts == {"done": 6, "failed": 0, "stopped": 0, "unfinished": 0, "skipped": 0}
     assert not result.interrupted and len(result.trial_seconds) == 6
     assert result.best is not None and result.best["key"] in {t["key"] for t in trials}

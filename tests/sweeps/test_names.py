@@ -63,3 +63,14 @@ def test_dropattack_train_names_its_mlflow_run_the_same_way(tmp_path, monkeypatc
     (run,) = client.search_runs([client.get_experiment_by_name("names").experiment_id])
     # the task's input target, the method's own eps and k, the p given, the training-set size
     assert run.info.run_name == "digits-lenet5 dropattack Input eps=5 p=0.3 k=1 train_size=100 s1"
+
+
+def test_table3_names_keep_the_method_and_say_the_size_once():
+    """Table 3 labels rows by their training size: the name says the method, and the size
+    once (``imdb-lstm standard train_size=100``), not ``imdb-lstm 100 train_size=100``."""
+    trials = expand_grid(load_spec("table3"))
+    names = {config_name(t) for t in trials}
+    assert "imdb-lstm standard train_size=100" in names
+    assert "imdb-lstm dropattack Embedding+Lstm.ih.w eps=5 p=0.7 k=3 train_size=100" in names
+    assert not any(n.split()[1].isdigit() for n in names)
+    assert len(names) == len({t["cell"] for t in trials})

@@ -194,3 +194,30 @@ def test_cpus_auto_measures_threads_and_the_sweep_records_plan_and_wall(
     metrics = run.data.metrics
     assert metrics["predicted_wall_seconds"] == pytest.approx(plan.wall_seconds)
     assert metrics["wall_ratio"] == pytest.approx(metrics["wall_seconds"] / plan.wall_seconds)
+
+
+def test_gpus_auto_is_the_cpu_where_there_is_no_gpu(tmp_path):
+    from sweeps.specs.placement import gpu_count_here
+
+    if gpu_count_here():
+        pytest.skip("this machine has a GPU: auto sizes a share there (tests/test_gpu_run.py)")
+    spec = load_spec(
+        _spec(
+            tmp_path,
+            defaults={"task": "digits-lenet5", "method": "standard", "epochs": 1},
+            space={"train_size": [64]},
+            resources={"cpus": 1, "gpus": "auto"},
+        )
+    )
+    said: list[str] = []
+    plan = make_plan(spec, budget=3.0, status=said.append)
+    assert plan.device == "cpu" and plan.gpus_per_trial == 0.0
+    assert "gpus: auto: this machine has no GPU: trials run on CPU" in said
+    assert "CPU-hours" in plan.summary()
+
+
+def test_shapes_are_named_by_alias_as_the_sweep_names_trials():
+    shapes = group_shapes(expand_grid(load_spec("table3")))
+    names = [s.describe() for s in shapes]
+    assert "imdb-lstm dropattack Embedding+Lstm.ih.w k=3 groups=paper train_size=100" in names
+    assert not any("weight" in n for n in names), names

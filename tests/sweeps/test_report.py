@@ -329,10 +329,11 @@ def test_confirm_rebuilds_the_configurations_of_a_store_in_the_earlier_key_forma
     """The store's cell tags join the attack set with ';' (the field separator): the
     confirmation sweep still rebuilds each chosen configuration from its runs' params."""
     from sweeps.commands.confirm import confirmation_spec
+    from sweeps.specs.merge import stood_for_cells
     from sweeps.specs.space import expand_grid
 
     spec = confirmation_spec(report.analysis, top=2, seeds=2)
-    cells = {t["cell"] for t in expand_grid(spec)}
+    cells = stood_for_cells(expand_grid(spec))  # the two p = 0 baselines train once a seed
     best = report.analysis.comparisons[0].best
     assert best.key == _cell(7.0, 0.7).replace("Embedding;Lstm", "Embedding+Lstm")
     wanted = {_cell(*k).replace("Embedding;Lstm", "Embedding+Lstm") for k in (

@@ -287,3 +287,34 @@ def test_landscape_help_shows_every_default(capsys):
     for shown in ("(default: test)", "(default: 512)", "(default: 256)", "(default: 21)",
                   "(default: 1.0)", "(default: 0)", "(default: RUNS_DIR/landscape)"):  # fmt: skip
         assert shown in text
+
+
+def test_landscape_follows_the_thread_rule_and_reports_progress(
+    digits_run, tmp_path, capsys, monkeypatch
+):
+    """``--threads`` (or $DROPATTACK_THREADS, as for ``train``) sets torch's threads, and each
+    run's curve and grid say how far they got, a line per quarter."""
+    uri, rid, _, _ = digits_run
+    before = torch.get_num_threads()
+    monkeypatch.setenv("DROPATTACK_THREADS", "1")
+    argv = ["landscape", rid, "--grid", "5", "--span", "0.5", "--samples", "64"]
+    argv += ["--mlflow-uri", uri, "--out", str(tmp_path / "out"), "--no-log"]
+    try:
+        assert cli.main(argv) == 0
+        assert torch.get_num_threads() == 1
+        assert cli.main([*argv, "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("landscape of 1 run(s): a 5x5 grid and a 9-point curve each, 1 thr")
+    grid = [line for line in lines if f"{rid[:8]}: grid" in line]
+    assert grid[:4] == [f"  {rid[:8]}: grid {n}/25 points" for n in (7, 13, 19, 25)]
+    assert f"  {rid[:8]}: 1-D curve 9/9 points" in lines
+
+
+def test_surface_progress_is_called_once_per_point():
+    model, batches = _convex_problem()
+    seen: list[tuple[int, int]] = []
+    loss_surface(model, batches, steps=3, span=0.5, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(i, 9) for i in range(1, 10)]

@@ -21,7 +21,7 @@ DROPATTACK = Path(sys.executable).parent / "dropattack"
         (2, 0.0, 2),  # a quiet machine: every core, as torch's own default
         (2, 0.3, 2),
         (2, 1.0, 1),  # another job on one of the two cores
-        (2, 23.0, 1),  # the shared machine of issue 17: never 0, never 2
+        (2, 23.0, 1),  # a shared 2-core machine under load: never 0, never 2
         (16, 3.2, 13),
         (16, 0.0, 16),
         (1, 0.0, 1),

@@ -131,7 +131,7 @@ def test_text_trial_on_the_real_imdb_sample():
     assert 0 <= r.metrics["test_acc"] <= 1 and r.metrics["epochs"] == 1
     assert r.data["source"].endswith("Train2500.csv") and r.data["vocab_size"] > 10_000
     # `dropattack train` says which data it loaded: source, split sizes and the data root
-    from sweeps.commands.train import summary
+    from sweeps.commands.train_console import summary
 
     ran, data = summary(r).splitlines()[:2]
     assert ran.startswith("ran imdb-lstm dropattack eps=5 p=0.7 k=1 groups=paper  attacked ")
