@@ -46,7 +46,11 @@ HELP = "Train one task with one method (a single trial, no Ray)."
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="task name (see `dropattack tasks`)")
     parser.add_argument(
-        "--data-dir", type=data_root, help="data root; 'hf' for Hugging Face datasets"
+        "--data-dir",
+        type=data_root,
+        metavar="DIR",
+        help="data root (the layout `dropattack data fetch` writes; 'hf' for Hugging Face "
+        "datasets; default: $DROPATTACK_DATA)",
     )
     parser.add_argument(
         "--method", default="dropattack", help="training method (default: %(default)s)"
