@@ -43,6 +43,11 @@ NAME = "train"
 HELP = "Train one task with one method (a single trial, no Ray)."
 
 
+def _vectors(text: str) -> str:
+    """``glove`` or an existing GloVe-format file."""
+    return text if text == "glove" else existing_file(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="task name (see `dropattack tasks`)")
     parser.add_argument(
@@ -98,9 +103,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--vectors",
-        type=existing_file,
+        type=_vectors,
         default=os.environ.get("DROPATTACK_VECTORS"),
-        help="GloVe text-format vectors for text tasks (default: $DROPATTACK_VECTORS; else random)",
+        help="GloVe text-format vectors for text tasks, or 'glove': the data root's "
+        "glove/glove.6B.300d.txt when present (default: $DROPATTACK_VECTORS; else random)",
     )
     parser.add_argument(
         "--download", action="store_true", help="let torchvision download MNIST/CIFAR-10"
@@ -301,6 +307,11 @@ def summary(result: TrialResult) -> str:
         + (
             f"  root {ran['data_root']}"
             if ran.get("data_root") and ran.get("data_root") != ran.get("data_source")
+            else ""
+        )
+        + (
+            f"  embedding {ran['embedding_init']} (paper: GloVe)"
+            if ran.get("embedding_init")
             else ""
         )
     )

@@ -276,3 +276,19 @@ def test_vectors_glove_uses_the_roots_glove_file_when_present(mirror, samples, t
     assert glove.info["embedding_init"] == "glove"
     matrix = glove.model_kwargs["pretrained"]
     assert matrix.shape[1] == 2 and glove.info["vectors_found"] == 1
+
+
+def test_train_says_how_the_embedding_started(mirror, samples, tmp_path, capsys):
+    base, folder = mirror
+    _serve_samples(folder, samples)
+    out = tmp_path / "data"
+    assert main(["data", "fetch", "samples", "--to", str(out), "--mirror", base]) == 0
+    (out / "glove").mkdir()
+    (out / "glove" / "glove.6B.300d.txt").write_text("the 0.5 0.25 1\n")
+    capsys.readouterr()
+    argv = ["train", "pheme-bilstm", "--method", "standard", "--epochs", "1", "--threads", "1"]
+    argv += ["--train-size", "64", "--model-arg", "hidden=4", "--data-dir", str(out)]
+    assert main([*argv, "--vectors", "glove"]) == 0
+    assert "embedding glove (paper: GloVe)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "embedding random (paper: GloVe)" in capsys.readouterr().out
