@@ -44,6 +44,7 @@ _CHUNK = 1 << 20
 _TIMEOUT = 30.0
 _IMDB_SIZES = (40_000, 5_000, 5_000)
 _IMDB_SEED = 0
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
 class FetchError(DataError):
@@ -111,6 +112,12 @@ def fetch(
             with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
                 download = Path(tmp) / "download"
                 digest = _download(url, download, name, root)
+                with download.open("rb") as f:
+                    if f.read(len(_LFS_POINTER)) == _LFS_POINTER:
+                        raise FetchError(
+                            f"{name}: {url} is a Git LFS pointer, not the file; download it "
+                            "from the repository's page and place it as docs/data.md shows"
+                        )
                 if source.sha256 and digest != source.sha256:
                     raise FetchError(
                         f"{name}: {url} has SHA-256 {digest}, expected {source.sha256} "

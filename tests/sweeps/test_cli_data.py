@@ -292,3 +292,12 @@ def test_train_says_how_the_embedding_started(mirror, samples, tmp_path, capsys)
     assert "embedding glove (paper: GloVe)" in capsys.readouterr().out
     assert main(argv) == 0
     assert "embedding random (paper: GloVe)" in capsys.readouterr().out
+
+
+def test_a_git_lfs_pointer_is_not_taken_for_the_file(mirror, tmp_path, capsys):
+    base, folder = mirror
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 10\n"
+    _put(folder, ITEMS["pheme"].sources[0].url, pointer)
+    assert main(["data", "fetch", "pheme", "--to", str(tmp_path / "d"), "--mirror", base]) == 2
+    assert "is a Git LFS pointer, not the file" in _one_error_line(capsys)
+    assert not (tmp_path / "d" / "pheme" / "2018_train.csv").exists()
