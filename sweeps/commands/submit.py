@@ -184,13 +184,17 @@ def _run_slurm(args: argparse.Namespace) -> int:
     if args.pip:
         raise UsageError("--pip is for Ray jobs, not --slurm")
     data_dir = absolute(args.data_dir)
+    if data_dir and any(c.isspace() for c in data_dir):
+        raise UsageError(
+            f"--data-dir: {data_dir!r} has white space, which the batch script's flags "
+            "cannot carry; use a path without it (a symlink)"
+        )
     spec = load_spec(args.spec, data_dir)  # a spec that does not validate stops here, one line
-    if not args.dry_run:
-        # the job reads this storage too: data it would miss is refused now, not after it
-        # waited in the queue for its allocation
-        problems = data_problems(spec)
-        if problems:
-            raise UsageError(f"not queued: {first_problem(problems)}")
+    # the job reads this storage too: data it would miss is refused now, not after it waited
+    # in the queue for its allocation
+    problems = data_problems(spec)
+    if problems:
+        raise UsageError(f"not queued: {first_problem(problems)}")
     if args.runs_dir is not None:  # on storage this login node shares with the cluster
         try:
             output_dir(args.runs_dir)

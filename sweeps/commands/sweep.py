@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         from sweeps.specs.space import describe_trials
 
         print("\n".join(describe_trials(spec)))
+        from sweeps.specs.data import data_pairs
+
+        roots = sorted({d for _, d in data_pairs(spec) if d})
+        if roots:
+            print(f"data_dir: {', '.join(roots)}")
         return 0
     from sweeps.specs.data import data_problems, first_problem
 
