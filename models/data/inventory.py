@@ -52,9 +52,17 @@ def needs(dataset: str, data_dir: str | os.PathLike | None) -> Needs:
         root = resolve_root(data_dir)
     except DataError as e:
         return Needs(dataset, None, str(data_dir), problem=f"{dataset}: {e}")
-    if root.hf:
-        return Needs(dataset, None, root.describe(), checked=False)
     text = TEXT_DATASETS.get(dataset)
+    if root.hf:
+        if text is not None and (root.hf_id or text.hf_id):
+            return Needs(dataset, None, root.describe(), checked=False)
+        return Needs(
+            dataset,
+            None,
+            root.describe(),
+            problem=f"{dataset}: not on Hugging Face datasets; pass --data-dir DIR with its "
+            f"files (`dropattack data fetch {dataset} --to DIR`)",
+        )
     if root.path is None:
         hf_id = text.hf_id if text else None
         return Needs(dataset, None, root.describe(), problem=no_data_message(dataset, hf_id))

@@ -116,3 +116,6 @@ def test_a_relative_flag_becomes_the_absolute_folder_the_job_reads(imdb_root, mo
 def test_digits_needs_no_data_and_hf_is_not_checked_offline():
     assert data_problems(load_spec("quickstart")) == []
     assert data_problems(load_spec("table3", "hf")) == []
+    problems = data_problems(load_spec("table2", "hf"))
+    assert [p.split(":")[0] for p in problems] == ["pheme", "mnist", "cifar10"]
+    assert "not on Hugging Face datasets" in problems[0]
