@@ -384,4 +384,4 @@ def test_submit_refuses_a_job_whose_data_is_not_where_it_will_read_it(slurm, tmp
     assert out.returncode == 0, out.stderr
     job = wait_job(slurm, out.stdout.strip(), log, 300, ended)
     assert job["JobState"] == "COMPLETED", (job, tail(log))
-    assert f"--data-dir {data}" in log.read_text(), tail(log)
+    assert f"data_dir: {data.resolve()}" in log.read_text(), tail(log)  # the dry run says so
