@@ -271,7 +271,7 @@ def test_vectors_glove_uses_the_roots_glove_file_when_present(mirror, samples, t
     assert random_start.info["embedding_init"] == "random"
     assert "pretrained" not in random_start.model_kwargs
     (out / "glove").mkdir()
-    (out / "glove" / "glove.6B.300d.txt").write_text("the 0.5 0.25\nzzqxv 1 2\n")
+    (out / "glove" / "glove.6B.300d.txt").write_text("police 0.5 0.25\nzzqxv 1 2\n")
     glove = load("pheme", options)
     assert glove.info["embedding_init"] == "glove"
     matrix = glove.model_kwargs["pretrained"]
