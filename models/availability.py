@@ -17,11 +17,11 @@ from models import tasks
 from models.data.inventory import Needs, check_files, glove_file, needs
 from models.data.sources import ITEMS
 
-__all__ = ["TaskData", "check", "fetch_items", "task_data", "task_problems"]
+__all__ = ["TaskFiles", "check", "fetch_items", "task_data", "task_problems"]
 
 
 @dataclass
-class TaskData:
+class TaskFiles:
     """One task's data under one data root."""
 
     task: str
@@ -32,6 +32,7 @@ class TaskData:
     text: bool
 
     def as_json(self) -> dict:
+        """One line of ``dropattack data list --json``."""
         return {
             "task": self.task,
             "dataset": self.dataset,
@@ -44,7 +45,7 @@ class TaskData:
         }
 
 
-def task_data(task: str, data_dir: str | os.PathLike | None) -> TaskData:
+def task_data(task: str, data_dir: str | os.PathLike | None) -> TaskFiles:
     """Where ``task`` reads from under ``data_dir`` (resolved as a trial resolves it).
 
     Raises:
@@ -52,7 +53,7 @@ def task_data(task: str, data_dir: str | os.PathLike | None) -> TaskData:
     """
     t = tasks.get(task)
     n = needs(t.dataset, data_dir)
-    return TaskData(
+    return TaskFiles(
         task,
         t.dataset,
         n,
@@ -98,7 +99,7 @@ def task_problems(pairs: Iterable[tuple[str, str | None]]) -> list[str]:
 
 def check(
     data_dir: str | os.PathLike, names: Sequence[str] = (), *, checksums: bool = True
-) -> tuple[list[TaskData], list[str]]:
+) -> tuple[list[TaskFiles], list[str]]:
     """What jobs on ``names`` (default: every task whose data is present) would read under
     ``data_dir``, and the problems: data missing, or files whose size or SHA-256 differ from
     the manifest. A missing task's data is a problem only when the task is named.
