@@ -24,6 +24,7 @@ from sweeps.commands import UsageError
 COMMANDS = {
     "train": "train one task with one method (one trial, no Ray)",
     "tasks": "list the tasks, their paper aliases and parameters",
+    "data": "list, fetch and check the datasets the tasks read",
     "plan": "what a sweep will cost, measured before it runs",
     "sweep": "run a sweep spec on Ray Tune, tracked in MLflow",
     "confirm": "rerun a sweep's selected configurations on new seeds",

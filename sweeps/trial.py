@@ -64,7 +64,8 @@ class TrialConfig:
         bucket: length-aware training batches (text tasks; see ``models.data.Batches``).
         data_dir: the data root (see :mod:`models.data.paths`).
         device: ``cpu`` or ``cuda``.
-        vectors: a GloVe-format file for text tasks' embeddings.
+        vectors: a GloVe-format file for text tasks' embeddings, or ``glove``: the data
+            root's ``glove/glove.6B.300d.txt`` when present (see :mod:`models.data.vectors`).
         download: let torchvision download MNIST/CIFAR-10 into ``data_dir``.
         model: model keyword overrides (``embed_dim``, ``hidden``, ``dropout``, ...).
     """
@@ -317,6 +318,8 @@ def ran_record(
         data_split=data.split,
         sizes=dict(sizes),
     )
+    if data.info.get("embedding_init"):
+        out["embedding_init"] = data.info["embedding_init"]
     return out
 
 
@@ -333,6 +336,7 @@ def ran_params(result: TrialResult) -> dict[str, Any]:
         "data_root": ran.get("data_root"),
         "data_source": ran.get("data_source"),
         "data_split": ran.get("data_split"),
+        "embedding_init": ran.get("embedding_init"),
         "val_size": result.sizes.get("val"),
         "test_size": result.sizes.get("test"),
     }

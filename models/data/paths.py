@@ -7,10 +7,11 @@ Resolution order of the data root:
 3. ``../shared/data`` beside the repository checkout, when present: the real samples of the
    authors' files (IMDB 2,500 reviews, PHEME validation/test, AG News validation), the
    offline default for text tasks;
-4. none: text tasks then load from Hugging Face ``datasets`` (local cache, or the hub unless
-   ``HF_DATASETS_OFFLINE=1``).
+4. none: a task that needs data fails at once with :func:`no_data_message`, which names the
+   fix (``dropattack data fetch``, ``--data-dir``); nothing is downloaded unasked.
 
-``data_dir="hf"`` (or ``"hf:<dataset id>"``) asks for Hugging Face ``datasets`` explicitly.
+``data_dir="hf"`` (or ``"hf:<dataset id>"``) asks for Hugging Face ``datasets`` (its local
+cache, or the hub unless ``HF_DATASETS_OFFLINE=1``).
 Caches (vocabularies) go beside the data when that folder is writable, else to
 ``$DROPATTACK_CACHE`` (default ``~/.cache/dropattack``).
 """
@@ -24,7 +25,10 @@ from pathlib import Path
 
 from models.data.errors import DataError
 
-__all__ = ["DataRoot", "SAMPLE_DIR", "cache_dirs", "resolve_root"]
+__all__ = ["DATA_ENV", "DataRoot", "SAMPLE_DIR", "cache_dirs", "no_data_message", "resolve_root"]
+
+#: The environment variable naming the data root when no flag or spec does.
+DATA_ENV = "DROPATTACK_DATA"
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 HF_PREFIX = "hf"
@@ -42,6 +46,8 @@ class DataRoot:
     def describe(self) -> str:
         if self.hf:
             return f"Hugging Face datasets{f' ({self.hf_id})' if self.hf_id else ''}"
+        if self.path is None:
+            return self.origin
         return f"{self.path} ({self.origin})"
 
 
@@ -57,14 +63,21 @@ def resolve_root(data_dir: str | os.PathLike | None) -> DataRoot:
             hf_id = text.partition(":")[2] or None
             return DataRoot(None, hf=True, hf_id=hf_id, origin="--data-dir")
         return DataRoot(_existing(Path(text).expanduser(), "--data-dir"), origin="--data-dir")
-    env = os.environ.get("DROPATTACK_DATA")
+    env = os.environ.get(DATA_ENV)
     if env:
-        return DataRoot(
-            _existing(Path(env).expanduser(), "DROPATTACK_DATA"), origin="DROPATTACK_DATA"
-        )
+        return DataRoot(_existing(Path(env).expanduser(), DATA_ENV), origin=DATA_ENV)
     if SAMPLE_DIR.is_dir():
         return DataRoot(SAMPLE_DIR, origin="offline sample ../shared/data")
-    return DataRoot(None, hf=True, origin="no data dir: Hugging Face datasets")
+    return DataRoot(None, origin="no data folder")
+
+
+def no_data_message(dataset: str, hf_id: str | None = None) -> str:
+    """One line for a dataset with no data folder named: how to get one and name it."""
+    return (
+        f"{dataset}: no data folder (no --data-dir, spec data_dir or ${DATA_ENV}); fetch it "
+        f"with `dropattack data fetch {dataset} --to DIR` (docs/data.md) and pass --data-dir DIR"
+        + (" (or --data-dir hf for Hugging Face datasets)" if hf_id else "")
+    )
 
 
 def _existing(path: Path, what: str) -> Path:

@@ -43,14 +43,14 @@ import torch
 
 from models.data.batches import Split
 from models.data.errors import DataError
-from models.data.paths import DataRoot, cache_dirs, resolve_root
+from models.data.paths import DataRoot, cache_dirs, no_data_message, resolve_root
 from models.data.splits import nested_subset, split_pool
 from models.data.taskdata import DataOptions, TaskData
 from models.data.tokencache import tokenise
-from models.data.vectors import load_vectors
+from models.data.vectors import embedding_init, load_vectors, resolve_vectors
 from models.data.vocab import PAD_ID
 
-__all__ = ["TEXT_DATASETS", "TextDataset", "TextTable", "load_text", "read_csv"]
+__all__ = ["TEXT_DATASETS", "TextDataset", "TextTable", "load_text", "read_csv", "text_files"]
 
 ROLES = ("train", "val", "test")
 
@@ -196,10 +196,31 @@ def find_tables(spec: TextDataset, root: DataRoot) -> tuple[dict[str, TextTable]
     """
     if root.hf:
         return _hf_tables(spec, root.hf_id or spec.hf_id), None
-    folders = [root.path / spec.folder, root.path]
-    for folder in folders:
+    if root.path is None:
+        raise DataError(no_data_message(spec.name, spec.hf_id))
+    folder, found = text_files(spec, root.path)
+    if found is None:
+        return _saved_tables(spec, folder), folder
+    if found:
+        return {r: read_csv(p, spec.columns, spec.num_classes) for r, p in found.items()}, folder
+    looked = ", ".join(n for names in spec.files.values() for n in names)
+    raise DataError(
+        f"{spec.name}: no data in {root.path / spec.folder} or {root.path} ({root.origin}); "
+        f"expected the authors' CSV files ({looked}) or a datasets save_to_disk folder "
+        f"(`dropattack data fetch {spec.name} --to DIR` writes them; docs/data.md)"
+        + (f", or --data-dir hf to load {spec.hf_id} from Hugging Face" if spec.hf_id else "")
+    )
+
+
+def text_files(spec: TextDataset, path: Path) -> tuple[Path, dict[str, Path] | None]:
+    """The folder a text dataset is read from under data root ``path`` and its files by role.
+
+    ``None`` for the files: the folder is a ``datasets`` ``save_to_disk`` folder. ``{}``:
+    nothing found (the folder returned is the dataset's own, ``path/<folder>``).
+    """
+    for folder in (path / spec.folder, path):
         if (folder / "dataset_dict.json").is_file():
-            return _saved_tables(spec, folder), folder
+            return folder, None
         found = {}
         for role in ROLES:
             for name in spec.files[role]:
@@ -207,15 +228,8 @@ def find_tables(spec: TextDataset, root: DataRoot) -> tuple[dict[str, TextTable]
                     found[role] = folder / name
                     break
         if found:
-            return {
-                r: read_csv(p, spec.columns, spec.num_classes) for r, p in found.items()
-            }, folder
-    looked = ", ".join(n for names in spec.files.values() for n in names)
-    raise DataError(
-        f"{spec.name}: no data in {folders[0]} or {folders[1]} ({root.origin}); expected the "
-        f"authors' CSV files ({looked}) or a datasets save_to_disk folder"
-        + (f", or --data-dir hf to load {spec.hf_id} from Hugging Face" if spec.hf_id else "")
-    )
+            return folder, found
+    return path / spec.folder, {}
 
 
 def _hf_tables(spec: TextDataset, hf_id: str | None) -> dict[str, TextTable]:
@@ -307,10 +321,12 @@ def load_text(name: str, options: DataOptions) -> TaskData:
         "at_max_len": int((lengths == options.max_len).sum()),
         "data_root": root.describe(),
     }
-    if options.vectors:
-        matrix, covered = load_vectors(options.vectors, vocab.words, padding_idx=PAD_ID)
+    vectors = resolve_vectors(options.vectors, root.path)
+    info["embedding_init"] = embedding_init(vectors)
+    if vectors is not None:
+        matrix, covered = load_vectors(vectors, vocab.words, padding_idx=PAD_ID)
         model_kwargs["pretrained"] = matrix
-        info.update(vectors=str(options.vectors), vectors_found=covered)
+        info.update(vectors=str(vectors), vectors_found=covered)
     return TaskData(
         train=every.subset(parts["train"]),
         val=every.subset(parts["val"]),

@@ -1,9 +1,12 @@
 """Pretrained word vectors in GloVe's text format (``word v1 v2 ... vd`` per line).
 
-The paper initialises the embedding with GloVe (``glove.6B.300d.txt``); the user names the file
-(``dropattack train --vectors PATH`` or ``$DROPATTACK_VECTORS``). Words the file lacks get
-N(0, 1) vectors, as the authors' ``unk_init=torch.Tensor.normal_``; the padding row is zero.
-Without a file the embedding keeps PyTorch's random initialisation.
+The paper initialises the embedding with GloVe (``glove.6B.300d.txt``, fine-tuned); the user
+names the file (``dropattack train --vectors PATH``, ``$DROPATTACK_VECTORS`` or a spec's
+``vectors``), or ``glove``: the data root's ``glove/glove.6B.300d.txt`` (what ``dropattack data
+fetch glove`` writes) when it is there, else random embeddings. Words the file lacks get N(0, 1)
+vectors, as the authors' ``unk_init=torch.Tensor.normal_``; the padding row is zero. Without a
+file the embedding keeps PyTorch's random initialisation. Every text trial records its
+embedding start (:func:`embedding_init`: ``glove``, ``pretrained`` or ``random``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,29 @@ import numpy as np
 import torch
 
 from models.data.errors import DataError
+from models.data.sources import GLOVE_FILE
 
-__all__ = ["load_vectors"]
+__all__ = ["GLOVE", "embedding_init", "load_vectors", "resolve_vectors"]
+
+#: The ``vectors`` value meaning the data root's GloVe file when present.
+GLOVE = "glove"
+
+
+def resolve_vectors(vectors: str | Path | None, root: Path | None) -> Path | None:
+    """The vectors file to load: ``None`` (random), a path, or ``glove`` under ``root``."""
+    if not vectors:
+        return None
+    if str(vectors) == GLOVE:
+        path = root / GLOVE_FILE if root is not None else None
+        return path if path is not None and path.is_file() else None
+    return Path(vectors).expanduser()
+
+
+def embedding_init(path: Path | None) -> str:
+    """How an embedding starts: ``glove`` (a GloVe file), ``pretrained`` (another), ``random``."""
+    if path is None:
+        return "random"
+    return GLOVE if path.name.lower().startswith("glove") else "pretrained"
 
 
 def load_vectors(

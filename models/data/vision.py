@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from models.data.batches import Split
 from models.data.errors import DataError
-from models.data.paths import resolve_root
+from models.data.paths import no_data_message, resolve_root
 from models.data.splits import nested_subset, split_pool
 from models.data.taskdata import DataOptions, TaskData
 
@@ -274,6 +274,8 @@ def _check_labels(y: torch.Tensor, where: str) -> torch.Tensor:
 
 def _vision_root(options: DataOptions, name: str) -> Path:
     root = resolve_root(options.data_dir)
+    if root.path is None and not root.hf:
+        raise DataError(no_data_message(name.lower().replace("-", "")))
     if root.hf or root.path is None:
         raise DataError(
             f"{name}: needs a local folder (--data-dir DIR or DROPATTACK_DATA), "

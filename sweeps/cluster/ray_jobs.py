@@ -164,6 +164,7 @@ class SweepArgs:
     gpus_per_trial: float | str | None = None  # a share, or "auto"
     runs_dir: str | None = None  # None: $DROPATTACK_RUNS_DIR on the cluster, else ./runs
     dry_run: bool = False
+    data_dir: str | None = None  # the data root on the cluster (None: its $DROPATTACK_DATA)
 
 
 # --------------------------------------------------------------------------- addresses
@@ -515,6 +516,8 @@ def sweep_entrypoint(spec_arg: str, mlflow_uri: str, args: SweepArgs = SweepArgs
     if args.gpus_per_trial is not None:
         share = args.gpus_per_trial
         words += ["--gpus-per-trial", share if isinstance(share, str) else f"{share:g}"]
+    if args.data_dir:
+        words += ["--data-dir", args.data_dir]
     if args.dry_run:
         words.append("--dry-run")
     command = shlex.join(words)

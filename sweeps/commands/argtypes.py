@@ -21,6 +21,7 @@ from sweeps.specs.names import name_problem
 
 __all__ = [
     "TRACKING_SCHEMES",
+    "add_data_dir",
     "add_driver_flags",
     "add_store_flags",
     "data_root",
@@ -164,6 +165,13 @@ def data_root(text: str) -> str:
         return existing_dir(text)
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"{e} (or give hf, hf:DATASET_ID)") from None
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir DIR``: the data root every task reads (see :mod:`sweeps.specs.data`)."""
+    from sweeps.specs.data import DATA_DIR_HELP
+
+    parser.add_argument("--data-dir", type=data_root, metavar="DIR", help=DATA_DIR_HELP)
 
 
 # --------------------------------------------------------------------------- addresses

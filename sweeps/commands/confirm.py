@@ -25,7 +25,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.commands.argtypes import add_driver_flags, experiment_name, positive_int, tracking_uri
+from sweeps.commands.argtypes import (
+    add_data_dir,
+    add_driver_flags,
+    experiment_name,
+    positive_int,
+    tracking_uri,
+)
 
 if TYPE_CHECKING:
     from sweeps.records.collect import SweepRuns
@@ -41,7 +47,7 @@ HELP = (
 )
 
 #: Trial fields a spec entry takes directly from a run's params.
-_DIRECT = ("task", "method", "attack", "eps", "p", "k", "data_dir")
+_DIRECT = ("task", "method", "attack", "eps", "p", "k", "data_dir", "vectors")
 #: Fields a run logs even when its trial left them at the default: taken only when the
 #: configuration's cell key names them (the trial set them).
 _IF_IN_CELL = ("groups", "train_size", "epochs", "batch_size", "lr")
@@ -85,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue an interrupted confirmation"
     )
     add_driver_flags(parser)
+    add_data_dir(parser)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -181,13 +188,17 @@ def _original_spec(sweep: SweepRuns) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
+def confirmation_spec(
+    analysis: Analysis, top: int, seeds: int, data_dir: str | None = None
+) -> Spec:
     """The confirmation sweep as a grid spec; its trials' cells are the chosen cells.
+    ``data_dir`` (``--data-dir``) replaces the data root the sweep's runs logged.
 
     Raises UsageError when a configuration cannot be rebuilt from its params.
     """
     from sweeps.commands import UsageError
     from sweeps.records.collect import confirm_experiment
+    from sweeps.specs.data import apply_data_dir
     from sweeps.specs.merge import stood_for_cells
     from sweeps.specs.space import expand_grid
     from sweeps.specs.spec import PAPER_TABLES, parse_spec
@@ -220,7 +231,7 @@ def confirmation_spec(analysis: Analysis, top: int, seeds: int) -> Spec:
         "resources": resources,
         "keep_checkpoint": original.get("keep_checkpoint", True),
     }
-    spec = parse_spec(data, f"confirmation of {sweep.experiment}")
+    spec = parse_spec(apply_data_dir(data, data_dir), f"confirmation of {sweep.experiment}")
     got = stood_for_cells(expand_grid(spec))
     lost = [c.key for c in cells if c.key not in got]
     if lost:
@@ -250,7 +261,12 @@ def run(args: argparse.Namespace) -> int:
 
     sweep = collect(args.experiment, uri, args.parent)
     analysis = analyze(sweep, matcher_for(sweep.paper_table))
-    spec = confirmation_spec(analysis, args.top, args.seeds)
+    spec = confirmation_spec(analysis, args.top, args.seeds, args.data_dir)
+    from sweeps.specs.data import data_problems, first_problem
+
+    problems = data_problems(spec)
+    if problems:  # before Ray starts
+        raise UsageError(first_problem(problems))
     for name in ("mlflow", "optuna"):  # the live view is the console
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

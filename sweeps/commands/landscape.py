@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from sweeps.commands.argtypes import (
     add_store_flags,
+    data_root,
     output_dir,
     positive_int,
     resolve_tracking_uri,
@@ -131,6 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for torch, as `dropattack train` takes them (default: "
         "$DROPATTACK_THREADS, else the CPUs other processes leave idle, at least 1)",
     )
+    parser.add_argument(
+        "--data-dir",
+        type=data_root,
+        metavar="DIR",
+        help="data root to rebuild the runs' data from (default: the data_dir each run "
+        "logged, else $DROPATTACK_DATA)",
+    )
 
 
 def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str], str]:
@@ -154,7 +162,7 @@ def _params(client: MlflowClient, run_id: str, uri: str) -> tuple[dict[str, str]
     return dict(run.data.params), run.data.tags.get(TAG["variant"], "")
 
 
-def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
+def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str, data_dir: str | None):
     import torch
 
     from models import tasks
@@ -165,7 +173,7 @@ def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str):
     size = params.get("train_size")
     data = task.load(
         DataOptions(
-            data_dir=params.get("data_dir") or None,
+            data_dir=data_dir or params.get("data_dir") or None,
             train_size=int(size) if size and size != "None" else None,
             vectors=params.get("vectors") or None,
         )
@@ -243,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     for run_id in run_ids:
         params, variant = _params(client, run_id, uri)
         ckpt = checkpoint_path(client, run_id, out / run_id)
-        model, data = _load_model(params, ckpt, run_id)
+        model, data = _load_model(params, ckpt, run_id, args.data_dir)
         batches, n = _batches(data, args.split, args.samples, args.batch_size)
         size = data.sizes[args.split]
         evaluated[run_id] = {"samples": n, "split_size": size}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sweeps.commands.argtypes import gpu_share_or_auto, positive_int, seconds
+from sweeps.commands.argtypes import add_data_dir, gpu_share_or_auto, positive_int, seconds
 
 NAME = "plan"
 HELP = (
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and the plan says which (default: 60)",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_data_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,9 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.commands import UsageError
     from sweeps.cost.plan import PlanError, make_plan
     from sweeps.records.store import UnreachableError
+    from sweeps.specs.data import data_problems, first_problem
     from sweeps.specs.load import load_spec
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.data_dir)
+    problems = data_problems(spec)
+    if problems:  # before Ray starts and the calibration loads anything
+        raise UsageError(first_problem(problems))
     say = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         plan = make_plan(

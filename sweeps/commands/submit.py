@@ -56,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLflow experiment and sweep name (default: spec)",
     )
     parser.add_argument("--resume", action="store_true", help="continue a sweep of this name")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="data root as the cluster's nodes see it (the layout `dropattack data fetch` "
+        "writes); it wins over the spec's data_dir, which wins over $DROPATTACK_DATA. With "
+        "--slurm it is checked here, on storage the login node shares, before queueing",
+    )
     parser.add_argument("--max-concurrent", type=positive_int, help="at most N trials at once")
     parser.add_argument(
         "--gpus-per-trial",
@@ -132,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         runs_dir=args.runs_dir,
         dry_run=args.dry_run,
+        data_dir=args.data_dir,
     )
     address = ray_jobs.normalize_address(args.address)
     folder = args.working_dir or ray_jobs.project_root()
@@ -167,6 +175,7 @@ def _run_slurm(args: argparse.Namespace) -> int:
     from sweeps.commands import UsageError
     from sweeps.execution.state import SweepError, check_state
     from sweeps.records.store import UnreachableError
+    from sweeps.specs.data import absolute, data_problems, first_problem
     from sweeps.specs.load import load_spec
 
     for flag in ("address", "working_dir", "requirements", "follow", "forward_mlflow_credentials"):
@@ -174,7 +183,18 @@ def _run_slurm(args: argparse.Namespace) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} is for Ray jobs, not --slurm")
     if args.pip:
         raise UsageError("--pip is for Ray jobs, not --slurm")
-    spec = load_spec(args.spec)  # a spec that does not validate stops here, one line
+    data_dir = absolute(args.data_dir)
+    if data_dir and any(c.isspace() for c in data_dir):
+        raise UsageError(
+            f"--data-dir: {data_dir!r} has white space, which the batch script's flags "
+            "cannot carry; use a path without it (a symlink)"
+        )
+    spec = load_spec(args.spec, data_dir)  # a spec that does not validate stops here, one line
+    # the job reads this storage too: data it would miss is refused now, not after it waited
+    # in the queue for its allocation
+    problems = data_problems(spec)
+    if problems:
+        raise UsageError(f"not queued: {first_problem(problems)}")
     idle = slurm.idle_gpus_problem(spec, args.gpus_per_trial, args.passthrough)
     if idle:
         raise UsageError(idle)
@@ -188,6 +208,8 @@ def _run_slurm(args: argparse.Namespace) -> int:
         sweep_args += ["--max-concurrent", str(args.max_concurrent)]
     if args.gpus_per_trial is not None:
         sweep_args += ["--gpus-per-trial", str(args.gpus_per_trial)]
+    if data_dir:
+        sweep_args += ["--data-dir", data_dir]
     if args.dry_run:
         sweep_args.append("--dry-run")
     sweep = slurm.resolve(

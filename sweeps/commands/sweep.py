@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from sweeps.commands.argtypes import (
+    add_data_dir,
     add_driver_flags,
     experiment_name,
     gpu_share_or_auto,
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved trials and stop")
     add_driver_flags(parser)
+    add_data_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,12 +74,22 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.commands import UsageError
     from sweeps.specs.load import load_spec
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.data_dir)
     if args.dry_run:
         from sweeps.specs.space import describe_trials
 
         print("\n".join(describe_trials(spec, args.gpus_per_trial)))
+        from sweeps.specs.data import data_pairs
+
+        roots = sorted({d for _, d in data_pairs(spec) if d})
+        if roots:
+            print(f"data_dir: {', '.join(roots)}")
         return 0
+    from sweeps.specs.data import data_problems, first_problem
+
+    problems = data_problems(spec)
+    if problems:  # before Ray starts
+        raise UsageError(first_problem(problems))
     from sweeps.cluster.connect import ray_session
     from sweeps.commands.argtypes import resolve_tracking_uri
     from sweeps.execution.driver import SweepError, SweepOptions

@@ -30,10 +30,19 @@ NAME = "train"
 HELP = "Train one task with one method (a single trial, no Ray)."
 
 
+def _vectors(text: str) -> str:
+    """``glove`` or an existing GloVe-format file."""
+    return text if text == "glove" else existing_file(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="task name (see `dropattack tasks`)")
     parser.add_argument(
-        "--data-dir", type=data_root, help="data root; 'hf' for Hugging Face datasets"
+        "--data-dir",
+        type=data_root,
+        metavar="DIR",
+        help="data root (the layout `dropattack data fetch` writes; 'hf' for Hugging Face "
+        "datasets; default: $DROPATTACK_DATA)",
     )
     parser.add_argument(
         "--method", default="dropattack", help="training method (default: %(default)s)"
@@ -81,9 +90,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--vectors",
-        type=existing_file,
+        type=_vectors,
         default=os.environ.get("DROPATTACK_VECTORS"),
-        help="GloVe text-format vectors for text tasks (default: $DROPATTACK_VECTORS; else random)",
+        help="GloVe text-format vectors for text tasks, or 'glove': the data root's "
+        "glove/glove.6B.300d.txt when present (default: $DROPATTACK_VECTORS; else random)",
     )
     parser.add_argument(
         "--download", action="store_true", help="let torchvision download MNIST/CIFAR-10"

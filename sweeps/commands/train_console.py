@@ -166,6 +166,11 @@ def summary(result: TrialResult) -> str:
             if ran.get("data_root") and ran.get("data_root") != ran.get("data_source")
             else ""
         )
+        + (
+            f"  embedding {ran['embedding_init']} (paper: GloVe)"
+            if ran.get("embedding_init")
+            else ""
+        )
     )
     return (
         f"{ran_line}\n"

@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 ALPHA = 0.05
+#: How the paper's text models start their embeddings: the authors' notebooks load GloVe
+#: (glove.6B.300d.txt) with ``nn.Embedding.from_pretrained(..., freeze=False)``.
+PAPER_EMBEDDING = "GloVe"
 #: The effect verdicts, in the order the summary counts them.
 EFFECT_VERDICTS = ("reproduced", "smaller", "not shown", "opposite")
 #: Counted beside them: rows with a paper effect that no test could judge (n < 2, zero spread).
@@ -150,6 +153,8 @@ class Scale:
     epochs: list[str]
     vectors: str | None
     differs: bool  # some configuration's training data is not the paper's size
+    embedding: str | None = None  # how text embeddings started: glove, random, pretrained
+    paper_embedding: str | None = None  # some configuration's training data is not the paper's size
 
     def as_json(self) -> dict:
         """The ``scale`` object of a task in ``report.json``."""
@@ -164,6 +169,8 @@ class Scale:
             "train_size": self.train_size,
             "epochs": self.epochs,
             "vectors": self.vectors,
+            "embedding": self.embedding,
+            "paper_embedding": self.paper_embedding,
             "different_scale": self.differs,
         }
 
@@ -371,6 +378,8 @@ def _scale(matcher: Matcher, task: str, cells: Sequence[CellStats]) -> Scale:
     table1 = paper.TABLE1.get(dataset)
     sources = _distinct(cells, "data_source", "data_root", "data_dir")
     vectors = _distinct(cells, "vectors")
+    text = dataset in paper.TEXT_DATASETS
+    embedding = _distinct(cells, "embedding_init") or (["pretrained"] if vectors else [])
     return Scale(
         task=task,
         dataset=dataset,
@@ -385,6 +394,8 @@ def _scale(matcher: Matcher, task: str, cells: Sequence[CellStats]) -> Scale:
         epochs=_distinct(cells, "epochs"),
         vectors="; ".join(vectors) or (None if dataset not in paper.TEXT_DATASETS else "random"),
         differs=any(differs(matcher, c) for c in cells),
+        embedding="; ".join(embedding) or ("random" if text else None),
+        paper_embedding=PAPER_EMBEDDING if text else None,
     )
 
 

@@ -161,14 +161,16 @@ def scale_table(analysis: Analysis) -> Table:
             "test (paper)",
             "train_size",
             "epochs",
-            "vectors (paper: not stated)",
+            "embedding start (paper)",
             "absolute verdicts",
         ],
         caption=(
             "Sizes are examples per split as the trials logged them (params train_size, "
             "val_size, test_size; older stores: train_size only). When the training data is "
             "not the paper's size the absolute verdict reads 'different scale' and the effect "
-            "verdict is the headline."
+            "verdict is the headline. Embedding start: how text models' embeddings began "
+            "(param embedding_init: glove, or random without a GloVe file), beside the "
+            "paper's (GloVe)."
         ),
     )
     effects = analysis.effects or EffectSet()
@@ -183,11 +185,18 @@ def scale_table(analysis: Analysis) -> Table:
                 plain(f"{_size(s.test)} ({_size(s.paper_test) if s.paper_test else DASH})"),
                 plain(", ".join(s.train_size) or "all"),
                 plain(", ".join(s.epochs) or DASH),
-                plain(s.vectors or DASH),
+                plain(_embedding(s)),
                 plain(DIFFERENT_SCALE if s.differs else "at the paper's size", s.differs),
             ]
         )
     return table
+
+
+def _embedding(s: Scale) -> str:
+    """``glove (GloVe)``, ``random (GloVe)``; a dash for image tasks."""
+    if not s.embedding:
+        return DASH
+    return f"{s.embedding} ({s.paper_embedding})" if s.paper_embedding else s.embedding
 
 
 def effects_table(analysis: Analysis) -> Table:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sweeps.specs.data import apply_data_dir
 from sweeps.specs.space import expand_grid
 from sweeps.specs.spec import SPEC_DIR, Spec, SpecError, parse_spec, spec_names
 
@@ -52,10 +53,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_spec(name_or_path: str | Path) -> Spec:
+def load_spec(name_or_path: str | Path, data_dir: str | None = None) -> Spec:
     """Read and validate a spec: a shipped name (``quickstart``) or a YAML file path.
 
     Grids are expanded once here, so an empty grid or a repeated cell fails before launch.
+    ``data_dir`` (``--data-dir``) replaces the spec's ``data_dir`` in every trial.
 
     Raises:
         SpecError: unknown spec, unreadable YAML, or an invalid field (path and allowed values).
@@ -86,4 +88,4 @@ def load_spec(name_or_path: str | Path) -> Spec:
         if spec.search.algorithm == "grid":
             expand_grid(spec)
 
-    return parse_spec(data, str(path), path.stem, expand)
+    return parse_spec(apply_data_dir(data, data_dir), str(path), path.stem, expand)

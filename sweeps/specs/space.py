@@ -231,6 +231,8 @@ def make_trial(
             trial[name] = float(trial[name])
     trial["hp"] = dict(trial["hp"] or {})
     trial["data_dir"] = fields.get("data_dir")
+    if fields.get("vectors"):
+        trial["vectors"] = fields["vectors"]
     if fields.get("bucket") is not None:
         trial["bucket"] = fields["bucket"]
     trial["seed"] = int(seed)

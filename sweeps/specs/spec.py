@@ -107,6 +107,8 @@ class TrialFields(_Strict):
     ``attack`` is a set of the task's paper aliases (or parameter names/globs); ``[]`` is the
     method's default target (the task's input for DropAttack). ``variant`` labels the paper
     table's row; ``{field}`` placeholders are filled from the trial (``"{train_size}"``).
+    ``vectors`` starts text models' embeddings from word vectors: a GloVe-format file, or
+    ``glove`` for the data root's ``glove/glove.6B.300d.txt`` when present (else random).
     """
 
     task: str | None = None
@@ -122,6 +124,7 @@ class TrialFields(_Strict):
     batch_size: int | None = None
     lr: float | None = None
     data_dir: str | None = None
+    vectors: str | None = None
     bucket: bool | None = None
     variant: str | None = None
 

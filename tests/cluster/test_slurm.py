@@ -341,3 +341,47 @@ def _seconds(runtime: str) -> int:
     for part in clock.split(":"):
         total = total * 60 + int(part)
     return total + int(days or 0) * 86400
+
+
+TEXT_SPEC = """
+name: slurm-text
+defaults: {task: imdb-lstm, method: standard, epochs: 1, train_size: 100}
+seeds: [0]
+"""
+
+
+def test_submit_refuses_a_job_whose_data_is_not_where_it_will_read_it(slurm, tmp_path):
+    shared_imdb = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb"
+    if not (shared_imdb / "Train2500.csv").is_file():
+        pytest.skip(f"{shared_imdb} not found: the shared real data samples are absent")
+    spec = tmp_path / "text.yaml"
+    spec.write_text(TEXT_SPEC)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = slurm.jobs()
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    refused = submit(slurm, tmp_path, str(spec), "--slurm", "--data-dir", str(empty), *runs)
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"not queued: imdb: no CSV files in {empty / 'imdb'}" in lines[0], lines
+    assert "dropattack data fetch imdb" in lines[0], lines
+    # the spec's data_dir, checked the same way
+    spec.write_text(TEXT_SPEC.replace("train_size: 100", f"train_size: 100, data_dir: {empty}"))
+    refused = submit(slurm, tmp_path, str(spec), "--slurm", *runs)
+    assert refused.returncode == 2 and "not queued: imdb: no CSV files" in refused.stderr
+    assert slurm.jobs() == before
+
+    # with the data there, the job is queued and reads that folder
+    data = tmp_path / "data"
+    (data / "imdb").mkdir(parents=True)
+    shutil.copy(shared_imdb / "Train2500.csv", data / "imdb")
+    log = tmp_path / "job.out"
+    out = submit(
+        slurm, tmp_path, str(spec), "--slurm", "--data-dir", "data", "--dry-run", *runs,
+        "--", "--nodes=1", f"--cpus-per-task={slurm.cpus_per_node}", "--time=10", f"--output={log}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    job = wait_job(slurm, out.stdout.strip(), log, 300, ended)
+    assert job["JobState"] == "COMPLETED", (job, tail(log))
+    assert f"data_dir: {data.resolve()}" in log.read_text(), tail(log)  # the dry run says so

@@ -219,6 +219,7 @@ def test_unknown_experiment_is_one_line(tmp_path, capsys):
         {"task": "imdb-lstm", "method": "l1", "hp": {"lam": 1.0e-5}, "epochs": 3, "lr": 0.002},
         {"task": "digits-lenet5", "method": "dropout", "hp": {"rate": 0.5}, "batch_size": 32},
         {"task": "digits-lenet5", "method": "standard"},
+        {"task": "imdb-lstm", "method": "standard", "vectors": "glove"},
     ],
 )  # fmt: skip
 def test_a_configuration_is_rebuilt_from_its_params_with_the_same_cell_key(fields):
@@ -239,6 +240,7 @@ def test_a_configuration_is_rebuilt_from_its_params_with_the_same_cell_key(field
     assert again["cell"] == trial["cell"] and again["seed"] == 7
     for name in ("method", "attack", "eps", "p", "k", "groups", "hp", "lr", "batch_size"):
         assert again[name] == trial[name], name
+    assert again.get("vectors") == trial.get("vectors")  # GloVe or random: the same start
 
 
 def _sweep_in_a_subprocess(spec: str, runs_dir: Path, uri: str, *flags: str):

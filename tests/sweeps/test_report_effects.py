@@ -137,6 +137,7 @@ AGNEWS = {
     "data_source": "shared/data/agnews/val_ag1.csv",
     "train_size": 2000,
     "epochs": 2,
+    "embedding_init": "glove",
 }
 IMDB_OLD = {"task": "imdb-lstm", "train_size": 40000, "epochs": 10}  # an older store: no sizes
 
@@ -228,6 +229,10 @@ def test_summary_counts_per_paper_table_and_scale_per_task(targets_report):
         "source": "shared/data/agnews/val_ag1.csv",
     }
     assert agnews["epochs"] == ["2"] and agnews["vectors"] == "random"
+    assert agnews["embedding"] == "glove" and agnews["paper_embedding"] == "GloVe"
+    assert scales["imdb-lstm"]["embedding"] == "random"  # no embedding_init: random
+    md = report.files["md"].read_text()
+    assert "glove (GloVe)" in md and "random (GloVe)" in md
     # an older store without split sizes: train from train_size, val/test unknown
     imdb = scales["imdb-lstm"]
     assert (imdb["train"], imdb["paper_train"], imdb["val"], imdb["test"]) == (

@@ -11,7 +11,7 @@ import torch
 
 from dropattack import methods
 from dropattack.train import Callback
-from sweeps.trial import TrialConfig, run_trial
+from sweeps.trial import TrialConfig, ran_params, run_trial
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TINY_TEXT = {"embed_dim": 16, "hidden": 16}
@@ -146,6 +146,7 @@ def test_pheme_trial_defaults_to_the_embedding_and_reports_f1():
     r = run_trial(TrialConfig("pheme-bilstm", epochs=1, train_size=200, model=TINY_TEXT))
     assert r.attacked == ["embedding.weight"] and r.aliases == ["Embedding"]
     assert 0 <= r.metrics["test_f1"] <= 1 and r.sizes["test"] == 1280 * 637 // 6425
+    assert r.ran["embedding_init"] == "random" and ran_params(r)["embedding_init"] == "random"
 
 
 def test_image_tasks_train_end_to_end_from_files_in_their_real_formats(tmp_path):
