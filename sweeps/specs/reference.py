@@ -80,6 +80,8 @@ MEANING: dict[str, str] = {
     "trial.lr": "Adam's learning rate",
     "trial.data_dir": "the data root the task's loader reads",
     "trial.bucket": "length-aware training batches (text tasks)",
+    "trial.vectors": "the text embedding's start: `glove` (the data root's "
+    "glove/glove.6B.300d.txt when present, else random), a GloVe-format file, or unset (random)",
     "trial.variant": "the paper table's row label; `{field}` placeholders are filled from the "
     'trial (`"{train_size}"`)',
     "search.algorithm": "`grid`: every cell once per seed; `tpe` (Optuna) or `random`: "
