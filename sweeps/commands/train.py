@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--p", type=float, help="attack probability " + own.format(0.7))
     parser.add_argument("--k", type=int, help="ascent steps K " + own.format(1))
     parser.add_argument("--groups", help="DropAttack grouping " + own.format("paper"))
+    parser.add_argument(
+        "--step",
+        choices=("paper", "notebook"),
+        help="DropAttack step: Algorithms 1-2 as printed, or the authors' notebooks' "
+        + own.format("paper"),
+    )
     parser.add_argument("--epochs", type=positive_int, help="epochs (default: the task's)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument(
@@ -146,6 +152,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         p=args.p,
         k=args.k,
         groups=args.groups,
+        step=args.step,
         hp=parse_pairs(args.hp, "--hp"),
         seed=args.seed,
         epochs=args.epochs,
@@ -281,6 +288,7 @@ def summary(result: TrialResult) -> str:
     m, ran = result.metrics, result.ran
     values = " ".join(f"{k}={ran[k]:g}" for k in ("eps", "p", "k") if ran.get(k) is not None)
     groups = f" groups={ran['groups']}" if ran.get("groups") else ""
+    groups += f" step={ran['step']}" if ran.get("step") else ""
     targets = ", ".join(
         f"{alias} ({name})" for alias, name in zip(result.aliases, result.attacked, strict=False)
     )
