@@ -202,3 +202,32 @@ def test_unknown_step_is_rejected():
     model, _, _ = _setup()
     with pytest.raises(ValueError, match="step: expected one of"):
         DropAttack(model, attack=TARGETS, step="authors")
+
+
+def test_notebook_step_on_the_input_accumulates_the_ascent():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (6,), generator=g)
+    k, eps = 2, 0.5
+    params = list(model.parameters())
+    # by hand: x_t = x + r_0 + ... + r_t, each r along the input gradient accumulated so far
+    xs = [x.clone().requires_grad_()]
+    losses = [F.cross_entropy(model(xs[0]), y)]
+    d = torch.autograd.grad(losses[0], xs[0], retain_graph=True)[0]
+    for _ in range(k):
+        nxt = (xs[-1].detach() + eps * d / torch.linalg.vector_norm(d)).requires_grad_()
+        losses.append(F.cross_entropy(model(nxt), y) / k)
+        d = d + torch.autograd.grad(losses[-1], nxt, retain_graph=True)[0]
+        xs.append(nxt)
+    expected = torch.autograd.grad(sum(losses), params)
+    method = DropAttack(model, attack="input", eps=eps, p=1.0, k=k, step="notebook")
+    model.zero_grad(set_to_none=True)
+    method.backward(x, y, F.cross_entropy)
+    for p, e in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, e, rtol=1e-9, atol=1e-12)
+    paper = DropAttack(model, attack="input", eps=eps, p=1.0, k=k, step="paper")
+    model.zero_grad(set_to_none=True)
+    paper.backward(x, y, F.cross_entropy)
+    assert not torch.allclose(params[0].grad, expected[0])  # paper's ascent does not accumulate
