@@ -12,7 +12,7 @@ One step of :class:`DropAttack` with ``k = K`` and ``G`` non-empty groups costs 
    group's earlier steps. The pass backpropagates ``L / K`` into ``.grad``.
 
 So the update gradient left in ``.grad`` is ``g + (1/K) * sum(adversarial gradients of every
-group and step)``: Algorithm 1 at ``K = 1`` (``g + g_adv``) and the authors' code at every K.
+group and step)``: Algorithm 1 at ``K = 1`` (``g + g_adv``) and Algorithm 2 at every K.
 
 Perturbed parameters are restored from saved copies, so every parameter holds its value from
 before the step bit for bit; with ``bn="freeze"`` (the default) BatchNorm running statistics
