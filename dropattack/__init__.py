@@ -5,7 +5,7 @@ The library needs torch only; the sweep service (``sweeps``) attaches logging th
 """
 
 from dropattack import methods
-from dropattack.attack import GROUP_MODES, DropAttack
+from dropattack.attack import GROUP_MODES, STEP_MODES, DropAttack
 from dropattack.methods import Method
 from dropattack.targets import INPUT, Target, resolve
 from dropattack.train import Callback, EpochMetrics, FitResult, NonFiniteLossError, evaluate, fit
@@ -19,6 +19,7 @@ __all__ = [
     "FitResult",
     "Method",
     "NonFiniteLossError",
+    "STEP_MODES",
     "Target",
     "evaluate",
     "fit",

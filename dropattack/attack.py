@@ -12,11 +12,22 @@ One step of :class:`DropAttack` with ``k = K`` and ``G`` non-empty groups costs 
    group's earlier steps. The pass backpropagates ``L / K`` into ``.grad``.
 
 So the update gradient left in ``.grad`` is ``g + (1/K) * sum(adversarial gradients of every
-group and step)``: Algorithm 1 at ``K = 1`` (``g + g_adv``) and the authors' code at every K.
+group and step)``: Algorithm 1 at ``K = 1`` (``g + g_adv``) and Algorithm 2 at every K.
 
 Perturbed parameters are restored from saved copies, so every parameter holds its value from
 before the step bit for bit; with ``bn="freeze"`` (the default) BatchNorm running statistics
 are restored too, so only the clean pass updates them.
+
+That is ``step="paper"``: Algorithms 1 and 2 as printed, each ascent step starting from the
+clean weights. ``step="notebook"`` is the step of the authors' public notebooks, operation
+for operation (see :meth:`DropAttack._notebook_backward`): the ascent accumulates (step ``t``
+trains on ``theta + r_0 + ... + r_t``), parameters are perturbed in place through ``.data``
+and restored by rebinding ``.data`` to a saved copy, and the update gradient is that of one
+backward over the graphs of all ``1 + K * G`` passes, retained until then. Parameters whose
+values a backward reads (an LSTM's input weights, say) are then read as the group's last
+perturbation left them, in every retained graph that saved them. That step costs the same
+``1 + K * G`` forward passes but ``2 * (1 + K * G)`` backward passes, and holds the
+activations of all ``1 + K * G`` passes in memory until the final backward.
 """
 
 from __future__ import annotations
@@ -31,12 +42,14 @@ import torch
 from torch import nn
 
 from dropattack.methods.base import LossFn, Method, frozen_bn
+from dropattack.methods.perturb import own_grads
 from dropattack.methods.registry import register
 from dropattack.targets import Target, check_float_input, per_target, resolve
 
-__all__ = ["DropAttack", "GROUP_MODES"]
+__all__ = ["DropAttack", "GROUP_MODES", "STEP_MODES"]
 
 GROUP_MODES = ("paper", "per_target", "joint")
+STEP_MODES = ("paper", "notebook")
 
 
 @dataclass(eq=False)
@@ -93,6 +106,11 @@ class DropAttack(Method):
         embedding_rows: restrict embedding-weight perturbations to the rows the batch looks
             up (others have zero gradient). Turn off if the weight is also used outside its
             ``nn.Embedding`` (tied output layers).
+        step: ``"paper"`` (Algorithms 1 and 2 as printed: every ascent step starts from the
+            clean weights; ``1 + k * G`` passes) or ``"notebook"`` (the authors' notebooks'
+            step: cumulative ascent, in-place perturbation, one final backward over the
+            retained graphs of every pass; ``1 + k * G`` forward and ``2 * (1 + k * G)``
+            backward passes, the activations of all passes held until the final backward).
     """
 
     name = "dropattack"
@@ -108,6 +126,7 @@ class DropAttack(Method):
         groups: str = "paper",
         bn: str = "freeze",
         embedding_rows: bool = True,
+        step: str = "paper",
     ) -> None:
         super().__init__(model)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -118,6 +137,8 @@ class DropAttack(Method):
             raise ValueError(f"groups: expected one of {GROUP_MODES}, got {groups!r}")
         if bn not in ("freeze", "update"):
             raise ValueError(f"bn: expected 'freeze' or 'update', got {bn!r}")
+        if step not in STEP_MODES:
+            raise ValueError(f"step: expected one of {STEP_MODES}, got {step!r}")
         self.targets = resolve(model, attack)
         self.eps = per_target(eps, self.targets, "eps", 0.0, math.inf)
         self.p = per_target(p, self.targets, "p", 0.0, 1.0)
@@ -125,6 +146,7 @@ class DropAttack(Method):
         self.seed = seed
         self.bn = bn
         self.embedding_rows = embedding_rows
+        self.step = step
         active = [t for t in self.targets if self.eps[t.name] > 0 and self.p[t.name] > 0]
         self.groups: list[list[Target]] = _make_groups(active, groups)
         self._generators: dict[str, torch.Generator] = {}
@@ -132,7 +154,11 @@ class DropAttack(Method):
 
     @property
     def passes(self) -> int:
-        """Forward and backward passes a step costs: ``1 + k * G``."""
+        """Forward and backward passes a step costs: ``1 + k * G``.
+
+        With ``step="notebook"`` these are the forward passes; the step then runs twice as
+        many backward passes.
+        """
         return 1 + self.k * len(self.groups)
 
     @property
@@ -151,6 +177,8 @@ class DropAttack(Method):
         """Accumulate the DropAttack update gradient into ``.grad``; return the clean loss."""
         if not self.groups:
             return self._clean_backward(x, y, loss_fn, scaler)
+        if self.step == "notebook":
+            return self._notebook_backward(x, y, loss_fn, scaler)
         active = [t for g in self.groups for t in g]
         x_clean = x
         if any(t.is_input for t in active):
@@ -286,6 +314,99 @@ class DropAttack(Method):
                         if st.target.is_input and x_in.grad is not None:
                             st.acc.add_(x_in.grad)
 
+    def _notebook_backward(
+        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, scaler: torch.amp.GradScaler | None
+    ) -> torch.Tensor:
+        """The authors' step: ``loss.backward()`` once over every pass's retained graph.
+
+        In their order: the clean pass and its backward (graph kept); the clean gradients of
+        all parameters saved; then for each group, its ``K`` passes, each perturbing the
+        group's tensors in place by ``M * eps * g / ||g||`` with ``g`` the current ``.grad``
+        (so the perturbations add up), each backward keeping its graph, and after the last
+        one the tensors rebound to their saved values and ``.grad`` set back to the clean
+        gradients. Last, ``.grad`` cleared and one backward of the sum of every pass's loss.
+        """
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        active = [t for g in self.groups for t in g]
+        x_clean = x
+        if any(t.is_input for t in active):
+            check_float_input(x)
+            x_clean = x.detach().requires_grad_(True)
+        looked_up: dict[nn.Embedding, list[torch.Tensor]] = {}
+        hooks = [
+            t.embedding.register_forward_pre_hook(partial(_record_ids, looked_up))
+            for t in active
+            if t.embedding is not None and self.embedding_rows
+        ]
+        with own_grads(params):
+            try:
+                loss = loss_fn(self.model(x_clean), y)
+            finally:
+                for h in hooks:
+                    h.remove()
+            _retained_backward(loss, scaler)
+            with torch.no_grad():
+                clean = [None if p.grad is None else p.grad.clone() for p in params]
+                states = [[self._state(t, x_clean, looked_up) for t in g] for g in self.groups]
+                for st in (st for g in states for st in g):
+                    st.g0 = x_clean.grad if st.target.is_input else st.grad_copy()
+                    st.drop = self._drop_mask(st.target, st.g0)
+            total = loss
+            with frozen_bn(self.model, self.bn == "freeze"):
+                for i, group in enumerate(states):
+                    if i > 0:
+                        for p, g in zip(params, clean, strict=True):
+                            p.grad = None if g is None else g.clone()
+                    total = total + self._notebook_group(group, x_clean, y, loss_fn, scaler)
+            for p in params:
+                p.grad = None
+            self._backward(total, scaler)
+        return loss.detach()
+
+    def _notebook_group(
+        self,
+        group: list[_State],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        scaler: torch.amp.GradScaler | None,
+    ) -> torch.Tensor:
+        """One group's ``K`` cumulative passes; the sum of their losses, graphs kept."""
+        k = self.k
+        saved: dict[int, torch.Tensor] = {}
+        x_in = x
+        total: torch.Tensor | None = None
+        try:
+            for t in range(k):
+                with torch.no_grad():
+                    for i, st in enumerate(group):
+                        if st.target.is_input:
+                            d = st.g0 if t == 0 else st.acc
+                            x_in = (x_in.detach() + self._perturbation(st, d)).requires_grad_()
+                            continue
+                        data = st.target.param.data
+                        if t == 0:
+                            saved[i] = data.clone()
+                        r = self._perturbation(st, st.grad())
+                        if st.rows is None:
+                            data.add_(r)
+                        else:
+                            data.index_add_(0, st.rows, r)
+                    torch.clear_autocast_cache()
+                loss = loss_fn(self.model(x_in), y) / k
+                _retained_backward(loss, scaler)
+                total = loss if total is None else total + loss
+                with torch.no_grad():
+                    for st in group:
+                        if st.target.is_input and x_in.grad is not None:
+                            st.acc = (st.g0 if t == 0 else st.acc) + x_in.grad
+        finally:
+            for i, st in enumerate(group):
+                if i in saved:
+                    st.target.param.data = saved[i]
+            torch.clear_autocast_cache()
+        return total
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "generators": {k: g.get_state() for k, g in self._generators.items()},
@@ -302,8 +423,13 @@ class DropAttack(Method):
         names = [t.name for t in self.targets]
         return (
             f"DropAttack(attack={names}, eps={self.eps}, p={self.p}, k={self.k}, "
-            f"groups={[[t.name for t in g] for g in self.groups]}, bn={self.bn!r})"
+            f"groups={[[t.name for t in g] for g in self.groups]}, bn={self.bn!r}, "
+            f"step={self.step!r})"
         )
+
+
+def _retained_backward(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> None:
+    (scaler.scale(loss) if scaler is not None else loss).backward(retain_graph=True)
 
 
 def _record_ids(store: dict[nn.Embedding, list[torch.Tensor]], module: nn.Embedding, args):

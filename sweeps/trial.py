@@ -37,7 +37,9 @@ __all__ = [
     "run_trial",
 ]
 
-COMMON_ARGS = ("attack", "eps", "p", "k", "seed", "groups", "optimizer")
+COMMON_ARGS = ("attack", "eps", "p", "k", "seed", "groups", "step", "optimizer")
+#: The common arguments a trial records with the values its method used.
+_COMMON_VALUES = ("eps", "p", "k", "groups", "step")
 EVAL_BATCH = 256  # evaluation batch size floor; metrics do not depend on it
 #: A trial's time, in seconds, as its metrics name it (see :class:`TrialResult`).
 TIME_METRICS = ("seconds", "setup_seconds", "train_seconds")
@@ -53,8 +55,9 @@ class TrialConfig:
         attack: paper aliases ("Embedding", "Lstm.ih.w", "Input", ...) or parameter names or
             globs; ``()`` attacks the task's input target (Embedding or Input). Only for
             methods that take ``attack``.
-        eps, p, k, groups: passed to any method that takes them; ``None`` keeps the method's
-            own default (DropAttack: eps 5, p 0.7, k 1, groups "paper"; FGM: eps 1; ...), so
+        eps, p, k, groups, step: passed to any method that takes them; ``None`` keeps the
+            method's own default (DropAttack: eps 5, p 0.7, k 1, groups "paper", step "paper";
+            FGM: eps 1; ...), so
             one method's radius never leaks into another's.
         hp: other method hyperparameters (``lam``, ``rate``, ``alpha``, ...); they win over the
             common arguments.
@@ -77,6 +80,7 @@ class TrialConfig:
     p: float | None = None
     k: int | None = None
     groups: str | None = None
+    step: str | None = None
     hp: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     epochs: int | None = None
@@ -305,7 +309,7 @@ def ran_record(
     out = asdict(cfg)
     out.update(attack=list(aliases), attacked=list(attacked))
     used = effective(cfg)
-    for name in ("eps", "p", "k", "groups"):
+    for name in _COMMON_VALUES:
         if name in accepted:
             out[name] = used[name]
         else:
@@ -349,17 +353,15 @@ def method_defaults(name: str) -> dict[str, Any]:
     return {
         n: p.default
         for n, p in params.items()
-        if n in ("eps", "p", "k", "groups") and p.default is not inspect.Parameter.empty
+        if n in _COMMON_VALUES and p.default is not inspect.Parameter.empty
     }
 
 
 def effective(cfg: TrialConfig) -> dict[str, Any]:
     """eps, p, k and groups as the trial's method will use them (``None`` where not taken)."""
     values = {**method_defaults(cfg.method)}
-    values.update(
-        {n: getattr(cfg, n) for n in ("eps", "p", "k", "groups") if getattr(cfg, n) is not None}
-    )
-    return {n: values.get(n) for n in ("eps", "p", "k", "groups")}
+    values.update({n: getattr(cfg, n) for n in _COMMON_VALUES if getattr(cfg, n) is not None})
+    return {n: values.get(n) for n in _COMMON_VALUES}
 
 
 def method_args(name: str) -> set[str]:
@@ -380,6 +382,7 @@ def _build_method(
         "k": cfg.k,
         "seed": cfg.seed,
         "groups": cfg.groups,
+        "step": cfg.step,
         "optimizer": optimizer,
     }
     attacked: list[str] = []

@@ -50,7 +50,7 @@ HELP = (
 _DIRECT = ("task", "method", "attack", "eps", "p", "k", "data_dir", "vectors")
 #: Fields a run logs even when its trial left them at the default: taken only when the
 #: configuration's cell key names them (the trial set them).
-_IF_IN_CELL = ("groups", "train_size", "epochs", "batch_size", "lr")
+_IF_IN_CELL = ("groups", "train_size", "epochs", "batch_size", "lr", "step")
 #: Params that are not hyperparameters of the method.
 _NOT_HP = frozenset({*_DIRECT, *_IF_IN_CELL, "attacked", "seed", "vectors", "dataset"})
 

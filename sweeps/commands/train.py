@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--p", type=float, help="attack probability " + own.format(0.7))
     parser.add_argument("--k", type=int, help="ascent steps K " + own.format(1))
     parser.add_argument("--groups", help="DropAttack grouping " + own.format("paper"))
+    parser.add_argument(
+        "--step",
+        choices=("paper", "notebook"),
+        help="DropAttack step: Algorithms 1-2 as printed, or the authors' notebooks' "
+        + own.format("paper"),
+    )
     parser.add_argument("--epochs", type=positive_int, help="epochs (default: the task's)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument(
@@ -147,6 +153,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         p=args.p,
         k=args.k,
         groups=args.groups,
+        step=args.step,
         hp=parse_pairs(args.hp, "--hp"),
         seed=args.seed,
         epochs=args.epochs,

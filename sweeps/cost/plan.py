@@ -49,7 +49,7 @@ AUTO = "auto"
 #: Fields of a trial that change the work of a step or the number of steps.
 SHAPE_FIELDS = (
     "task", "method", "attacked", "k", "groups", "passes", "epochs", "train_size",
-    "batch_size", "bucket", "data_dir", "device",
+    "batch_size", "bucket", "data_dir", "device", "step",
 )  # fmt: skip
 #: ``ray.init`` of a local Ray (GCS, raylet, agents), docs/benchmarks.md "Sweep orchestration
 #: overhead", 2 vCPU: 4.23 s.
@@ -122,8 +122,8 @@ class Shape:
         parts = [f["task"], f["method"]]
         if f.get("attacked"):  # named as the sweep names them: by the task's aliases
             parts.append("+".join(self.example.get("attack") or f["attacked"]))
-        for name in ("k", "groups", "epochs", "train_size", "batch_size"):
-            if f.get(name) is not None:
+        for name in ("k", "groups", "step", "epochs", "train_size", "batch_size"):
+            if f.get(name) is not None and not (name == "step" and f[name] == "paper"):
                 parts.append(f"{name}={f[name]}")
         if f.get("bucket"):
             parts.append("bucket")

@@ -65,7 +65,7 @@ CHECKPOINT_TRACKING = "mlflow.json"
 #: recorded as failed, not retried.
 DETERMINISTIC_ERRORS = (NonFiniteLossError, ValueError)
 _CONFIG_FIELDS = (
-    "task", "method", "attack", "eps", "p", "k", "groups", "hp", "seed", "epochs",
+    "task", "method", "attack", "eps", "p", "k", "groups", "step", "hp", "seed", "epochs",
     "train_size", "batch_size", "lr", "bucket", "data_dir", "device", "vectors", "model",
 )  # fmt: skip
 #: Trial fields that shape the model or its data without being sweep axes: logged as params
@@ -88,6 +88,7 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
     }
     for name in (
         "eps", "p", "k", "groups", "passes", "train_size", "epochs", "batch_size", "lr", "bucket",
+        "step",
     ):  # fmt: skip
         if trial.get(name) is not None:
             params[name] = trial[name]

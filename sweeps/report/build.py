@@ -336,7 +336,7 @@ def _number(params: dict[str, str], name: str, kind: type) -> float | int | None
 
 
 def _config_json(cell: CellStats | None) -> dict | None:
-    """``{method, attack, eps, p, k, groups}`` of a cell; attack as MLflow's param (aliases
+    """``{method, attack, eps, p, k, groups, step}`` of a cell; attack as MLflow's param (aliases
     joined by ';'); absent values null."""
     if cell is None:
         return None
@@ -348,6 +348,7 @@ def _config_json(cell: CellStats | None) -> dict | None:
         "p": _number(params, "p", float),
         "k": _number(params, "k", int),
         "groups": params.get("groups") or None,
+        "step": params.get("step") or None,
     }
 
 

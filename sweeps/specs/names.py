@@ -78,6 +78,8 @@ def config_name(trial: Mapping[str, Any]) -> str:
     if attack:
         parts.append("+".join(attack))
     parts += [f"{name}={_fmt(trial[name])}" for name in VALUE_FIELDS if trial.get(name) is not None]
+    if trial.get("step") not in (None, "paper"):
+        parts.append(f"step={trial['step']}")  # DropAttack's step as the authors' code ran it
     parts += [f"{name}={_fmt(value)}" for name, value in sorted((trial.get("hp") or {}).items())]
     return " ".join(parts)
 

@@ -73,6 +73,9 @@ MEANING: dict[str, str] = {
     "trial.k": "ascent steps K (DropAttack-K)",
     "trial.groups": "how DropAttack groups its targets: `paper` (inputs, then weights), "
     "`per_target`, `joint`",
+    "trial.step": "DropAttack's step: `paper` (Algorithms 1-2 as printed) or `notebook` (the "
+    "authors' notebook step: cumulative ascent, one backward over retained graphs; see "
+    "docs/reproduction-notes.md)",
     "trial.hp": "other hyperparameters of the method (`lam`, `rate`, `alpha`, ...)",
     "trial.train_size": "training examples used (a subset of the training split)",
     "trial.epochs": "training epochs",

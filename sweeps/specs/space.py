@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # TrialConfig fields a trial dict carries, in the order of the cell key's extras.
-_EXTRA_KEYS = ("groups", "train_size", "epochs", "batch_size", "lr")
+_EXTRA_KEYS = ("groups", "train_size", "epochs", "batch_size", "lr", "step")
 _INT_FIELDS = ("k", "train_size", "epochs", "batch_size")
 _DEFAULT_METHOD = "dropattack"
 
@@ -92,7 +92,7 @@ def step_passes(trial: Mapping[str, Any]) -> int | None:
 
     accepted = method_args(trial["method"])
     kwargs: dict[str, Any] = {
-        n: trial[n] for n in ("eps", "p", "k", "groups") if trial.get(n) is not None
+        n: trial[n] for n in ("eps", "p", "k", "groups", "step") if trial.get(n) is not None
     }
     if "attack" in accepted:
         kwargs["attack"] = list(trial.get("attacked") or ())
@@ -211,7 +211,8 @@ def make_trial(
 
     defaults = _config_defaults()
     trial: dict[str, Any] = {}
-    for name in ("task", "method", *sorted(METHOD_FIELDS), "hp", *_EXTRA_KEYS[1:]):
+    extras = [k for k in _EXTRA_KEYS if k not in METHOD_FIELDS]
+    for name in ("task", "method", *sorted(METHOD_FIELDS), "hp", *extras):
         value = fields.get(name)
         trial[name] = defaults.get(name) if value is None else value
     trial["method"] = trial["method"] or _DEFAULT_METHOD

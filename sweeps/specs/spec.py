@@ -118,6 +118,7 @@ class TrialFields(_Strict):
     p: float | None = None
     k: int | None = None
     groups: Literal["paper", "per_target", "joint"] | None = None
+    step: Literal["paper", "notebook"] | None = None
     hp: dict[str, float | int | bool | str] | None = None
     train_size: int | None = None
     epochs: int | None = None
@@ -174,12 +175,12 @@ class TrialFields(_Strict):
 
 
 #: Trial fields only some methods take (``standard`` takes none of them).
-METHOD_FIELDS = frozenset({"attack", "eps", "p", "k", "groups"})
+METHOD_FIELDS = frozenset({"attack", "eps", "p", "k", "groups", "step"})
 MAX_SEEDS = 1000  # a typo such as `seeds: 100000000` must not expand into 10^8 trials
 #: Fields a ``space`` axis may vary.
 AXES = (
     "task", "method", "attack", "eps", "p", "k", "groups", "train_size", "epochs",
-    "batch_size", "lr",
+    "batch_size", "lr", "step",
 )  # fmt: skip
 _INT_AXES = ("k", "train_size", "epochs", "batch_size")
 _FLOAT_AXES = ("eps", "p", "lr")

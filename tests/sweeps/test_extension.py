@@ -156,3 +156,16 @@ def test_groups_is_a_readable_param_of_every_dropattack_trial():
         else:
             assert "groups" not in params and params["passes"] == 1
     assert len(seen) == 6
+
+
+def test_step_is_a_readable_param_of_every_dropattack_trial():
+    from sweeps.execution.trainable import trial_params
+
+    steps = {}
+    for t in expand_grid(load_spec("fidelity-table3")):
+        params = trial_params(t)
+        if t["method"] == "dropattack":
+            steps.setdefault(params["step"], set()).add(params["k"])
+        else:
+            assert "step" not in params
+    assert steps == {"paper": {1, 3}, "notebook": {1, 3}}

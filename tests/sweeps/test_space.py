@@ -170,3 +170,36 @@ def test_shipped_grid_keys_are_unique_per_seed(name):
     trials = expand_grid(load_spec(name))
     cells = {t["cell"] for t in trials}
     assert len(trials) == len(cells) * len(load_spec(name).seeds)
+
+
+def test_step_enters_cell_key_name_and_passes_only_when_not_the_paper_default(tmp_path):
+    from sweeps.specs.names import config_name
+
+    paper = make_trial({"task": "imdb-lstm", "k": 3, "step": "paper"}, 0, 0)
+    notebook = make_trial({"task": "imdb-lstm", "k": 3, "step": "notebook"}, 0, 0)
+    unset = make_trial({"task": "imdb-lstm", "k": 3}, 0, 0)
+    assert paper["cell"] == unset["cell"] and paper["step"] == unset["step"] == "paper"
+    assert notebook["cell"] == unset["cell"] + ";step=notebook"
+    assert "step=notebook" in config_name(notebook) and "step" not in config_name(paper)
+    assert notebook["passes"] == paper["passes"] == 1 + 3
+    assert make_trial({"task": "imdb-lstm", "method": "standard"}, 0, 0)["step"] is None
+    spec = spec_from(
+        tmp_path,
+        """
+        name: s
+        defaults: {task: imdb-lstm}
+        space: {step: [paper, notebook]}
+        """,
+    )
+    assert [t["step"] for t in expand_grid(spec)] == ["paper", "notebook"]
+
+
+def test_the_fidelity_spec_pairs_both_steps_at_k_1_and_3():
+    trials = expand_grid(load_spec("fidelity-table3"))
+    assert len(trials) == 30 and {t["train_size"] for t in trials} == {500}
+    arms = {(t["method"], t["k"], t["step"]) for t in trials}
+    assert arms == {("standard", None, None)} | {
+        ("dropattack", k, s) for k in (1, 3) for s in ("paper", "notebook")
+    }
+    assert all(t["p"] == 0.7 and t["eps"] == 5 for t in trials if t["method"] == "dropattack")
+    assert not any(t.get("data_dir") for t in trials)  # the data root comes from outside
