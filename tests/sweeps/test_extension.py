@@ -29,7 +29,8 @@ LINE = re.compile(r"^\s*(\d+) passes=(\S+) (.+) s(\d+)$")
 def _dry_run(capsys, spec: str = "extension") -> tuple[str, dict[str, dict]]:
     """The dry run's lines by cell: each line's index and readable name are the grid trial's."""
     assert cli.main(["sweep", spec, "--dry-run"]) == 0
-    head, *lines = capsys.readouterr().out.splitlines()
+    head, where, *lines = capsys.readouterr().out.splitlines()
+    assert where.startswith("  where: on CPU"), where  # no GPU here: resources.gpus: auto
     trials = expand_grid(load_spec(spec))
     cells: dict[str, dict] = defaultdict(lambda: {"seeds": [], "passes": set(), "variant": set()})
     for line in lines:
