@@ -44,7 +44,14 @@ HELP = "Train one task with one method (a single trial, no Ray)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", help="task name (see `dropattack tasks`)")
+    parser.add_argument("task", help="task name (see `dropattack tasks`) or package.module:factory")
+    parser.add_argument(
+        "--task-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="argument of the task's factory (package.module:factory tasks)",
+    )
     parser.add_argument(
         "--data-dir", type=data_root, help="data root; 'hf' for Hugging Face datasets"
     )
@@ -158,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         vectors=args.vectors,
         download=args.download,
         model=parse_pairs(args.model_arg, "--model-arg"),
+        task_args=parse_pairs(args.task_arg, "--task-arg"),
     )
 
 
@@ -248,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.epochs is None:
         from models import tasks
 
-        epochs = tasks.get(cfg.task).epochs
+        epochs = tasks.get(cfg.task, cfg.task_args or None).epochs
     else:
         epochs = cfg.epochs
     bar = epoch_bar(epochs, show=not args.json and sys.stdout.isatty())
@@ -331,7 +339,8 @@ def _default_attack(cfg: TrialConfig) -> list[str]:
     from models import tasks
     from sweeps.trial import method_args
 
-    return [tasks.get(cfg.task).input_alias] if "attack" in method_args(cfg.method) else []
+    task = tasks.get(cfg.task, cfg.task_args or None)
+    return [task.input_alias] if "attack" in method_args(cfg.method) else []
 
 
 def run_logged(
@@ -366,6 +375,11 @@ def run_logged(
         mlflow.log_params(
             {
                 "task": cfg.task,
+                **(
+                    {"task_args": json.dumps(cfg.task_args, sort_keys=True)}
+                    if cfg.task_args
+                    else {}
+                ),
                 "method": cfg.method,
                 "attack": attack,
                 **{name: value for name, value in hp.items() if value is not None},
