@@ -112,7 +112,6 @@ class TrialFields(_Strict):
     """
 
     task: str | None = None
-    task_args: dict[str, Any] | None = None
     method: str | None = None
     attack: tuple[str, ...] | None = None
     eps: float | None = None
@@ -127,6 +126,7 @@ class TrialFields(_Strict):
     data_dir: str | None = None
     bucket: bool | None = None
     variant: str | None = None
+    task_args: dict[str, Any] | None = None
 
     @field_validator("attack", mode="before")
     @classmethod
