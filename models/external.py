@@ -33,6 +33,7 @@ __all__ = [
     "is_reference",
     "load_task",
     "origin",
+    "origin_or_empty",
 ]
 
 ENTRY_POINT_GROUP = "dropattack.tasks"
@@ -131,6 +132,14 @@ def origin(name: str) -> dict[str, str]:
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else "unknown"
         version = f"sha256:{digest}"
     return {"task_factory": reference, "task_version": version}
+
+
+def origin_or_empty(name: str) -> dict[str, str]:
+    """:func:`origin`, or ``{}`` where the module does not import."""
+    try:
+        return origin(name)
+    except Exception:  # noqa: BLE001 - only a listing: the load itself reports the error
+        return {}
 
 
 def _distribution_version(module_name: str) -> str | None:

@@ -127,6 +127,7 @@ def test_bad_user_task_is_one_line_naming_the_field(
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("DROPATTACK_THREADS", "1")
+    env["RAY_ADDRESS"] = "local"  # a Ray of its own, not one another program started here
     return subprocess.run(
         [str(DROPATTACK), *argv],
         cwd=cwd,
@@ -184,3 +185,53 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     assert confirm_exp is not None
     again = client.search_runs([confirm_exp.experiment_id], "tags.`dropattack.role` = 'trial'")
     assert again and {r.data.params["task_args"] for r in again} == {params["task_args"]}
+
+
+def _installed(tmp_path: Path) -> dict[str, str]:
+    """A real installed distribution (a ``*.dist-info`` folder on PYTHONPATH) that registers
+    a task under ``dropattack.tasks``; the environment of a process that sees it."""
+    site = tmp_path / "site"
+    (site / "toy_tasks").mkdir(parents=True)
+    (site / "toy_tasks" / "__init__.py").write_text(MODULE)
+    info = site / "toy_tasks-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-tasks\nVersion: 0.3\n")
+    (info / "top_level.txt").write_text("toy_tasks\n")
+    (info / "entry_points.txt").write_text(
+        "[dropattack.tasks]\ntoy-ep = toy_tasks:make\nbroken-ep = toy_tasks:wrong\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, "PYTHONPATH": str(site)}
+
+
+def test_an_installed_task_is_listed_beside_the_built_in_ones(tmp_path):
+    env = _installed(tmp_path)
+    listed = subprocess.run(
+        [str(DROPATTACK), "tasks", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    tasks = {d.get("name", d["task"]): d for d in json.loads(listed.stdout)}
+    assert {"imdb-lstm", "digits-lenet5", "toy-ep", "broken-ep"} <= set(tasks)
+    toy = tasks["toy-ep"]
+    assert toy["source"] == "toy_tasks:make" and toy["task_version"] == "toy-tasks 0.3"
+    assert toy["parameters"] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert toy["input_alias"] == "input" and toy["perturbs"] == "input"
+    assert "returned int" in tasks["broken-ep"]["error"]
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: ep\ndefaults: {task: toy-ep}\nspace: {attack: [['0.*']]}\n")
+    dry = subprocess.run(
+        [str(DROPATTACK), "sweep", str(spec), "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "toy-ep dropattack 0.*" in dry.stdout
