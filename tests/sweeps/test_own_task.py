@@ -160,7 +160,10 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     data = json.loads(next(out.glob("*.json")).read_text())
     assert data["paper_table"] == ""
     md = next(out.glob("*.md")).read_text()
-    assert "Paper table: none" in md and "| paper" not in md.lower()
+    lines = md.splitlines()
+    headers = [h for h, rule in zip(lines, lines[1:]) if rule.startswith("|---")]
+    assert "Paper table: none" in md and "Effects: each configuration against its baseline" in md
+    assert headers and not [h for h in headers if "paper" in h.lower()], headers
     (task,) = data["tasks"] if isinstance(data["tasks"], list) else data["tasks"].values()
     assert task["comparisons"] == 4
     assert "method=standard" in json.dumps(task)
