@@ -115,7 +115,14 @@ def _config(trial: dict[str, Any]) -> TrialConfig:
 
 
 def _epochs(trial: dict[str, Any]) -> int:
-    return trial.get("epochs") or tasks.get(trial["task"], trial.get("task_args")).epochs
+    """The trial's epochs; 0 (unknown) when its task does not load here: the trial itself
+    then fails with the task's error, recorded on its run."""
+    if trial.get("epochs"):
+        return int(trial["epochs"])
+    try:
+        return tasks.get(trial["task"], trial.get("task_args")).epochs
+    except ValueError:
+        return 0
 
 
 def _epoch_metrics(m: EpochMetrics) -> dict[str, float]:

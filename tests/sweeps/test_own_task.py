@@ -58,6 +58,15 @@ MODULE = textwrap.dedent(
 
     def wrong():
         return 42
+
+
+    def fragile():
+        """Loads where the spec is checked; raises on a cluster's worker (an actor)."""
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id():
+            raise RuntimeError("no data on this node")
+        return make()
     '''
 )
 
@@ -161,7 +170,7 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     assert data["paper_table"] == ""
     md = next(out.glob("*.md")).read_text()
     lines = md.splitlines()
-    headers = [h for h, rule in zip(lines, lines[1:]) if rule.startswith("|---")]
+    headers = [h for h, rule in zip(lines, lines[1:], strict=False) if rule.startswith("|---")]
     assert "Paper table: none" in md and "Effects: each configuration against its baseline" in md
     assert headers and not [h for h in headers if "paper" in h.lower()], headers
     (task,) = data["tasks"] if isinstance(data["tasks"], list) else data["tasks"].values()
@@ -238,3 +247,26 @@ def test_an_installed_task_is_listed_beside_the_built_in_ones(tmp_path):
     )
     assert dry.returncode == 0, dry.stderr
     assert "toy-ep dropattack 0.*" in dry.stdout
+
+
+@pytest.mark.slow
+def test_a_factory_that_raises_in_a_trial_fails_that_trial_and_the_sweep_goes_on(tmp_path):
+    (tmp_path / "usertasks_spec.py").write_text(MODULE)
+    (tmp_path / "spec.yaml").write_text(
+        "name: fragile\ntrials:\n"
+        "  - {task: 'usertasks_spec:fragile', method: standard}\n"
+        "  - {task: 'usertasks_spec:make', method: standard}\n"
+        "seeds: [0]\nresources: {max_concurrent: 1}\n"
+    )
+    swept = _run(["sweep", "spec.yaml", "--no-live"], tmp_path)
+    assert "1 done" in swept.stdout + swept.stderr and "1 failed" in swept.stdout + swept.stderr
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("fragile")
+    runs = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
+    status = {r.data.params["task"]: r.info.status for r in runs}
+    assert status == {"usertasks_spec:fragile": "FAILED", "usertasks_spec:make": "FINISHED"}
+    (failed,) = [r for r in runs if r.info.status == "FAILED"]
+    assert "no data on this node" in failed.data.tags["dropattack.error"]
