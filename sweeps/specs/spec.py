@@ -477,11 +477,10 @@ def _check_task(
     try:
         get_task(task, task_args)
         meta_model(task, task_args)
-    except external.TaskLoadError as e:
-        errors.add(loc.rsplit(".", 1)[0] + "." + e.field if e.field != "task" else loc, str(e))
-        return False
     except ValueError as e:
-        errors.add(loc.rsplit(".", 1)[0] + ".task_args", str(e))
+        field = getattr(e, "field", "task_args")
+        args_loc = "defaults." if loc.startswith("space.") else loc[: -len("task")]
+        errors.add(loc if field == "task" else args_loc + "task_args", str(e))
         return False
     except Exception as e:  # noqa: BLE001 - the user's model builder may raise anything
         errors.add(loc, f"{task}: building its model raised {type(e).__name__}: {e}")
