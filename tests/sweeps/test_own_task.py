@@ -175,7 +175,7 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     assert headers and not [h for h in headers if "paper" in h.lower()], headers
     (task,) = data["tasks"] if isinstance(data["tasks"], list) else data["tasks"].values()
     assert task["comparisons"] == 4
-    assert "method=standard" in json.dumps(task)
+    assert task["baseline"]["method"] == "standard"  # the user's own baseline
 
     confirmed = _run(["confirm", "own-task", "--seeds", "2", *store, "--no-live"], folder)
     assert confirmed.returncode == 0, confirmed.stderr[-3000:]
