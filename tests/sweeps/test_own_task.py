@@ -165,6 +165,9 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     store = ["--runs-dir", str(folder / "runs")]
     reported = _run(["report", "own-task", *store, "--format", "md,json"], elsewhere)
     assert reported.returncode == 0, reported.stderr[-3000:]
+    listed = _run(["runs", "own-task", *store, "--json"], elsewhere)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert len(json.loads(listed.stdout)["runs"]) == 10
     out = folder / "runs" / "reports" / "own-task"
     data = json.loads(next(out.glob("*.json")).read_text())
     assert data["paper_table"] == ""
