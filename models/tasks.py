@@ -25,13 +25,14 @@ import torch
 import models
 from models.aliases import PaperModel, resolve
 from models.data import DataOptions, TaskData, load
+from models.interface import TaskInterface
 
-__all__ = ["DataOptions", "Task", "get", "names"]
+__all__ = ["DataOptions", "Task", "TaskInterface", "get", "names"]
 
 
 @dataclass(frozen=True)
-class Task:
-    """One experiment setting of the paper.
+class Task(TaskInterface):
+    """One experiment setting of the paper: a :class:`~models.interface.TaskInterface`.
 
     Attributes:
         name: the task's name (``imdb-lstm``, ...).
@@ -60,9 +61,26 @@ class Task:
     note: str = ""
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    data_options = ("data_dir", "train_size", "split_seed", "max_vocab", "vectors", "download")
+
     @property
     def is_text(self) -> bool:
         return self.max_len is not None
+
+    @property
+    def perturbs(self) -> str:  # type: ignore[override]
+        """Text tasks perturb the embedding weight (§3), vision tasks the input."""
+        return "embedding" if self.is_text else "input"
+
+    @property
+    def produces(self) -> tuple[str, ...]:
+        """Every run records accuracy and macro-F1, whatever the paper reports."""
+        return ("acc", "f1")
+
+    def model_for_names(self) -> PaperModel:
+        """The model on the meta device, without data (a two-word vocabulary for text)."""
+        with torch.device("meta"):
+            return self.build_model()
 
     @property
     def input_alias(self) -> str:
@@ -104,8 +122,7 @@ class Task:
 
     def describe(self) -> dict[str, Any]:
         """The task's settings and its model's aliases and parameter names (no data loaded)."""
-        with torch.device("meta"):
-            model = self.build_model()
+        model = self.model_for_names()
         return {
             "task": self.name,
             "dataset": self.dataset,
@@ -119,6 +136,8 @@ class Task:
             "optimizer": self.optimizer,
             "max_len": self.max_len,
             "input_alias": self.input_alias,
+            "perturbs": self.perturbs,
+            "data_options": list(self.data_options),
             "paper": self.paper,
             "note": self.note,
             "aliases": model.aliases,
@@ -142,16 +161,26 @@ def names() -> list[str]:
     return list(_TASKS)
 
 
-def get(name: str) -> Task:
-    """The task called ``name``.
+def get(name: str, args: dict[str, Any] | None = None) -> TaskInterface:
+    """The task called ``name``: a built-in one, an installed one (entry-point group
+    ``dropattack.tasks``), or ``"package.module:factory"`` called with ``args``.
 
     Raises:
-        ValueError: unknown name (the message lists the tasks).
+        ValueError: unknown name (the message lists the tasks), or a factory that does not
+            import, raises or returns no task (:class:`models.external.TaskLoadError`).
     """
-    try:
+    if name in _TASKS and not args:
         return _TASKS[name]
-    except KeyError:
-        raise ValueError(f"task: unknown {name!r}; expected one of {', '.join(_TASKS)}") from None
+    from models import external
+
+    if name in _TASKS:
+        raise ValueError(f"task_args: built-in task {name!r} takes no arguments, got {args}")
+    if external.is_reference(name) or name in external.installed():
+        return external.load_task(name, args or {})
+    raise ValueError(
+        f"task: unknown {name!r}; expected one of {', '.join([*_TASKS, *external.installed()])}"
+        " or 'package.module:factory'"
+    )
 
 
 for _task in (

@@ -24,6 +24,7 @@ from dropattack.train import Callback, EpochMetrics, fit
 from models import tasks
 from models.aliases import split_list
 from models.data import DataOptions
+from models.interface import TaskInterface
 
 __all__ = [
     "COMMON_ARGS",
@@ -50,7 +51,9 @@ class TrialConfig:
     """Everything one trial depends on.
 
     Attributes:
-        task: a name of :mod:`models.tasks`.
+        task: a name of :mod:`models.tasks`, an installed task (entry-point group
+            ``dropattack.tasks``) or ``"package.module:factory"`` (see :mod:`models.external`).
+        task_args: keyword arguments of the task's factory.
         method: a name of :mod:`dropattack.methods`.
         attack: paper aliases ("Embedding", "Lstm.ih.w", "Input", ...) or parameter names or
             globs; ``()`` attacks the task's input target (Embedding or Input). Only for
@@ -93,6 +96,7 @@ class TrialConfig:
     vectors: str | None = None
     download: bool = False
     model: dict[str, Any] = field(default_factory=dict)
+    task_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.attack = tuple(split_list(self.attack))
@@ -161,7 +165,7 @@ class PreparedTrial:
     """
 
     config: TrialConfig
-    task: tasks.Task
+    task: TaskInterface
     data: Any  # models.data.TaskData
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -196,8 +200,8 @@ def prepare_trial(
         ValueError: unknown task, method, alias or hyperparameter; unavailable device.
         models.data.DataError: missing or malformed data.
     """
-    task = tasks.get(cfg.task)
     t0 = time.perf_counter() if started is None else started
+    task = tasks.get(cfg.task, cfg.task_args or None)
     device = _device(cfg.device)
     data = task.load(
         DataOptions(
@@ -276,7 +280,7 @@ def run_trial(
         best_state=t.best_state,
     )
     ran = ran_record(cfg, t.data, method_args(cfg.method), t.aliases, t.attacked)
-    ran.update(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr)
+    ran.update(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, **task_origin(cfg.task))
     return TrialResult(
         ran=ran,
         metrics={**result.metrics(), "setup_seconds": t.setup_seconds},
@@ -343,8 +347,18 @@ def ran_params(result: TrialResult) -> dict[str, Any]:
         "embedding_init": ran.get("embedding_init"),
         "val_size": result.sizes.get("val"),
         "test_size": result.sizes.get("test"),
+        "task_factory": ran.get("task_factory"),
+        "task_version": ran.get("task_version"),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def task_origin(task: str) -> dict[str, str]:
+    """``task_factory`` and ``task_version`` of a task from the user's code (the reference
+    and the package version or module hash); empty for a built-in task."""
+    from models import external
+
+    return external.origin(task) if task not in tasks.names() else {}
 
 
 def method_defaults(name: str) -> dict[str, Any]:
@@ -373,7 +387,10 @@ def method_args(name: str) -> set[str]:
 
 
 def _build_method(
-    cfg: TrialConfig, task: tasks.Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    cfg: TrialConfig,
+    task: TaskInterface,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
 ) -> tuple[methods.Method, list[str], list[str]]:
     accepted = method_args(cfg.method)
     common: dict[str, Any] = {

@@ -73,6 +73,7 @@ __all__ = [
     "stop_job",
     "submit",
     "submit_job",
+    "task_modules",
     "sweep_entrypoint",
     "wait_for",
 ]
@@ -378,9 +379,11 @@ def runtime_env(
     env_vars: Mapping[str, str] | None = None,
     *,
     forward_credentials: bool = False,
+    py_modules: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The job's runtime env: ``working_dir`` minus :data:`EXCLUDES` and the links that lead
-    out of it, optional pip packages and ``env_vars``.
+    out of it, optional pip packages, ``py_modules`` (the user's task packages that live
+    outside ``working_dir``: :func:`task_modules`) and ``env_vars``.
 
     With ``forward_credentials``, this process's :data:`FORWARDED_ENV` (those set) travel
     sealed under the Ray token (:mod:`sweeps.records.credentials`); they never appear in clear.
@@ -396,6 +399,8 @@ def runtime_env(
     env: dict[str, Any] = {"working_dir": str(folder), "excludes": excludes}
     if pip:
         env["pip"] = list(pip)
+    if py_modules:
+        env["py_modules"] = list(py_modules)
     extra = dict(env_vars or {})
     clear = sorted(set(extra) & set(FORWARDED_ENV))
     if clear:
@@ -540,6 +545,7 @@ def submit_job(
     metadata: Mapping[str, str] | None = None,
     submission_id: str | None = None,
     forward_credentials: bool = False,
+    py_modules: Sequence[str] = (),
 ) -> str:
     """Submit ``entrypoint`` with the project folder (or ``working_dir``) as its runtime env,
     to a cluster that refuses requests without its token (:func:`check_auth_enforced`).
@@ -553,7 +559,11 @@ def submit_job(
         ValueError: bad address or working folder.
     """
     env = runtime_env(
-        working_dir or project_root(), pip, env_vars, forward_credentials=forward_credentials
+        working_dir or project_root(),
+        pip,
+        env_vars,
+        forward_credentials=forward_credentials,
+        py_modules=py_modules,
     )
     url, client = _client(address)
     check_auth_enforced(url)
@@ -592,10 +602,12 @@ def submit(
     folder = Path(working_dir).expanduser().resolve() if working_dir else project_root()
     spec_arg = spec_argument(spec, folder)
     entrypoint = sweep_entrypoint(spec_arg, mlflow_uri, sweep)
+    modules: list[str] = []
     if validate:
         from sweeps.specs.load import load_spec
 
-        load_spec(folder / spec_arg if spec_arg.endswith((".yaml", ".yml")) else spec_arg)
+        loaded = load_spec(folder / spec_arg if spec_arg.endswith((".yaml", ".yml")) else spec_arg)
+        modules = task_modules(loaded, folder)
     metadata = {"dropattack.spec": spec_arg, "dropattack.mlflow_uri": redact_uri(mlflow_uri)}
     return submit_job(
         entrypoint,
@@ -604,7 +616,39 @@ def submit(
         pip=pip,
         metadata=metadata,
         forward_credentials=forward_credentials,
+        py_modules=modules,
     )
+
+
+def task_modules(spec: Any, working_dir: str | Path) -> list[str]:
+    """The folders of the user's task packages (``task: "package.module:factory"``) that a
+    job must ship besides ``working_dir``: those outside it and not installed.
+
+    Raises:
+        ValueError: a task is a single module file outside ``working_dir`` (Ray ships
+            packages: move it into a package folder, or into the working folder).
+    """
+    from models import external
+
+    root = Path(working_dir).expanduser().resolve()
+    names = {spec.defaults.task, *(t.task for t in spec.trials)}
+    axis = spec.axes().get("task")
+    names |= set(axis) if isinstance(axis, list) else set()
+    out: list[str] = []
+    for name in sorted(n for n in names if n):
+        base = external.import_root(name)
+        if base is None or base == root or root in base.parents:
+            continue
+        top = name.partition(":")[0].split(".")[0]
+        package = base / top
+        if not package.is_dir():
+            raise ValueError(
+                f"task {name}: module {top!r} is a single file outside --working-dir {root}; "
+                "put it in the working folder, or in a package folder (with __init__.py)"
+            )
+        if str(package) not in out:
+            out.append(str(package))
+    return out
 
 
 def _state(job_id: str, info: Any) -> JobState:

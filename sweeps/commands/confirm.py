@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shlex
 import sys
@@ -52,7 +53,7 @@ _DIRECT = ("task", "method", "attack", "eps", "p", "k", "data_dir", "vectors")
 #: configuration's cell key names them (the trial set them).
 _IF_IN_CELL = ("groups", "train_size", "epochs", "batch_size", "lr", "step")
 #: Params that are not hyperparameters of the method.
-_NOT_HP = frozenset({*_DIRECT, *_IF_IN_CELL, "attacked", "seed", "vectors", "dataset"})
+_NOT_HP = frozenset({*_DIRECT, *_IF_IN_CELL, "attacked", "seed", "vectors", "dataset", "task_args"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +160,8 @@ def trial_fields(cell: CellStats) -> dict[str, Any]:
     fields.update({k: params[k] for k in _IF_IN_CELL if k in named and params.get(k, "") != ""})
     if "attack" in fields:
         fields["attack"] = [a for a in fields["attack"].split(";") if a]
+    if params.get("task_args"):
+        fields["task_args"] = json.loads(params["task_args"])
     hp = {
         k: _typed(v)
         for k, v in params.items()

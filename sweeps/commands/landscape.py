@@ -169,7 +169,8 @@ def _load_model(params: Mapping[str, str], ckpt: Path, run_id: str, data_dir: st
     from models.data import DataOptions
     from sweeps.records.tracking import model_overrides
 
-    task = tasks.get(params["task"])
+    task_args = json.loads(params["task_args"]) if params.get("task_args") else None
+    task = tasks.get(params["task"], task_args)  # a task of the user's: imports its code
     size = params.get("train_size")
     data = task.load(
         DataOptions(

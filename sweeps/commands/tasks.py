@@ -1,4 +1,8 @@
-"""``dropattack tasks``: the tasks, their paper defaults, aliases and parameter names.
+"""``dropattack tasks``: the tasks, their defaults, aliases and parameter names.
+
+The built-in tasks come first, then those installed packages register under the entry-point
+group ``dropattack.tasks``; ``dropattack tasks package.module:factory --task-arg k=v`` shows
+a task from the user's code.
 
 ``dropattack tasks --resolve TASK A,B --json`` prints one JSON object whose ``attacked`` lists
 the parameter names the aliases resolve to on the task's model (an unknown alias is an error
@@ -15,7 +19,19 @@ HELP = "List the tasks with their paper aliases and parameter names, or resolve 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="TASK", help="tasks to show (default: all)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="TASK",
+        help="tasks to show: names or package.module:factory (default: all)",
+    )
+    parser.add_argument(
+        "--task-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="argument of the tasks' factories (package.module:factory tasks)",
+    )
     parser.add_argument(
         "--resolve",
         nargs=2,
@@ -26,38 +42,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from models import external, tasks
+    from models.aliases import split_list
+    from sweeps.commands.train import parse_pairs
 
-    from models import tasks
-    from models.aliases import resolve, split_list
-
+    task_args = parse_pairs(args.task_arg, "--task-arg") or None
     if args.resolve:
         task_name, items = args.resolve
-        task = tasks.get(task_name)
-        with torch.device("meta"):
-            model = task.build_model()
+        task = tasks.get(task_name, task_args)
+        model = task.model_for_names()
         aliases = split_list(items)
-        attacked = resolve(model, aliases)
+        attacked = task.resolve(model, aliases)
         if args.json:
             print(json.dumps({"task": task.name, "aliases": aliases, "attacked": attacked}))
         else:
             print(f"{task.name}: {', '.join(aliases)} -> {', '.join(attacked)}")
         return 0
-    chosen = [tasks.get(n) for n in (args.names or tasks.names())]
-    described = [t.describe() for t in chosen]
+    installed = external.installed()
+    described = []
+    for name in args.names or [*tasks.names(), *installed]:
+        try:
+            own = name not in tasks.names()
+            d = tasks.get(name, task_args if own else None).describe()
+        except Exception as e:  # noqa: BLE001 - an installed task's code may raise anything
+            if args.names:
+                raise ValueError(f"task {name}: {e}") from None
+            d = {"task": name, "error": f"{type(e).__name__}: {e}"}
+        if name not in tasks.names():
+            d.update(name=name, source=installed.get(name, name), **external.origin_or_empty(name))
+        described.append(d)
     if args.json:
         print(json.dumps(described))
         return 0
     for d in described:
-        text = f", max_len {d['max_len']}" if d["max_len"] else ""
-        print(
-            f"{d['task']}  ({d['paper_model']} on {d['dataset']}; {', '.join(d['metrics'])}; "
-            f"{d['epochs']} epochs, batch {d['batch_size']}, {d['optimizer']} lr {d['lr']:g}{text})"
-        )
-        print(f"  paper: {d['paper']}")
-        if d["note"]:
-            print(f"  note: {d['note']}")
-        for alias, names in d["aliases"].items():
-            print(f"  {alias:<22} {', '.join(names)}")
-        print()
+        _print(d)
     return 0
+
+
+def _print(d: dict) -> None:
+    if "error" in d:
+        print(f"{d['task']}  (cannot load: {d['error']})\n")
+        return
+    text = f", max_len {d['max_len']}" if d.get("max_len") else ""
+    what = f"{d['paper_model']} on {d['dataset']}; " if "paper_model" in d else ""
+    name = d.get("name", d["task"])
+    print(
+        f"{name}  ({what}{', '.join(d['metrics'])}; {d['epochs']} epochs, batch "
+        f"{d['batch_size']}, {d['optimizer']} lr {d['lr']:g}{text}; perturbs {d['perturbs']})"
+    )
+    if "source" in d:
+        print(f"  from: {d['source']} ({d.get('task_version', 'version unknown')})")
+    if d.get("paper"):
+        print(f"  paper: {d['paper']}")
+    if d.get("note"):
+        print(f"  note: {d['note']}")
+    for alias, names in d["aliases"].items():
+        print(f"  {alias:<22} {', '.join(names)}")
+    print(f"  default target: {d['input_alias']}; or a parameter name or glob among:")
+    print(f"    {', '.join(d['parameters'])}")
+    print()

@@ -36,7 +36,14 @@ def _vectors(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", help="task name (see `dropattack tasks`)")
+    parser.add_argument("task", help="task name (see `dropattack tasks`) or package.module:factory")
+    parser.add_argument(
+        "--task-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="argument of the task's factory (package.module:factory tasks)",
+    )
     parser.add_argument(
         "--data-dir",
         type=data_root,
@@ -166,6 +173,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         vectors=args.vectors,
         download=args.download,
         model=parse_pairs(args.model_arg, "--model-arg"),
+        task_args=parse_pairs(args.task_arg, "--task-arg"),
     )
 
 

@@ -115,7 +115,7 @@ def run_console(args: argparse.Namespace, cfg: TrialConfig) -> int:
     if cfg.epochs is None:
         from models import tasks
 
-        epochs = tasks.get(cfg.task).epochs
+        epochs = tasks.get(cfg.task, cfg.task_args or None).epochs
     else:
         epochs = cfg.epochs
     bar = epoch_bar(epochs, show=not args.json and sys.stdout.isatty())
@@ -204,7 +204,8 @@ def _default_attack(cfg: TrialConfig) -> list[str]:
     from models import tasks
     from sweeps.trial import method_args
 
-    return [tasks.get(cfg.task).input_alias] if "attack" in method_args(cfg.method) else []
+    task = tasks.get(cfg.task, cfg.task_args or None)
+    return [task.input_alias] if "attack" in method_args(cfg.method) else []
 
 
 def run_logged(
@@ -245,6 +246,11 @@ def run_logged(
                 "seed": cfg.seed,
                 "epochs": epochs,
                 **cfg.hp,
+                **(
+                    {"task_args": json.dumps(cfg.task_args, sort_keys=True)}
+                    if cfg.task_args
+                    else {}
+                ),
             }
         )
         try:

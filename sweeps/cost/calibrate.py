@@ -424,6 +424,8 @@ def probe(
     cfg = asdict(trial_config(trial))
     request = json.dumps({"trial": cfg, "threads": threads, "window": window})
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    # a task from the user's code imports from this folder, as it does here
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (os.getcwd(), env.get("PYTHONPATH"))))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "sweeps.cost.calibrate"],

@@ -691,7 +691,8 @@ def _estimate(plan: Plan, i: int) -> None:
 def _batch_size(fields_: Mapping[str, Any]) -> int:
     from models import tasks
 
-    return int(fields_.get("batch_size") or tasks.get(fields_["task"]).batch_size)
+    task = tasks.get(fields_["task"], fields_.get("task_args"))
+    return int(fields_.get("batch_size") or task.batch_size)
 
 
 def _slots(plan: Plan, target: LocalTarget | RayTarget, limit: int | None) -> int:

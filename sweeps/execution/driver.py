@@ -175,7 +175,9 @@ def _max_epochs(spec: Spec, trials: list[dict[str, Any]] | None) -> int:
     from models import tasks
 
     if trials:
-        return max(t.get("epochs") or tasks.get(t["task"]).epochs for t in trials)
+        return max(
+            t.get("epochs") or tasks.get(t["task"], t.get("task_args")).epochs for t in trials
+        )
     if spec.defaults.epochs:
         return spec.defaults.epochs
     axis = spec.axes().get("epochs")
@@ -185,7 +187,7 @@ def _max_epochs(spec: Spec, trials: list[dict[str, Any]] | None) -> int:
         return int(axis.high)
     task_axis = spec.axes().get("task")
     names = task_axis if isinstance(task_axis, list) else [spec.defaults.task]
-    return max(tasks.get(n).epochs for n in names)
+    return max(tasks.get(n, spec.defaults.task_args).epochs for n in names)
 
 
 def _trial_name(trial: Any) -> str:

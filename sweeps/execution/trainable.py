@@ -65,8 +65,8 @@ CHECKPOINT_TRACKING = "mlflow.json"
 #: recorded as failed, not retried.
 DETERMINISTIC_ERRORS = (NonFiniteLossError, ValueError)
 _CONFIG_FIELDS = (
-    "task", "method", "attack", "eps", "p", "k", "groups", "step", "hp", "seed", "epochs",
-    "train_size", "batch_size", "lr", "bucket", "data_dir", "device", "vectors", "model",
+    "task", "task_args", "method", "attack", "eps", "p", "k", "groups", "step", "hp", "seed",
+    "epochs", "train_size", "batch_size", "lr", "bucket", "data_dir", "device", "vectors", "model",
 )  # fmt: skip
 #: Trial fields that shape the model or its data without being sweep axes: logged as params
 #: (when set) so that ``dropattack landscape`` rebuilds the same model.
@@ -86,6 +86,8 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
         "attacked": ",".join(trial.get("attacked") or ()),
         "seed": trial["seed"],
     }
+    if trial.get("task_args"):
+        params["task_args"] = json.dumps(trial["task_args"], sort_keys=True)
     for name in (
         "eps", "p", "k", "groups", "passes", "train_size", "epochs", "batch_size", "lr", "bucket",
         "step",
@@ -114,7 +116,14 @@ def _config(trial: dict[str, Any]) -> TrialConfig:
 
 
 def _epochs(trial: dict[str, Any]) -> int:
-    return trial.get("epochs") or tasks.get(trial["task"]).epochs
+    """The trial's epochs; 0 (unknown) when its task does not load here: the trial itself
+    then fails with the task's error, recorded on its run."""
+    if trial.get("epochs"):
+        return int(trial["epochs"])
+    try:
+        return tasks.get(trial["task"], trial.get("task_args")).epochs
+    except ValueError:
+        return 0
 
 
 def _epoch_metrics(m: EpochMetrics) -> dict[str, float]:

@@ -33,6 +33,7 @@ from sweeps.report.effect_figures import effect_figures
 from sweeps.report.figures import Figure, FigureSet, curves_figure, grid_figures
 from sweeps.report.match import matcher_for
 from sweeps.report.tables import (
+    Table,
     cells_table,
     ci_text,
     comparison_table,
@@ -232,7 +233,20 @@ def _verdict_lines(analysis: Analysis) -> list[str]:
     return lines
 
 
+def without_paper(table: Table, title: str | None = None) -> Table:
+    """``table`` without its columns about the paper (a sweep of the user's own task, whose
+    spec names no ``paper_table``, compares its rows with its own baseline only)."""
+    keep = [i for i, h in enumerate(table.header) if "paper" not in h.lower() and h != "verdict"]
+    return Table(
+        title=title or table.title,
+        header=[table.header[i] for i in keep],
+        rows=[[row[i] for i in keep] for row in table.rows],
+    )
+
+
 def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
+    if not analysis.sweep.paper_table:
+        return _own_blocks(analysis, figures, experiment)
     pareto_keys = {c.key for front in analysis.fronts.values() for c in front}
     blocks: list = [
         render.Heading(f"DropAttack sweep report: {experiment}", 1),
@@ -260,6 +274,36 @@ def _blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
     blocks += [
         render.Heading("All configurations"),
         cells_table(analysis, pareto_keys),
+        comparison_table(analysis),
+        pareto_table(analysis),
+    ]
+    failures = failures_table(analysis)
+    if failures is not None:
+        blocks.append(failures)
+    if figures.notes:
+        blocks += [render.Heading("Notes"), render.Bullets(figures.notes)]
+    return blocks
+
+
+def _own_blocks(analysis: Analysis, figures: FigureSet, experiment: str) -> list:
+    """The report of a sweep with no paper table: its rows against its own baseline."""
+    pareto_keys = {c.key for front in analysis.fronts.values() for c in front}
+    effects = f"Effects: each configuration against its baseline on {analysis.metric}"
+    blocks: list = [
+        render.Heading(f"DropAttack sweep report: {experiment}", 1),
+        render.Heading("Sweep"),
+        render.Bullets(_summary(analysis)),
+        render.Heading("Best configuration: selected on validation, reported on test"),
+        render.Bullets(_best_lines(analysis)),
+        render.Heading("Effects"),
+        without_paper(reproduction.effects_table(analysis), effects),
+        *_confirmation_blocks(analysis),
+    ]
+    if figures.figures:
+        blocks += [render.Heading("Figures"), *figures.figures]
+    blocks += [
+        render.Heading("All configurations"),
+        without_paper(cells_table(analysis, pareto_keys)),
         comparison_table(analysis),
         pareto_table(analysis),
     ]

@@ -62,7 +62,9 @@ MEANING: dict[str, str] = {
     "spec.system_metrics": "MLflow system metrics on each trial's run (CPU, memory; GPU through "
     f"NVML) every {SYSTEM_METRICS_INTERVAL:g} s; a number sets the seconds between samples; "
     "false turns them off. Not part of the spec's hash",
-    "trial.task": "the paper task (dataset and model)",
+    "trial.task": "the task: a built-in name (`dropattack tasks`), an installed entry point, "
+    "or `package.module:factory` from your code (docs/tasks.md)",
+    "trial.task_args": "keyword arguments of a `package.module:factory` task's factory",
     "trial.method": "the training method",
     "trial.attack": "DropAttack's (or another attack's) targets: the task's paper aliases "
     '(`Embedding`, `Lstm.ih.w`, `Input`, ...), parameter names or globs; `"A;B"` or a list; '

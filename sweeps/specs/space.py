@@ -29,7 +29,17 @@ from typing import Any
 
 from sweeps.specs.merge import merge_identical, stood_for_cells
 from sweeps.specs.names import trial_name
-from sweeps.specs.spec import AXES, METHOD_FIELDS, Range, Spec, SpecError, TrialFields, meta_model
+from sweeps.specs.spec import (
+    AXES,
+    METHOD_FIELDS,
+    Range,
+    Spec,
+    SpecError,
+    TrialFields,
+    get_task,
+    meta_model,
+    task_args_json,
+)
 
 __all__ = [
     "DefineByRun",
@@ -102,18 +112,22 @@ def step_passes(trial: Mapping[str, Any]) -> int | None:
         key = json.dumps(kwargs, sort_keys=True)
     except TypeError:
         return None
-    return _passes(trial["task"], trial["method"], key, "optimizer" in accepted)
+    args = task_args_json(trial.get("task_args"))
+    return _passes(trial["task"], trial["method"], key, "optimizer" in accepted, args)
 
 
 @cache
-def _passes(task: str, method: str, kwargs_json: str, optimizer: bool) -> int | None:
+def _passes(
+    task: str, method: str, kwargs_json: str, optimizer: bool, task_args: str = "{}"
+) -> int | None:
     import torch
 
     from dropattack import methods
 
     kwargs = json.loads(kwargs_json)
     try:
-        model = copy.deepcopy(meta_model(task))  # a method may set module fields (dropout p)
+        # a method may set module fields (dropout p)
+        model = copy.deepcopy(meta_model(task, task_args))
         if optimizer:
             kwargs["optimizer"] = torch.optim.SGD(model.parameters(), lr=1.0)
         return int(methods.get(method, model, **kwargs).passes)
@@ -149,6 +163,8 @@ def cell_key(trial: Mapping[str, Any]) -> str:
     """
     defaults = {**_config_defaults(), **method_defaults(trial["method"])}
     parts = [f"task={trial['task']}", f"method={trial['method']}"]
+    if trial.get("task_args"):
+        parts.append(f"task_args={json.dumps(trial['task_args'], sort_keys=True)}")
     parts += [
         f"{k}={_key_value(trial[k])}"
         for k in ("attack", "eps", "p", "k")
@@ -207,8 +223,6 @@ def make_trial(
     method that does not take them. A method that takes ``attack`` gets the task's input
     target when none is given, and ``attacked`` lists the resolved parameter names.
     """
-    from models.aliases import resolve
-
     defaults = _config_defaults()
     trial: dict[str, Any] = {}
     extras = [k for k in _EXTRA_KEYS if k not in METHOD_FIELDS]
@@ -223,10 +237,14 @@ def make_trial(
     for name in takes & own.keys():
         if fields.get(name) is None:
             trial[name] = own[name]
+    if fields.get("task_args"):
+        trial["task_args"] = dict(fields["task_args"])
     trial["attacked"] = []
     if "attack" in takes:
-        trial["attack"] = list(trial["attack"] or ()) or [meta_model(trial["task"]).input_alias]
-        trial["attacked"] = resolve(meta_model(trial["task"]), trial["attack"])
+        task = get_task(trial["task"], trial.get("task_args"))
+        trial["attack"] = list(trial["attack"] or ()) or [task.input_alias]
+        model = meta_model(trial["task"], trial.get("task_args"))
+        trial["attacked"] = task.resolve(model, trial["attack"])
     for name in ("eps", "p"):
         if trial[name] is not None:
             trial[name] = float(trial[name])

@@ -50,9 +50,11 @@ __all__ = [
     "Spec",
     "SpecError",
     "TrialFields",
+    "get_task",
     "meta_model",
     "parse_spec",
     "spec_names",
+    "task_args_json",
 ]
 
 SPEC_DIR = Path(__file__).parent
@@ -128,6 +130,7 @@ class TrialFields(_Strict):
     vectors: str | None = None
     bucket: bool | None = None
     variant: str | None = None
+    task_args: dict[str, Any] | None = None
 
     @field_validator("attack", mode="before")
     @classmethod
@@ -431,39 +434,88 @@ def _pydantic_errors(err: ValidationError, errors: _Errors, prefix: Sequence[Any
 
 
 def task_names() -> list[str]:
-    """Tasks a spec may name (:mod:`models.tasks`, imported on first use)."""
+    """Tasks a spec may name by name: the built-in ones and the installed ones (entry-point
+    group ``dropattack.tasks``); ``package.module:factory`` references besides."""
+    from models import external, tasks
+
+    return [*tasks.names(), *external.installed()]
+
+
+def task_args_json(task_args: Mapping[str, Any] | str | None) -> str:
+    if isinstance(task_args, str):
+        return task_args
+    return json.dumps(dict(task_args or {}), sort_keys=True)
+
+
+def get_task(task: str, task_args: Mapping[str, Any] | str | None = None) -> Any:
+    """The task ``task`` called with ``task_args`` (:func:`models.tasks.get`)."""
     from models import tasks
 
-    return tasks.names()
+    return tasks.get(task, json.loads(task_args_json(task_args)) or None)
+
+
+def meta_model(task: str, task_args: Mapping[str, Any] | str | None = None) -> Any:
+    """Task ``task``'s model without data (on the meta device where it can): the names its
+    attack targets may use."""
+    return _meta_model(task, task_args_json(task_args))
 
 
 @cache
-def meta_model(task: str) -> Any:
-    """Task ``task``'s model on the meta device (no memory, no data): its aliases and params."""
-    import torch
-
-    from models import tasks
-
-    with torch.device("meta"):
-        return tasks.get(task).build_model()
+def _meta_model(task: str, args_json: str) -> Any:
+    return get_task(task, args_json).model_for_names()
 
 
-def _check_task(task: Any, loc: str, errors: _Errors) -> bool:
+def _check_task(
+    task: Any, loc: str, errors: _Errors, task_args: Mapping[str, Any] | None = None
+) -> bool:
+    from models import external
+
     known = task_names()
-    if task not in known:
-        errors.add(loc, f"unknown task {task!r}; expected one of {', '.join(known)}")
+    if not isinstance(task, str) or (task not in known and not external.is_reference(task)):
+        errors.add(
+            loc,
+            f"unknown task {task!r}; expected one of {', '.join(known)} "
+            "or 'package.module:factory'",
+        )
+        return False
+    try:
+        get_task(task, task_args)
+        meta_model(task, task_args)
+    except ValueError as e:
+        field = getattr(e, "field", "task_args")
+        args_loc = "defaults." if loc.startswith("space.") else loc[: -len("task")]
+        errors.add(loc if field == "task" else args_loc + "task_args", str(e))
+        return False
+    except Exception as e:  # noqa: BLE001 - the user's model builder may raise anything
+        errors.add(loc, f"{task}: building its model raised {type(e).__name__}: {e}")
         return False
     return True
 
 
-def _check_attack(task: str, attack: Sequence[str], loc: str, errors: _Errors) -> None:
-    from models.aliases import resolve
-
+def _check_attack(
+    task: str,
+    attack: Sequence[str],
+    loc: str,
+    errors: _Errors,
+    task_args: Mapping[str, Any] | None = None,
+) -> None:
     if attack:
         try:
-            resolve(meta_model(task), list(attack))
+            get_task(task, task_args).resolve(meta_model(task, task_args), list(attack))
         except ValueError as e:
             errors.add(loc, f"task {task}: {e}")
+
+
+def _check_metric(spec: Spec, task: str, task_args: Any, errors: _Errors) -> None:
+    """The selection metric must be one the task produces."""
+    produced = get_task(task, task_args).produces
+    metric = spec.search.metric
+    if metric.removeprefix("val_") not in produced:
+        errors.add(
+            "search.metric",
+            f"task {task} does not produce {metric}; it produces: "
+            f"{', '.join(f'val_{m}' for m in produced)}",
+        )
 
 
 def _check_method(method: Any, loc: str, errors: _Errors) -> bool:
@@ -584,9 +636,12 @@ def _check_spec(spec: Spec, errors: _Errors) -> None:
     _check_algorithm(spec, errors)
     axes = {n: _check_axis(n, raw, spec.search.algorithm, errors) for n, raw in spec.space.items()}
     task_axis = axes.get("task")
+    default_args = spec.defaults.task_args
     if isinstance(task_axis, list):
         space_tasks = [
-            t for i, t in enumerate(task_axis) if _check_task(t, f"space.task[{i}]", errors)
+            t
+            for i, t in enumerate(task_axis)
+            if _check_task(t, f"space.task[{i}]", errors, default_args)
         ]
     else:
         space_tasks = None
@@ -611,21 +666,23 @@ def _check_spec(spec: Spec, errors: _Errors) -> None:
                 loc = "defaults.task" if i is None else f"trials[{i}].task"
                 errors.add(loc, "no task: set defaults.task, space.task or this entry's task")
                 continue
-            if not _check_task(merged["task"], where("task"), errors):
+            if not _check_task(merged["task"], where("task"), errors, merged.get("task_args")):
                 continue
             tasks = [merged["task"]]
         else:
             tasks = space_tasks
         used_tasks.update(tasks)
+        args = merged.get("task_args")
         for task in tasks:
+            _check_metric(spec, task, args, errors)
             if "attack" in own or attack_axis is None:
-                _check_attack(task, merged.get("attack") or (), where("attack"), errors)
+                _check_attack(task, merged.get("attack") or (), where("attack"), errors, args)
             elif isinstance(attack_axis, dict):
                 if task not in attack_axis:
                     errors.add("space.attack", f"no attack sets for task {task!r}")
             else:
                 for j, attack in enumerate(attack_axis):
-                    _check_attack(task, attack or (), f"space.attack[{j}]", errors)
+                    _check_attack(task, attack or (), f"space.attack[{j}]", errors, args)
     if isinstance(attack_axis, dict):
         for task, sets in attack_axis.items():
             if task not in used_tasks:
@@ -636,7 +693,7 @@ def _check_spec(spec: Spec, errors: _Errors) -> None:
                 )
                 continue
             for j, attack in enumerate(sets):
-                _check_attack(task, attack or (), f"space.attack.{task}[{j}]", errors)
+                _check_attack(task, attack or (), f"space.attack.{task}[{j}]", errors, default_args)
 
 
 def _check_the_rest(data: dict, source: str, locs: list[tuple], errors: _Errors) -> None:

@@ -55,6 +55,8 @@ from sweeps.specs.space import expand_grid
 from tests.procutil import processes
 from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 
+EXAMPLE_TASK = Path(__file__).resolve().parents[2] / "docs" / "examples" / "own-task" / "own_task"
+
 VENV_BIN = Path(sys.executable).parent
 CUT_EPOCHS = 10  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
 WARN_S = 180  # --signal=B:USR1@180, due at once: the sweep has at least 120 s to stop
@@ -385,3 +387,29 @@ def test_submit_refuses_a_job_whose_data_is_not_where_it_will_read_it(slurm, tmp
     job = wait_job(slurm, out.stdout.strip(), log, 300, ended)
     assert job["JobState"] == "COMPLETED", (job, tail(log))
     assert f"data_dir: {data.resolve()}" in log.read_text(), tail(log)  # the dry run says so
+
+
+def test_a_task_from_the_users_folder_runs_on_every_node(slurm, mlflow_server, tmp_path):
+    """``task: "own_task.task:make"`` from the folder the job is submitted from: the trials
+    import it on the allocation's nodes (the folder is on storage they share)."""
+    shutil.copytree(EXAMPLE_TASK, tmp_path / "own_task")
+    (tmp_path / "own.yaml").write_text(
+        "name: slurm-own\n"
+        "defaults: {task: 'own_task.task:make', task_args: {hidden: 8, epochs: 1}}\n"
+        "trials: [{method: standard}, {method: dropattack, attack: ['encoder.*.weight']}]\n"
+        "seeds: [0, 1]\n"
+    )
+    log = tmp_path / "job.out"
+    out = submit(
+        slurm, tmp_path, "own.yaml", "--slurm", "--mlflow-uri", mlflow_server.uri,
+        "--runs-dir", str(tmp_path / "runs"),
+        "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
+        "--time=10", f"--output={log}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    job = wait_job(slurm, out.stdout.strip(), log, 600, ended)
+    assert job["JobState"] == "COMPLETED", (job, tail(log))
+    assert "slurm-own: 4 done (0 before this run), 0 failed" in log.read_text(), tail(log)
+    _, kids = children(MlflowClient(mlflow_server.uri), "slurm-own")
+    assert len(kids) == 4 and {r.info.status for r in kids} == {"FINISHED"}
+    assert {r.data.params["task_factory"] for r in kids} == {"own_task.task:make"}

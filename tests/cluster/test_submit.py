@@ -29,6 +29,7 @@ import pytest
 from sweeps.cli import main
 from sweeps.cluster import ray_jobs
 from sweeps.records import credentials
+from sweeps.specs.load import load_spec
 from tests.netutil import free_ports
 from tests.procutil import kill_group
 
@@ -756,3 +757,45 @@ def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_s
     (tmp_path / "requirements.txt").write_text(made.stdout)
     packages = ray_jobs.read_requirements(tmp_path / "requirements.txt")
     assert any(p.startswith("torch") for p in packages)
+
+
+def test_submit_ships_a_task_package_from_outside_the_working_dir(
+    authed: RayHead,
+    mlflow_server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spec naming ``own_task.task:make``, whose package lives outside ``--working-dir``:
+    ``submit`` ships it as ``py_modules`` and the job's trials import it on the cluster."""
+    import mlflow
+
+    work = tmp_path / "project"
+    for package in ("dropattack", "models", "sweeps"):
+        shutil.copytree(
+            ROOT / package, work / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    mine = tmp_path / "mine"
+    shutil.copytree(ROOT / "docs" / "examples" / "own-task" / "own_task", mine / "own_task")
+    monkeypatch.syspath_prepend(str(mine))
+    experiment = f"own-remote-{secrets.token_hex(3)}"
+    (work / "own.yaml").write_text(
+        f"name: {experiment}\n"
+        "defaults: {task: 'own_task.task:make', task_args: {hidden: 8, epochs: 1}}\n"
+        "trials: [{method: standard}, {method: dropattack, attack: ['encoder.*.weight']}]\n"
+        "seeds: [3]\n"
+    )
+    modules = ray_jobs.task_modules(load_spec(str(work / "own.yaml")), work)
+    assert modules == [str((mine / "own_task").resolve())]
+    code, out, err = run_cli(
+        capsys, "submit", str(work / "own.yaml"), "--follow", "--experiment", experiment,
+        "--mlflow-uri", mlflow_server.uri, "--working-dir", str(work), "--address", authed.url,
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert f"{experiment}: 2 done (0 before this run), 0 failed" in out
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    exp = client.get_experiment_by_name(experiment)
+    trials = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
+    assert {r.data.params["task_factory"] for r in trials} == {"own_task.task:make"}
+    assert {r.data.params["attacked"] for r in trials} == {"", "encoder.0.weight,encoder.3.weight"}
