@@ -274,8 +274,9 @@ def test_report_json_of_a_real_store_matches_an_independent_computation(tmp_path
         "p": trial["p"],
         "k": 1,
         "groups": trial["groups"],
+        "step": "paper",  # DropAttack's step is recorded with every DropAttack trial
     }
-    assert task["baseline"] == dict.fromkeys(("attack", "eps", "p", "k", "groups")) | {
+    assert task["baseline"] == dict.fromkeys(("attack", "eps", "p", "k", "groups", "step")) | {
         "method": "standard"
     }
     a, b = test[best], test[0]
