@@ -86,11 +86,14 @@ def slurm() -> Iterator[SlurmCluster]:
             shutil.rmtree(cluster.root, ignore_errors=True)
 
 
-def submit(slurm: SlurmCluster, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def submit(
+    slurm: SlurmCluster, cwd: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``dropattack submit ... --slurm`` as a user types it, with this venv first on PATH
     (the job inherits it and finds ``dropattack``, ``ray`` and ``python3`` there)."""
     env = {**slurm.env, "PATH": f"{VENV_BIN}:{slurm.env.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra_env or {})
     return subprocess.run(
         [str(VENV_BIN / "dropattack"), "submit", *args],
         cwd=cwd,
@@ -141,7 +144,7 @@ def ray_left(job_id: str, folder: Path) -> list[str]:
     """Processes left from the job's Ray: its temp folder in their arguments (raylet, GCS,
     agents), or their working directory in ``folder`` (trial workers, which rename
     themselves ``ray::...`` and work in their trial's folder)."""
-    mark = f"/da-ray-{job_id}"
+    mark = f"/da-ray-{job_id}."
     left = []
     for p in processes().values():
         try:
@@ -185,20 +188,57 @@ def test_bad_spec_and_missing_mlflow_fail_before_any_job(slurm, tmp_path):
     assert slurm.jobs() == before
 
 
+def plant_clusters(marker: Path, first_id: int, count: int = 5) -> list[Path]:
+    """What another user of the node can do: ``/tmp/da-ray-<the next job ids>`` (the Ray
+    folder's old, predictable name) holding a ``ray_current_cluster`` with a command in it."""
+    planted = []
+    for job_id in range(first_id, first_id + count):
+        folder = Path(f"/tmp/da-ray-{job_id}")
+        folder.mkdir(mode=0o777, exist_ok=True)
+        (folder / "ray_current_cluster").write_text(f"127.0.0.1:1; touch {marker}\n")
+        planted.append(folder)
+    return planted
+
+
 def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     log = tmp_path / "job.out"
-    out = submit(
-        slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
-        "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
-        "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
-        "--gres=gpu:1", "--time=10", f"--output={log}",
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    job_id = out.stdout.strip()
-    assert job_id.isdigit(), out.stdout
-    job = wait_job(slurm, job_id, log, 600, ended)
+    # A Ray token exported for another cluster, and an MLflow login: the job makes its own
+    # token, the login reaches it by a private file, and Slurm's job record holds neither.
+    caller_token, password = "caller-token-of-another-cluster", "sl-pw-never-in-job-state"
+    marker = tmp_path / "planted-command-ran"
+    planted = plant_clusters(marker, 1 + max(map(int, slurm.jobs()), default=0))
+    try:
+        out = submit(
+            slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
+            "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
+            "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
+            "--gres=gpu:1", "--time=10", f"--output={log}",
+            extra_env={
+                "RAY_AUTH_TOKEN": caller_token,
+                "MLFLOW_TRACKING_USERNAME": "slurm-user",
+                "MLFLOW_TRACKING_PASSWORD": password,
+            },
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        job_id = out.stdout.strip()
+        assert job_id.isdigit(), out.stdout
+        held = [f for f in (slurm.root / "state").rglob("*") if f.is_file()]
+        assert any(f.name == "environment" for f in held), held  # what Slurm keeps of the job
+        for f in held:
+            data = f.read_bytes()
+            assert password.encode() not in data and caller_token.encode() not in data, f
+        job = wait_job(slurm, job_id, log, 600, ended)
+    finally:
+        for folder in planted:
+            shutil.rmtree(folder, ignore_errors=True)
+    assert not marker.exists(), "the planted ray_current_cluster's command ran"
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "0", (job, tail(log))
     text = log.read_text()
+    login = tmp_path / "runs" / ".login" / "slurm-quickstart.mlflow"
+    assert f"MLflow login from {login}" in text, tail(log)
+    assert login.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700
+    assert caller_token not in text and password not in text
     # A worker per other node joined the head, each with its task's CPUs and its node's GPU
     # (the quickstart's trials ask for none, so that no GPU can compute here does not matter).
     n, cpus = len(slurm.nodes), len(slurm.nodes) * slurm.cpus_per_node
