@@ -551,3 +551,47 @@ def test_compose_cli_cpu_override(cli: list[str]) -> None:
     worker = json.loads(done.stdout)["services"]["ray-worker"]
     assert "deploy" not in worker
     assert worker["command"][:2] == ["ray", "start"]
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule for one context path: patterns in order, the last that
+    matches the path or a folder above it wins; ``!`` keeps; ``**`` spans folders."""
+    excluded = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for raw in patterns:
+        keep = raw.startswith("!")
+        pattern = raw[1:] if keep else raw
+        rx = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                rx, i = rx + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                rx, i = rx + ".*", i + 2
+            elif pattern[i] == "*":
+                rx, i = rx + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                rx, i = rx + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                rx, i = rx + pattern[i : end + 1], end + 1
+            else:
+                rx, i = rx + re.escape(pattern[i]), i + 1
+        if any(re.fullmatch(rx, p) for p in prefixes):
+            excluded = not keep
+    return excluded
+
+
+def test_dockerignore_keeps_every_secret_out_of_the_image() -> None:
+    from tests.cluster.test_submit import SECRETS
+
+    patterns = [
+        ln.strip()
+        for ln in (ROOT / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    for name in SECRETS:
+        assert _dockerignored(name, patterns), name
+    for name in ("sweeps/cli.py", "pyproject.toml", ".env.example", "docs/cluster.md"):
+        assert not _dockerignored(name, patterns), name

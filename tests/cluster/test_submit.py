@@ -114,7 +114,7 @@ def test_runtime_env_never_holds_credentials_in_clear(
     env = ray_jobs.runtime_env(tmp_path, pip=["tabulate==0.9.0"])  # set here, not forwarded
     assert env == {
         "working_dir": str(tmp_path.resolve()),
-        "excludes": list(ray_jobs.EXCLUDES),
+        "excludes": [ray_jobs.nocase(p) for p in ray_jobs.EXCLUDES],
         "pip": ["tabulate==0.9.0"],
     }
     assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(ray_jobs.EXCLUDES)
@@ -756,3 +756,38 @@ def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_s
     (tmp_path / "requirements.txt").write_text(made.stdout)
     packages = ray_jobs.read_requirements(tmp_path / "requirements.txt")
     assert any(p.startswith("torch") for p in packages)
+
+
+SECRETS = (
+    "id_rsa", "ID_RSA.pub", "id_ed25519", "id_ecdsa", "id_ecdsa_sk", "id_dsa", "KEY.PEM",
+    "putty.PPK", ".ray/auth_token", ".mlflow/credentials", ".kube/config",
+    ".docker/config.json", ".pgpass", ".gnupg/secring.gpg", ".env", ".ENV", ".env-prod",
+    ".env.local", "prod.env", "Prod.ENV", "credentials.json", "credentials-gcp.json",
+    "sub/.Env", "sub/id_rsa", ".aws/credentials", ".ssh/id_rsa2",
+)  # fmt: skip
+
+
+def test_packager_archive_holds_no_secret(tmp_path: Path) -> None:
+    """A folder holding each kind of secret, zipped by Ray's own packager with the job's
+    excludes: none is in the archive, nor reached by a link to it; the code is."""
+    import zipfile
+
+    from ray._private.runtime_env.packaging import _zip_files
+
+    work = tmp_path / "work"
+    for name in (*SECRETS, "a.py", "sub/b.py", "environment.yml", "docs/credentials.md"):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text("secret" if name in SECRETS else "code")
+    (work / "sub" / "creds").symlink_to("../.env")
+    (work / "sub" / "key").symlink_to("../id_ed25519")
+    (work / "sub" / "kube").symlink_to("../.kube")
+    (work / "sub" / "code").symlink_to("b.py")
+    archive = tmp_path / "pkg.zip"
+    _zip_files(str(work), ray_jobs.runtime_env(work)["excludes"], str(archive), False)
+    with zipfile.ZipFile(archive) as z:
+        names = {n.rstrip("/") for n in z.namelist()}
+        shipped = {n for n in names if not n.endswith("/") and z.read(n) == b"secret"}
+    assert shipped == set(), shipped
+    assert {"a.py", "sub/b.py", "sub/code", "environment.yml", "docs/credentials.md"} <= names
+    for name in SECRETS:
+        assert name not in names and ray_jobs._excluded(Path(name)) is not None, name
