@@ -418,6 +418,14 @@ def runtime_env(
         raise ValueError(f"--working-dir: {working_dir} is not a folder")
     excludes = [nocase(p) for p in EXCLUDES] + [pattern for pattern, _ in local_excludes(folder)]
     env: dict[str, Any] = {"working_dir": str(folder), "excludes": excludes}
+    for package in pip:
+        for word in package.split():
+            if uri_credentials(word) is not None:
+                raise ValueError(
+                    f"--pip/--requirements: {redact_uri(word)} holds credentials, which the "
+                    "job record would keep in clear; give the cluster's pip its login instead "
+                    "(a netrc or pip.conf on the nodes)"
+                )
     if pip:
         env["pip"] = list(pip)
     extra = dict(env_vars or {})

@@ -791,3 +791,17 @@ def test_packager_archive_holds_no_secret(tmp_path: Path) -> None:
     assert {"a.py", "sub/b.py", "sub/code", "environment.yml", "docs/credentials.md"} <= names
     for name in SECRETS:
         assert name not in names and ray_jobs._excluded(Path(name)) is not None, name
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "pkg @ https://bob:s3cret@pypi.lab/pkg-1.0.whl",
+        "https://pypi.lab/pkg.whl?token=s3cret",
+        "--extra-index-url https://u:p/w@pypi.lab/simple",
+    ],
+)
+def test_pip_urls_with_credentials_are_refused(tmp_path: Path, package: str) -> None:
+    with pytest.raises(ValueError, match="--pip/--requirements: .* holds credentials") as info:
+        ray_jobs.runtime_env(tmp_path, pip=[package])
+    assert "s3cret" not in str(info.value) and "p/w" not in str(info.value)
