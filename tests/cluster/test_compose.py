@@ -595,3 +595,21 @@ def test_dockerignore_keeps_every_secret_out_of_the_image() -> None:
         assert _dockerignored(name, patterns), name
     for name in ("sweeps/cli.py", "pyproject.toml", ".env.example", "docs/cluster.md"):
         assert not _dockerignored(name, patterns), name
+
+
+ENV_GUIDE = "install -m 600 .env.example .env"
+
+
+def test_env_file_guidance_makes_it_private(tmp_path: Path) -> None:
+    """Every place that tells how to make .env makes it 0600 (cp would leave it 0644)."""
+    for doc in (ROOT / "docs" / "cluster.md", ROOT / "docker-compose.yml", ROOT / "README.md"):
+        text = doc.read_text()
+        assert "cp .env.example .env" not in text, doc
+    assert ENV_GUIDE in (ROOT / "docs" / "cluster.md").read_text()
+    assert ENV_GUIDE in (ROOT / "docker-compose.yml").read_text()
+    shutil.copy(ENV_EXAMPLE, tmp_path / ".env.example")
+    done = subprocess.run(
+        ["sh", "-c", f"umask 022 && {ENV_GUIDE}"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
