@@ -805,3 +805,19 @@ def test_pip_urls_with_credentials_are_refused(tmp_path: Path, package: str) -> 
     with pytest.raises(ValueError, match="--pip/--requirements: .* holds credentials") as info:
         ray_jobs.runtime_env(tmp_path, pip=[package])
     assert "s3cret" not in str(info.value) and "p/w" not in str(info.value)
+
+
+def test_readme_lists_exactly_what_is_not_shipped() -> None:
+    """The README's Security section names every exclude of a secret, and no other."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("`submit` ships none of these") : text.index("- **Data is data.**")]
+    named = set(re.findall(r"`([^`]+)`", section)) - {"submit", ".dockerignore"}
+    named = {n.rstrip("/") for n in named}
+    secrets = {
+        p for p in ray_jobs.EXCLUDES
+        if p not in {".git", ".venv", "venv", "runs", "mlruns", "mlartifacts", "build", "dist",
+                     "__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".ruff_cache",
+                     ".mypy_cache", ".env", ".env.*", ".envrc"}
+    }  # fmt: skip
+    assert secrets - named == set(), "excluded but not in the README"
+    assert named - set(ray_jobs.EXCLUDES) == set(), "in the README but not excluded"
