@@ -29,7 +29,13 @@ jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The
   from their checkpoints.
 
 Slurm holds a requeued job for about two minutes before it may start again; the test lifts
-that hold (``scontrol update StartTime=now``), which only saves the idle wait.
+that hold (``scontrol update StartTime=now``) once the first run has left the nodes and a
+second has passed, which only saves the idle wait: the hold keeps the new run's job
+credential apart from the one each node revoked when it ended the first run (with the same
+job id, in whole seconds); released sooner, the launch is refused and the job ends without
+the requeued run printing a line. The cut comes once a running trial has logged
+``CUT_AFTER`` epochs, whatever the machine's speed, so that the stopped trials have
+checkpoints to continue from.
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ from tests.procutil import processes
 from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 
 VENV_BIN = Path(sys.executable).parent
-CUT_EPOCHS = 10  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
+CUT_EPOCHS = 20  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
+CUT_AFTER = 3  # epochs a running trial has logged when the cut comes (at least)
 WARN_S = 180  # --signal=B:USR1@180, due at once: the sweep has at least 120 s to stop
 # Two trials at once whatever the machine: the work left at the cut must outlast the signal.
 CUT_SPEC = """
@@ -273,7 +280,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
         kids = children(client, name)[1]
         running = [r for r in kids if r.info.status == "RUNNING"]
         return any(r.info.status == "FINISHED" for r in kids) and any(
-            client.get_metric_history(r.info.run_id, "epoch_val_acc") for r in running
+            len(epoch_steps(client, r)) >= CUT_AFTER for r in running
         )
 
     job = wait_job(slurm, job_id, log, 360, under_way)
@@ -305,15 +312,26 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
         for r in kids
         if r.info.status == "KILLED"
     }
-    assert max(cut_epochs.values(), default=0) >= 3, cut_epochs
+    assert max(cut_epochs.values(), default=0) >= CUT_AFTER, cut_epochs
     assert ray_left(job_id, tmp_path) == []
+    # Lift Slurm's hold only once the first run is gone from the nodes (its batch and Ray
+    # steps ended, the nodes idle), and not within the same second: the requeued run has the
+    # same job id, and each slurmd revoked the first run's credential when it ended it, with
+    # a time in whole seconds; a launch whose new credential bears that same second (or
+    # comes before a busy node has ended the first run) is refused as revoked, and the job
+    # ends without the new run printing a line. Slurm's own hold on a requeued job (the one
+    # lifted here) exists to keep that apart.
+    wait_until(lambda: first_run_gone(slurm, job_id), 120, lambda: slurm.logs())
+    time.sleep(2)
     slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", "TimeLimit=15")
 
     # The requeued run resumes the sweep; once it has finished a trial of its own it is
     # cancelled as a user cancels (SIGTERM to the batch script): it stops the same way but
     # does not requeue, and says how to go on.
     def progressing(job: dict) -> bool:
-        assert not ended(job), f"the requeued run ended before the cancel:\n{tail(log)}"
+        assert not ended(job), (
+            f"the requeued run ended before the cancel:\n{job}\n{tail(log)}\n{slurm.logs()}"
+        )
         done = [r for r in children(client, name)[1] if r.info.status == "FINISHED"]
         return len(done) > len(finished_first)
 
@@ -367,6 +385,21 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     for key, end in {**finished_first, **finished_second}.items():
         assert end_times[key] == end, f"{key} was trained again after a stop"
     assert ray_left(resumed_id, tmp_path) == []
+
+
+def first_run_gone(slurm: SlurmCluster, job_id: str) -> bool:
+    """No ``slurmstepd`` of the job left on this machine, and every node idle."""
+    steps = [p for p in processes().values() if f"slurmstepd: [{job_id}." in p.cmdline]
+    idle = slurm.run("sinfo", "--noheader", "--Node", "--format=%t", check=False).split()
+    return not steps and idle == ["idle"] * len(slurm.nodes)
+
+
+def wait_until(ready, timeout: float, why) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not ready after {timeout:.0f}s:\n{why()}")
+        time.sleep(1)
 
 
 def epoch_steps(client: MlflowClient, run) -> list[int]:  # noqa: ANN001
