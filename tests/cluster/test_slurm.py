@@ -11,14 +11,14 @@ jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The
   the GPU /dev/null to Slurm), the ten trials FINISHED in MLflow under one parent
   run, no Ray process left after the job;
 - a sweep cut by its time limit: once the sweep is under way (the cheap standard trial
-  finished, a costly DropAttack-3 trial past an epoch, five more queued) the test shortens
+  finished, a costly DropAttack-3 trial past its third epoch, three more queued) the test shortens
   the job's limit with ``scontrol update TimeLimit=`` to the next whole minute at least
   ``WARN_S - 60`` s away, so that ``--signal=B:USR1@WARN_S`` is due at once; Slurm's own
   time-limit machinery then signals the batch script at its next periodic check (every 30
   s), the sweep stops gracefully and the job requeues itself. Shortening the limit at a
   known point of the sweep, rather than submitting with a one-minute limit, keeps the test
   independent of the machine's speed (Ray's start alone takes 10 to 40 s here), and the work
-  left at the cut (about 70 s on two idle CPUs, more under load) outlasts the signal's 30 s
+  left at the cut (about 90 s on two idle CPUs, more under load) outlasts the signal's 30 s
   of latency, so a quiet machine cannot finish the sweep first (with four trials of 15 s,
   one did). The requeued run resumes the sweep; once it has finished a trial of its own, the
   test cancels it as a user would (``scancel --batch --signal=TERM``): the sweep stops the
@@ -72,7 +72,7 @@ defaults: {{task: digits-lenet5, epochs: 1}}
 trials:
   - {{method: standard}}
   - {{method: dropattack, attack: [Input, Conv.1.w], k: 3, epochs: {epochs}}}
-space: {{eps: [1, 5], p: [0.3, 0.5, 0.7]}}
+space: {{eps: [1, 5], p: [0.3, 0.5]}}
 seeds: [0]
 resources: {{cpus: 1, max_concurrent: 2, max_failures: 1}}
 """
@@ -262,7 +262,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(textwrap.dedent(CUT_SPEC.format(name=name, epochs=CUT_EPOCHS)))
     trials = expand_grid(load_spec(spec))
-    assert len(trials) == 7, trials  # the standard trial and six DropAttack-3 ones
+    assert len(trials) == 5, trials  # the standard trial and four DropAttack-3 ones
     log = tmp_path / "job.out"
     out = submit(
         slurm, tmp_path, str(spec), "--slurm", "--mlflow-uri", mlflow_server.uri,
@@ -335,7 +335,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
         done = [r for r in children(client, name)[1] if r.info.status == "FINISHED"]
         return len(done) > len(finished_first)
 
-    wait_job(slurm, job_id, log, 420, progressing)
+    wait_job(slurm, job_id, log, 600, progressing)
     slurm.run("scancel", "--batch", "--signal=TERM", job_id)
     job = wait_job(slurm, job_id, log, 240, ended)
     assert job["Restarts"] == "1", (job, tail(log))
@@ -360,7 +360,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     resumed_id = out.stdout.strip()
-    job = wait_job(slurm, resumed_id, log, 420, ended)
+    job = wait_job(slurm, resumed_id, log, 600, ended)
     assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
     third = log.read_text().split(f"job {resumed_id} (run 1)", 1)[-1]
     assert "--resume" in third, tail(log)
