@@ -461,7 +461,7 @@ def test_image_requirements_include_the_server_extra() -> None:
     assert f"torch=={pinned('torch')}" in out
     names = {re.split(r"[<>=\[]", line)[0] for line in out}
     assert {"psycopg2-binary", "boto3", "mlflow", "ray"} <= names
-    assert "mlflow[auth]>=2.16" in out and "ray[default]>=2.52" in out
+    assert "mlflow[auth]>=3.8.1" in out and "ray[default]>=2.52" in out
     bad = subprocess.run(
         [sys.executable, "docker/requirements.py", "nope"], cwd=ROOT, capture_output=True, text=True
     )
