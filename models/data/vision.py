@@ -6,9 +6,10 @@
 - CIFAR-10: ``<root>/cifar-10-batches-py/data_batch_{1..5}`` and ``test_batch`` (the Python
   pickle release); 40,000/10,000 from the 50,000 training images, 10,000 test. Read here so
   files of any size load (torchvision's reader insists on the release's checksums); torchvision
-  downloads them when asked. The pickles are read by a restricted unpickler that builds only
-  dicts, lists, strings, numbers and numpy arrays of plain dtypes: the data folder is shared
-  and replayed by ``landscape`` and ``confirm``, and a planted pickle must not run code.
+  downloads them when asked. The pickles are read by :mod:`models.data.cifar_pickle`, a
+  pure-Python unpickler that yields only dicts, lists, strings, numbers and numpy arrays made
+  from raw bytes with dtypes from a fixed list: the data folder is shared and replayed by
+  ``landscape`` and ``confirm``, and a planted pickle must not run code or crash the reader.
   Normalised per channel with the usual mean (0.4914, 0.4822, 0.4465) and std (0.2470,
   0.2435, 0.2616); no augmentation.
 - digits: scikit-learn's bundled 8x8 digits (1,797 real images, no download), upsampled
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from models.data.batches import Split
+from models.data.cifar_pickle import load_batch
 from models.data.errors import DataError
 from models.data.paths import no_data_message, resolve_root
 from models.data.splits import nested_subset, split_pool
@@ -173,62 +175,6 @@ def load_cifar10(options: DataOptions) -> TaskData:
     return _assemble("cifar10", pool, test, (40_000, 10_000), options, str(folder), norm)
 
 
-def _numpy_core(module: str):
-    try:  # numpy >= 2
-        return importlib.import_module(f"numpy._core.{module}")
-    except ImportError:
-        return importlib.import_module(f"numpy.core.{module}")
-
-
-def _plain_dtype(*args):
-    """``numpy.dtype`` for the unpickler, refusing object dtypes (they unpickle objects)."""
-    dtype = np.dtype(*args)
-    if dtype.hasobject:
-        raise pickle.UnpicklingError(f"object dtype {dtype} is not allowed")
-    return dtype
-
-
-def _latin1_bytes(text: str, encoding: str) -> bytes:
-    """``_codecs.encode`` as Python 3's protocol-2 pickles use it for bytes, latin-1 only."""
-    if encoding != "latin1":
-        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not allowed")
-    return text.encode("latin1")
-
-
-#: The globals a CIFAR-10 batch may name: numpy's array reconstruction, under the release's
-#: ``numpy.core`` path and numpy 2's ``numpy._core``; nothing that can run code.
-_CIFAR_GLOBALS = {
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: _plain_dtype,
-    ("_codecs", "encode"): lambda: _latin1_bytes,
-    **{
-        (f"{core}.multiarray", "_reconstruct"): lambda: _numpy_core("multiarray")._reconstruct
-        for core in ("numpy.core", "numpy._core")
-    },
-    **{
-        (f"{core}.multiarray", "scalar"): lambda: _numpy_core("multiarray").scalar
-        for core in ("numpy.core", "numpy._core")
-    },
-    **{
-        (f"{core}.numeric", "_frombuffer"): lambda: _numpy_core("numeric")._frombuffer
-        for core in ("numpy.core", "numpy._core")
-    },
-}
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """Builds only the types a CIFAR-10 batch holds; any other global is refused."""
-
-    def find_class(self, module: str, name: str):
-        found = _CIFAR_GLOBALS.get((module, name))
-        if found is None:
-            raise pickle.UnpicklingError(
-                f"refused global {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
-                "strings, numbers and numpy arrays, and other globals can run code when loaded"
-            )
-        return found()
-
-
 def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One CIFAR-10 pickle batch -> uint8 images ``(N, 3, 32, 32)`` and int64 labels.
 
@@ -236,10 +182,9 @@ def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         DataError: not a CIFAR-10 batch (keys, shapes, dtype or labels wrong).
     """
     try:
-        with path.open("rb") as f:
-            batch = _CifarUnpickler(f, encoding="latin1").load()
+        batch = load_batch(path.read_bytes())
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            KeyError, IndexError) as e:  # fmt: skip
+            KeyError, IndexError, RecursionError, MemoryError) as e:  # fmt: skip
         raise DataError(f"{path}: not a readable CIFAR-10 pickle batch: {e}") from None
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__

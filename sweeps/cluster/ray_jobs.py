@@ -65,6 +65,7 @@ __all__ = [
     "job_status",
     "list_jobs",
     "local_excludes",
+    "nocase",
     "normalize_address",
     "project_root",
     "read_requirements",
@@ -90,7 +91,8 @@ CLUSTER_MLFLOW_URI = "http://mlflow:5000"
 RUNS_DIR_ENV = "DROPATTACK_RUNS_DIR"
 # Forwarded to the job only when asked (--forward-mlflow-credentials), and then sealed.
 FORWARDED_ENV = FORWARDABLE
-# Never shipped to the cluster: environments, local results, caches and secrets.
+# Never shipped to the cluster: environments, local results, caches and secrets. Each is a
+# name (a file or folder at any depth) or a glob of one, matched without regard to case.
 EXCLUDES = (
     ".git",
     ".venv",
@@ -118,6 +120,21 @@ EXCLUDES = (
     "*.key",
     "*.p12",
     "*.pfx",
+    # keys, tool credentials and environment files
+    ".env*",
+    "*.env",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "*.ppk",
+    ".gnupg",
+    ".pgpass",
+    ".ray",
+    ".mlflow",
+    ".kube",
+    ".docker",
+    "credentials*.json",
 )
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 CONNECT_TIMEOUT_S = 5.0
@@ -338,9 +355,14 @@ def project_root() -> Path:
 def _excluded(relative: Path) -> str | None:
     for part in relative.parts:
         for pattern in EXCLUDES:
-            if fnmatch(part, pattern):
+            if fnmatch(part.lower(), pattern.lower()):
                 return pattern
     return None
+
+
+def nocase(pattern: str) -> str:
+    """A gitignore pattern (Ray's ``excludes``) that matches ``pattern`` in any case."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in pattern)
 
 
 def _pattern(relative: Path) -> str:
@@ -352,8 +374,9 @@ def _pattern(relative: Path) -> str:
 
 
 def local_excludes(folder: Path) -> list[tuple[str, Path]]:
-    """Symbolic links under ``folder`` (outside :data:`EXCLUDES`) that lead out of it, as
-    ``(pattern, link)``: Ray's packager follows links, which would ship their targets."""
+    """Symbolic links under ``folder`` (outside :data:`EXCLUDES`) that lead out of it, or to
+    something :data:`EXCLUDES` keeps back, as ``(pattern, link)``: Ray's packager follows
+    links, which would ship their targets."""
     root = folder.resolve()
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -366,6 +389,8 @@ def local_excludes(folder: Path) -> list[tuple[str, Path]]:
             try:
                 target = path.resolve(strict=False)
                 inside = target == root or target.is_relative_to(root)
+                if inside and _excluded(target.relative_to(root)) is not None:
+                    inside = False  # a link to a file that is not shipped
             except (OSError, RuntimeError):  # a loop of links
                 inside = False
             if not inside:
@@ -395,8 +420,16 @@ def runtime_env(
     folder = Path(working_dir).expanduser().resolve()
     if not folder.is_dir():
         raise ValueError(f"--working-dir: {working_dir} is not a folder")
-    excludes = list(EXCLUDES) + [pattern for pattern, _ in local_excludes(folder)]
+    excludes = [nocase(p) for p in EXCLUDES] + [pattern for pattern, _ in local_excludes(folder)]
     env: dict[str, Any] = {"working_dir": str(folder), "excludes": excludes}
+    for package in pip:
+        for word in package.split():
+            if uri_credentials(word) is not None:
+                raise ValueError(
+                    f"--pip/--requirements: {redact_uri(word)} holds credentials, which the "
+                    "job record would keep in clear; give the cluster's pip its login instead "
+                    "(a netrc or pip.conf on the nodes)"
+                )
     if pip:
         env["pip"] = list(pip)
     if py_modules:

@@ -9,32 +9,60 @@ Credentials reach the tools through the environment (``MLFLOW_TRACKING_USERNAME`
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["MASK", "redact_text", "redact_uri", "uri_credentials"]
 
 MASK = "***"
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+#: Query parameters whose values are secrets (``password=``, ``sslpassword=``,
+#: ``access_token=``, ``X-Amz-Signature=``, ``api_key=``, ...).
+_SECRET_PARAM = re.compile(r"pass|pwd|token|secret|key|sig|credential|auth", re.IGNORECASE)
+_PARAM = re.compile(r"([?&;])([^=&;#]+)=([^&;#]*)")
+
+
+def _split(uri: str) -> tuple[str, str, str] | None:
+    """``(scheme://, userinfo, rest)`` when ``uri`` has a userinfo part. The userinfo ends at
+    the last ``@`` before any ``?`` or ``#``, so that a password holding an unencoded ``/``
+    is found whole; a part before ``@`` with a ``/`` and no ``:`` is a path, not a login."""
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)(.*)", uri.strip(), re.DOTALL)
+    if m is None:
+        return None
+    scheme, rest = m.groups()
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if "@" not in head:
+        return None
+    userinfo = head[: head.rindex("@")]
+    if "/" in userinfo and ":" not in userinfo:
+        return None
+    return scheme, userinfo, rest[len(userinfo) + 1 :]
+
+
+def _query_secrets(uri: str) -> list[str]:
+    return [f"{k}={v}" for _, k, v in _PARAM.findall(uri) if _SECRET_PARAM.search(k) and v]
 
 
 def uri_credentials(uri: str) -> str | None:
-    """The ``user:password`` (or ``user``) part of ``uri``'s authority, or ``None``."""
-    try:
-        parts = urlsplit(uri.strip())
-    except ValueError:
+    """The ``user:password`` (or ``user``) part of ``uri``'s authority, else its first secret
+    query parameter (``password=...``, ``token=...``) as ``name=value``, or ``None``."""
+    found = _split(uri)
+    if found is not None:
+        return found[1]
+    if "://" not in uri:
         return None
-    if not parts.netloc or "@" not in parts.netloc:
-        return None
-    return parts.netloc.rsplit("@", 1)[0]
+    secrets = _query_secrets(uri)
+    return secrets[0] if secrets else None
 
 
 def redact_uri(uri: str) -> str:
-    """``uri`` with any ``user:password@`` replaced by ``***@`` (other URIs unchanged)."""
+    """``uri`` with any ``user:password@`` replaced by ``***@`` and the values of secret query
+    parameters by ``***`` (other URIs unchanged)."""
     if uri_credentials(uri) is None:
         return uri
-    parts = urlsplit(uri.strip())
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{MASK}@{host}"))
+    found = _split(uri)
+    text = uri.strip() if found is None else f"{found[0]}{MASK}@{found[2]}"
+    return _PARAM.sub(
+        lambda m: f"{m[1]}{m[2]}={MASK}" if _SECRET_PARAM.search(m[2]) and m[3] else m[0], text
+    )
 
 
 def redact_text(text: str) -> str:

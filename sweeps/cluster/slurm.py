@@ -7,12 +7,17 @@ node's half, behind ``dropattack submit SPEC --slurm``: everything that can fail
 GPU is checked before any allocation is spent (the spec validates, the MLflow server answers
 or the local store's folder can be made, ``sbatch`` and the script exist), and the sweep's
 settings reach the job as environment variables (:func:`job_environment`), never on a
-command line; so do the MLflow credentials, as sbatch passes the submitting environment on.
+command line. sbatch passes on only the variables of :data:`EXPORTED` (``--export`` with a
+list of names), as Slurm keeps a job's environment in its job record: the MLflow login
+(``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``) goes instead into a file only its owner can
+read, in the runs folder (:func:`write_login`), whose path the job gets; the Ray token is
+made new by the job itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,6 +30,9 @@ from sweeps.records.store import probe, sqlite_uri
 from sweeps.specs.spec import Spec
 
 __all__ = [
+    "EXPORTED",
+    "LOGIN",
+    "LOGIN_ENV",
     "SCRIPT",
     "SlurmError",
     "SlurmSweep",
@@ -33,10 +41,24 @@ __all__ = [
     "job_environment",
     "resolve",
     "submit",
+    "write_login",
 ]
 
 #: The batch script shipped with the project.
 SCRIPT = Path(__file__).resolve().parents[1] / "slurm.sbatch"
+#: The MLflow login, forwarded through a private file rather than the job's environment.
+LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+#: The variable that names the login file for the job.
+LOGIN_ENV = "DROPATTACK_MLFLOW_LOGIN"
+#: What sbatch passes on to the job (``--export``): where the software is, the locale, the
+#: Slurm client's configuration, the MLflow server and the script's settings. Nothing secret.
+EXPORTED = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYTHONPATH", "LD_LIBRARY_PATH",
+    "CUDA_HOME", "SLURM_CONF", "MLFLOW_TRACKING_URI", "DROPATTACK_SPEC", "DROPATTACK_EXPERIMENT",
+    "DROPATTACK_RUNS_DIR", "DROPATTACK_RESUME", "DROPATTACK_SWEEP_ARGS", LOGIN_ENV,
+)  # fmt: skip
+_EXPORT_OPTION = re.compile(r"^--export(=|$)")
 
 
 class SlurmError(RuntimeError):
@@ -100,9 +122,33 @@ def idle_gpus_problem(
     )
 
 
+def write_login(runs_dir: Path, experiment: str, environ: Mapping[str, str]) -> Path | None:
+    """Write ``environ``'s MLflow login (username, then password, one line each) to a file
+    of mode 0600 in ``runs_dir/.login`` (mode 0700); its path, or None when no login is set.
+
+    Raises:
+        SlurmError: a value with a line break, which the file cannot hold.
+    """
+    values = [environ.get(name, "") for name in LOGIN]
+    if not any(values):
+        return None
+    for name, value in zip(LOGIN, values, strict=True):
+        if "\n" in value or "\r" in value:
+            raise SlurmError(f"{name}: a value with a line break cannot be forwarded")
+    folder = runs_dir / ".login"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    path = folder / f"{experiment}.mlflow"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{v}\n" for v in values))
+    return path
+
+
 def job_environment(sweep: SlurmSweep, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment ``sbatch`` runs with: ``base`` (default: this process's, so MLflow
-    credentials pass on by environment) plus the ``DROPATTACK_*`` settings of the script."""
+    """The environment ``sbatch`` runs with: ``base`` (default: this process's) plus the
+    ``DROPATTACK_*`` settings of the script. sbatch passes on only :data:`EXPORTED` of it."""
     env = dict(os.environ if base is None else base)
     env.update(
         DROPATTACK_SPEC=sweep.spec,
@@ -160,17 +206,31 @@ def submit(
             "MLflow URI: credentials in a URI end up in logs and job records; pass them as "
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
         )
+    for arg in sbatch_args:
+        if _EXPORT_OPTION.match(arg):
+            raise SlurmError(
+                f"sbatch option {arg}: the job's environment is chosen by submit (Slurm keeps "
+                "it in the job record); set variables in the batch script instead"
+            )
     probe(sweep.mlflow_uri)
     path = Path(script) if script else SCRIPT
     if not path.is_file():
         raise SlurmError(f"--script: no batch script at {path}")
     env = job_environment(sweep, base_env)
+    for name in LOGIN:
+        env.pop(name, None)
+    env.pop(LOGIN_ENV, None)
+    login = write_login(
+        sweep.runs_dir, sweep.experiment, os.environ if base_env is None else base_env
+    )
+    if login is not None:
+        env[LOGIN_ENV] = str(login)
     sbatch = shutil.which("sbatch", path=env.get("PATH"))
     if sbatch is None:
         raise SlurmError("sbatch not found: run this on a Slurm login node (or put sbatch on PATH)")
     try:
         done = subprocess.run(
-            [sbatch, "--parsable", *sbatch_args, str(path)],
+            [sbatch, "--parsable", *sbatch_args, "--export=" + ",".join(EXPORTED), str(path)],
             env=env,
             capture_output=True,
             text=True,

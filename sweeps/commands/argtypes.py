@@ -260,7 +260,11 @@ def add_store_flags(parser: argparse.ArgumentParser, *, experiment: bool = True)
     """EXPERIMENT (unless ``experiment`` is false), ``--mlflow-uri`` and ``--runs-dir``: where
     a command reads a finished sweep's runs."""
     if experiment:
-        parser.add_argument("experiment", help="MLflow experiment of the sweep (its spec name)")
+        parser.add_argument(
+            "experiment",
+            type=experiment_name,
+            help="MLflow experiment of the sweep (its spec name)",
+        )
     parser.add_argument(
         "--mlflow-uri",
         type=tracking_uri,

@@ -57,7 +57,11 @@ _NOT_HP = frozenset({*_DIRECT, *_IF_IN_CELL, "attacked", "seed", "vectors", "dat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="MLflow experiment name of the sweep (its spec name)")
+    parser.add_argument(
+        "experiment",
+        type=experiment_name,
+        help="MLflow experiment name of the sweep (its spec name)",
+    )
     parser.add_argument(
         "--top",
         type=positive_int,

@@ -42,6 +42,7 @@ from sweeps.execution.state import (
     archive,
     check_experiment,
     check_resume,
+    make_private,
     read_state,
     resume_same_spec,
     write_state,
@@ -279,6 +280,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     paths = SweepPaths(Path(opts.runs_dir).resolve())
     experiment = opts.experiment or spec.name
     check_experiment(experiment)
+    make_private(paths.root)  # trusted: resume unpickles Tune's state from it
     exp_dir = paths.ray / experiment
     state = previous = read_state(exp_dir)
     uri = (

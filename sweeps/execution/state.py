@@ -9,6 +9,7 @@ name is refused, a finished sweep reports its summary without starting Ray.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ __all__ = [
     "check_experiment",
     "check_resume",
     "check_state",
+    "make_private",
     "read_state",
     "resume_same_spec",
     "write_state",
@@ -60,6 +62,18 @@ class SweepPaths:
     @property
     def ray(self) -> Path:
         return self.root / "ray"
+
+
+def make_private(folder: Path) -> None:
+    """Create ``folder`` (mode 0700), or take group and other access off one this user owns.
+
+    The runs folder is trusted: a resumed sweep unpickles Tune's ``tuner.pkl`` from it, so
+    whoever can write there can run code as the next user who resumes.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        folder.chmod(st.st_mode & 0o700)
 
 
 def check_experiment(experiment: str) -> None:

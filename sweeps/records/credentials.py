@@ -8,7 +8,7 @@ their own non-admin account (``MLFLOW_SWEEP_USERNAME`` in the compose stack). Wi
 ``MLFLOW_TRACKING_PASSWORD`` travel sealed in one variable, :data:`SEALED_ENV`: Fernet
 (AES-128-CBC with HMAC-SHA256) under a key derived by HKDF-SHA256 from the cluster's Ray
 token, which every node holds and the job record does not. The job's processes unseal it
-when they first open MLflow (:func:`unseal_environ`).
+when they first open MLflow, into memory only (:mod:`sweeps.records.mlflow_login`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sweeps.records.collect import RunRecord, SweepRuns
+from sweeps.records.printable import printable
 
 __all__ = ["TrialRow", "listing_json", "listing_lines", "trial_rows"]
 
@@ -76,21 +77,21 @@ def listing_lines(sweep: SweepRuns, rows: list[TrialRow]) -> list[str]:
     metric = sweep.selection_metric
     others = f" (newest of {len(sweep.other_parents) + 1}; --parent RUN_ID for another)"
     head = (
-        f"{sweep.experiment}: {len(rows)} trial runs of sweep parent run {sweep.parent.run_id}"
-        + (others if sweep.other_parents else "")
+        f"{printable(sweep.experiment)}: {len(rows)} trial runs of sweep parent run "
+        f"{printable(sweep.parent.run_id)}" + (others if sweep.other_parents else "")
     )
     table = [["run id", "status", metric, TEST_METRIC, "train s", "setup s", "name"]]
     for row in rows:
         m = row.metrics
         table.append(
             [
-                row.run_id,
-                row.status,
+                printable(row.run_id),
+                printable(row.status),
                 _num(m[metric], 4),
                 _num(m[TEST_METRIC], 4),
                 _num(m["train_seconds"], 1),
                 _num(m["setup_seconds"], 1),
-                row.name + (f"  ({row.error})" if row.error else ""),
+                printable(row.name + (f"  ({row.error})" if row.error else "")),
             ]
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]

@@ -36,7 +36,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from sweeps.records.credentials import unseal_environ
+from sweeps.records.mlflow_login import use_forwarded_login
 from sweeps.records.store import UnreachableError, is_local_store, probe, sqlite_uri
 
 __all__ = [
@@ -128,7 +128,7 @@ def client_for(uri: str) -> MlflowClient:
     """One client per URI and process: a sqlite store checks its schema once, not per trial."""
     for k, v in _HTTP_DEFAULTS.items():
         os.environ.setdefault(k, v)
-    unseal_environ()  # a login forwarded to this Ray job (sweeps.records.credentials)
+    use_forwarded_login()  # a login forwarded to this Ray job, kept out of os.environ
     if uri not in _CLIENTS:
         _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
     return _CLIENTS[uri]

@@ -20,7 +20,7 @@ from matplotlib.colors import to_rgba
 from sweeps.report.aggregate import CellStats
 from sweeps.report.analysis import Analysis
 from sweeps.report.effects import ALPHA
-from sweeps.report.figures import Figure, FigureSet
+from sweeps.report.figures import Figure, FigureSet, task_suffix
 from sweeps.report.match import param_float
 from sweeps.report.plots import DIVERGING, label_eps_p_axes, plt
 
@@ -210,7 +210,7 @@ def effect_figures(analysis: Analysis) -> FigureSet:
         grid = effect_grid(analysis, cells)
         if grid is None:
             continue
-        suffix = f"-{task}" if len(by_task) > 1 else ""
+        suffix = task_suffix(task, len(by_task) > 1)
         grid = replace(grid, title=f"{task}: effect on {analysis.metric}")
         short, long = _against(analysis, cells)
         table = "Table 10" if analysis.matcher.name == "table10" else "The ε × p grid"

@@ -22,7 +22,7 @@ from scipy import stats
 from sweeps.report import plots
 from sweeps.report.aggregate import CellStats, pareto, welch_stats
 from sweeps.report.analysis import Analysis
-from sweeps.report.figures import Figure, baseline_of
+from sweeps.report.figures import Figure, baseline_of, task_suffix
 from sweeps.report.match import param_int
 from sweeps.report.render import Block, Bullets, Heading, Text
 from sweeps.report.tables import DASH, SECONDS_MEANING, Table, num, plain
@@ -308,7 +308,7 @@ def section(analysis: Analysis) -> Section:
         if not any(r.k is not None for r in rows):
             continue
         out.blocks.append(_table(task or DASH, rows, compared, analysis))
-        suffix = f"-{task}" if len(by_task) > 1 else ""
+        suffix = task_suffix(task, len(by_task) > 1)
         base = baseline_of(cells)
         out.figures.append(
             Figure(

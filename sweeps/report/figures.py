@@ -5,6 +5,7 @@ when that figure is drawn).
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,11 +20,13 @@ from sweeps.report.aggregate import CellStats, metric_scale
 from sweeps.report.analysis import Analysis
 from sweeps.report.match import param_float
 from sweeps.report.tables import describe, varying_params
+from sweeps.specs.names import name_problem
 
 __all__ = [
     "Figure",
     "FigureSet",
     "baseline_of",
+    "task_suffix",
     "curves_figure",
     "figure2_curves",
     "grid_figures",
@@ -33,6 +36,20 @@ __all__ = [
 
 GRID_TABLES = frozenset({"table10"})
 HISTORY_KEYS = {"train": "epoch_train_acc", "val": "epoch_val_acc"}
+
+
+def task_suffix(task: str, many: bool) -> str:
+    """``-TASK`` for a figure's file name when a report has several tasks (else "").
+
+    ``task`` comes from MLflow, where any sweep account can write it: a value outside the
+    spec-name rule (``../x``, ``a/b``, a control character) is never used as it is, but
+    replaced by ``-task-`` and a digest of it, so that a file name never leaves the folder.
+    """
+    if not many:
+        return ""
+    if name_problem(task) is None and len(task) <= 100:
+        return f"-{task}"
+    return "-task-" + hashlib.sha256(task.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -138,7 +155,7 @@ def grid_figures(analysis: Analysis) -> FigureSet:
         if isinstance(grid, str):
             out.notes.append(f"No ε × p heatmap for task {task or '?'}: {grid}.")
             continue
-        suffix = f"-{task}" if len(tasks) > 1 else ""
+        suffix = task_suffix(task, len(tasks) > 1)
         mark = "; ◆ marks the configuration selected on validation" if grid.selected else ""
         out.figures.append(
             Figure(

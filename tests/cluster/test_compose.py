@@ -461,7 +461,7 @@ def test_image_requirements_include_the_server_extra() -> None:
     assert f"torch=={pinned('torch')}" in out
     names = {re.split(r"[<>=\[]", line)[0] for line in out}
     assert {"psycopg2-binary", "boto3", "mlflow", "ray"} <= names
-    assert "mlflow[auth]>=2.16" in out and "ray[default]>=2.52" in out
+    assert "mlflow[auth]>=3.8.1" in out and "ray[default]>=2.52" in out
     bad = subprocess.run(
         [sys.executable, "docker/requirements.py", "nope"], cwd=ROOT, capture_output=True, text=True
     )
@@ -551,3 +551,65 @@ def test_compose_cli_cpu_override(cli: list[str]) -> None:
     worker = json.loads(done.stdout)["services"]["ray-worker"]
     assert "deploy" not in worker
     assert worker["command"][:2] == ["ray", "start"]
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule for one context path: patterns in order, the last that
+    matches the path or a folder above it wins; ``!`` keeps; ``**`` spans folders."""
+    excluded = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for raw in patterns:
+        keep = raw.startswith("!")
+        pattern = raw[1:] if keep else raw
+        rx = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                rx, i = rx + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                rx, i = rx + ".*", i + 2
+            elif pattern[i] == "*":
+                rx, i = rx + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                rx, i = rx + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                rx, i = rx + pattern[i : end + 1], end + 1
+            else:
+                rx, i = rx + re.escape(pattern[i]), i + 1
+        if any(re.fullmatch(rx, p) for p in prefixes):
+            excluded = not keep
+    return excluded
+
+
+def test_dockerignore_keeps_every_secret_out_of_the_image() -> None:
+    from tests.cluster.test_submit import SECRETS
+
+    patterns = [
+        ln.strip()
+        for ln in (ROOT / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    for name in SECRETS:
+        assert _dockerignored(name, patterns), name
+    for name in ("sweeps/cli.py", "pyproject.toml", ".env.example", "docs/cluster.md"):
+        assert not _dockerignored(name, patterns), name
+
+
+ENV_GUIDE = "install -m 600 .env.example .env"
+
+
+def test_env_file_guidance_makes_it_private(tmp_path: Path) -> None:
+    """Every place that tells how to make .env makes it 0600 (cp would leave it 0644)."""
+    for doc in (ROOT / "docs" / "cluster.md", ROOT / "docker-compose.yml", ROOT / "README.md"):
+        text = doc.read_text()
+        assert "cp .env.example .env" not in text, doc
+    assert ENV_GUIDE in (ROOT / "docs" / "cluster.md").read_text()
+    assert ENV_GUIDE in (ROOT / "docker-compose.yml").read_text()
+    shutil.copy(ENV_EXAMPLE, tmp_path / ".env.example")
+    done = subprocess.run(
+        ["sh", "-c", f"umask 022 && {ENV_GUIDE}"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600

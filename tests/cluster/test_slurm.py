@@ -11,14 +11,14 @@ jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The
   the GPU /dev/null to Slurm), the ten trials FINISHED in MLflow under one parent
   run, no Ray process left after the job;
 - a sweep cut by its time limit: once the sweep is under way (the cheap standard trial
-  finished, a costly DropAttack-3 trial past an epoch, five more queued) the test shortens
+  finished, a costly DropAttack-3 trial past its third epoch, three more queued) the test shortens
   the job's limit with ``scontrol update TimeLimit=`` to the next whole minute at least
   ``WARN_S - 60`` s away, so that ``--signal=B:USR1@WARN_S`` is due at once; Slurm's own
   time-limit machinery then signals the batch script at its next periodic check (every 30
   s), the sweep stops gracefully and the job requeues itself. Shortening the limit at a
   known point of the sweep, rather than submitting with a one-minute limit, keeps the test
   independent of the machine's speed (Ray's start alone takes 10 to 40 s here), and the work
-  left at the cut (about 70 s on two idle CPUs, more under load) outlasts the signal's 30 s
+  left at the cut (about 90 s on two idle CPUs, more under load) outlasts the signal's 30 s
   of latency, so a quiet machine cannot finish the sweep first (with four trials of 15 s,
   one did). The requeued run resumes the sweep; once it has finished a trial of its own, the
   test cancels it as a user would (``scancel --batch --signal=TERM``): the sweep stops the
@@ -29,7 +29,13 @@ jobs, which span both nodes; MLflow is the session's real ``mlflow server``. The
   from their checkpoints.
 
 Slurm holds a requeued job for about two minutes before it may start again; the test lifts
-that hold (``scontrol update StartTime=now``), which only saves the idle wait.
+that hold (``scontrol update StartTime=now``) once the first run has left the nodes and a
+second has passed, which only saves the idle wait: the hold keeps the new run's job
+credential apart from the one each node revoked when it ended the first run (with the same
+job id, in whole seconds); released sooner, the launch is refused and the job ends without
+the requeued run printing a line. The cut comes once a running trial has logged
+``CUT_AFTER`` epochs, whatever the machine's speed, so that the stopped trials have
+checkpoints to continue from.
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ from tests.slurm import SlurmCluster, SlurmUnavailable, start_slurm
 EXAMPLE_TASK = Path(__file__).resolve().parents[2] / "docs" / "examples" / "own-task" / "own_task"
 
 VENV_BIN = Path(sys.executable).parent
-CUT_EPOCHS = 10  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
+CUT_EPOCHS = 20  # DropAttack-3: 7 passes a step, 2.4 s an epoch here when quiet
+CUT_AFTER = 3  # epochs a running trial has logged when the cut comes (at least)
 WARN_S = 180  # --signal=B:USR1@180, due at once: the sweep has at least 120 s to stop
 # Two trials at once whatever the machine: the work left at the cut must outlast the signal.
 CUT_SPEC = """
@@ -67,7 +74,7 @@ defaults: {{task: digits-lenet5, epochs: 1}}
 trials:
   - {{method: standard}}
   - {{method: dropattack, attack: [Input, Conv.1.w], k: 3, epochs: {epochs}}}
-space: {{eps: [1, 5], p: [0.3, 0.5, 0.7]}}
+space: {{eps: [1, 5], p: [0.3, 0.5]}}
 seeds: [0]
 resources: {{cpus: 1, max_concurrent: 2, max_failures: 1}}
 """
@@ -88,11 +95,14 @@ def slurm() -> Iterator[SlurmCluster]:
             shutil.rmtree(cluster.root, ignore_errors=True)
 
 
-def submit(slurm: SlurmCluster, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def submit(
+    slurm: SlurmCluster, cwd: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``dropattack submit ... --slurm`` as a user types it, with this venv first on PATH
     (the job inherits it and finds ``dropattack``, ``ray`` and ``python3`` there)."""
     env = {**slurm.env, "PATH": f"{VENV_BIN}:{slurm.env.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra_env or {})
     return subprocess.run(
         [str(VENV_BIN / "dropattack"), "submit", *args],
         cwd=cwd,
@@ -143,7 +153,7 @@ def ray_left(job_id: str, folder: Path) -> list[str]:
     """Processes left from the job's Ray: its temp folder in their arguments (raylet, GCS,
     agents), or their working directory in ``folder`` (trial workers, which rename
     themselves ``ray::...`` and work in their trial's folder)."""
-    mark = f"/da-ray-{job_id}"
+    mark = f"/da-ray-{job_id}."
     left = []
     for p in processes().values():
         try:
@@ -187,20 +197,57 @@ def test_bad_spec_and_missing_mlflow_fail_before_any_job(slurm, tmp_path):
     assert slurm.jobs() == before
 
 
+def plant_clusters(marker: Path, first_id: int, count: int = 5) -> list[Path]:
+    """What another user of the node can do: ``/tmp/da-ray-<the next job ids>`` (the Ray
+    folder's old, predictable name) holding a ``ray_current_cluster`` with a command in it."""
+    planted = []
+    for job_id in range(first_id, first_id + count):
+        folder = Path(f"/tmp/da-ray-{job_id}")
+        folder.mkdir(mode=0o777, exist_ok=True)
+        (folder / "ray_current_cluster").write_text(f"127.0.0.1:1; touch {marker}\n")
+        planted.append(folder)
+    return planted
+
+
 def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     log = tmp_path / "job.out"
-    out = submit(
-        slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
-        "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
-        "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
-        "--gres=gpu:1", "--time=10", f"--output={log}",
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    job_id = out.stdout.strip()
-    assert job_id.isdigit(), out.stdout
-    job = wait_job(slurm, job_id, log, 600, ended)
+    # A Ray token exported for another cluster, and an MLflow login: the job makes its own
+    # token, the login reaches it by a private file, and Slurm's job record holds neither.
+    caller_token, password = "caller-token-of-another-cluster", "sl-pw-never-in-job-state"
+    marker = tmp_path / "planted-command-ran"
+    planted = plant_clusters(marker, 1 + max(map(int, slurm.jobs()), default=0))
+    try:
+        out = submit(
+            slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
+            "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
+            "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
+            "--gres=gpu:1", "--time=10", f"--output={log}",
+            extra_env={
+                "RAY_AUTH_TOKEN": caller_token,
+                "MLFLOW_TRACKING_USERNAME": "slurm-user",
+                "MLFLOW_TRACKING_PASSWORD": password,
+            },
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        job_id = out.stdout.strip()
+        assert job_id.isdigit(), out.stdout
+        held = [f for f in (slurm.root / "state").rglob("*") if f.is_file()]
+        assert any(f.name == "environment" for f in held), held  # what Slurm keeps of the job
+        for f in held:
+            data = f.read_bytes()
+            assert password.encode() not in data and caller_token.encode() not in data, f
+        job = wait_job(slurm, job_id, log, 600, ended)
+    finally:
+        for folder in planted:
+            shutil.rmtree(folder, ignore_errors=True)
+    assert not marker.exists(), "the planted ray_current_cluster's command ran"
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "0", (job, tail(log))
     text = log.read_text()
+    login = tmp_path / "runs" / ".login" / "slurm-quickstart.mlflow"
+    assert f"MLflow login from {login}" in text, tail(log)
+    assert login.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700
+    assert caller_token not in text and password not in text
     # A worker per other node joined the head, each with its task's CPUs and its node's GPU
     # (the quickstart's trials ask for none, so that no GPU can compute here does not matter).
     n, cpus = len(slurm.nodes), len(slurm.nodes) * slurm.cpus_per_node
@@ -217,7 +264,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(textwrap.dedent(CUT_SPEC.format(name=name, epochs=CUT_EPOCHS)))
     trials = expand_grid(load_spec(spec))
-    assert len(trials) == 7, trials  # the standard trial and six DropAttack-3 ones
+    assert len(trials) == 5, trials  # the standard trial and four DropAttack-3 ones
     log = tmp_path / "job.out"
     out = submit(
         slurm, tmp_path, str(spec), "--slurm", "--mlflow-uri", mlflow_server.uri,
@@ -235,7 +282,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
         kids = children(client, name)[1]
         running = [r for r in kids if r.info.status == "RUNNING"]
         return any(r.info.status == "FINISHED" for r in kids) and any(
-            client.get_metric_history(r.info.run_id, "epoch_val_acc") for r in running
+            len(epoch_steps(client, r)) >= CUT_AFTER for r in running
         )
 
     job = wait_job(slurm, job_id, log, 360, under_way)
@@ -267,19 +314,30 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
         for r in kids
         if r.info.status == "KILLED"
     }
-    assert max(cut_epochs.values(), default=0) >= 3, cut_epochs
+    assert max(cut_epochs.values(), default=0) >= CUT_AFTER, cut_epochs
     assert ray_left(job_id, tmp_path) == []
+    # Lift Slurm's hold only once the first run is gone from the nodes (its batch and Ray
+    # steps ended, the nodes idle), and not within the same second: the requeued run has the
+    # same job id, and each slurmd revoked the first run's credential when it ended it, with
+    # a time in whole seconds; a launch whose new credential bears that same second (or
+    # comes before a busy node has ended the first run) is refused as revoked, and the job
+    # ends without the new run printing a line. Slurm's own hold on a requeued job (the one
+    # lifted here) exists to keep that apart.
+    wait_until(lambda: first_run_gone(slurm, job_id), 120, lambda: slurm.logs())
+    time.sleep(2)
     slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", "TimeLimit=15")
 
     # The requeued run resumes the sweep; once it has finished a trial of its own it is
     # cancelled as a user cancels (SIGTERM to the batch script): it stops the same way but
     # does not requeue, and says how to go on.
     def progressing(job: dict) -> bool:
-        assert not ended(job), f"the requeued run ended before the cancel:\n{tail(log)}"
+        assert not ended(job), (
+            f"the requeued run ended before the cancel:\n{job}\n{tail(log)}\n{slurm.logs()}"
+        )
         done = [r for r in children(client, name)[1] if r.info.status == "FINISHED"]
         return len(done) > len(finished_first)
 
-    wait_job(slurm, job_id, log, 420, progressing)
+    wait_job(slurm, job_id, log, 600, progressing)
     slurm.run("scancel", "--batch", "--signal=TERM", job_id)
     job = wait_job(slurm, job_id, log, 240, ended)
     assert job["Restarts"] == "1", (job, tail(log))
@@ -304,7 +362,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     resumed_id = out.stdout.strip()
-    job = wait_job(slurm, resumed_id, log, 420, ended)
+    job = wait_job(slurm, resumed_id, log, 600, ended)
     assert job["JobState"] == "COMPLETED", (job, tail(log), slurm.logs())
     third = log.read_text().split(f"job {resumed_id} (run 1)", 1)[-1]
     assert "--resume" in third, tail(log)
@@ -329,6 +387,21 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     for key, end in {**finished_first, **finished_second}.items():
         assert end_times[key] == end, f"{key} was trained again after a stop"
     assert ray_left(resumed_id, tmp_path) == []
+
+
+def first_run_gone(slurm: SlurmCluster, job_id: str) -> bool:
+    """No ``slurmstepd`` of the job left on this machine, and every node idle."""
+    steps = [p for p in processes().values() if f"slurmstepd: [{job_id}." in p.cmdline]
+    idle = slurm.run("sinfo", "--noheader", "--Node", "--format=%t", check=False).split()
+    return not steps and idle == ["idle"] * len(slurm.nodes)
+
+
+def wait_until(ready, timeout: float, why) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not ready after {timeout:.0f}s:\n{why()}")
+        time.sleep(1)
 
 
 def epoch_steps(client: MlflowClient, run) -> list[int]:  # noqa: ANN001

@@ -115,7 +115,7 @@ def test_runtime_env_never_holds_credentials_in_clear(
     env = ray_jobs.runtime_env(tmp_path, pip=["tabulate==0.9.0"])  # set here, not forwarded
     assert env == {
         "working_dir": str(tmp_path.resolve()),
-        "excludes": list(ray_jobs.EXCLUDES),
+        "excludes": [ray_jobs.nocase(p) for p in ray_jobs.EXCLUDES],
         "pip": ["tabulate==0.9.0"],
     }
     assert {".venv", "runs", ".git", ".env", "__pycache__"} <= set(ray_jobs.EXCLUDES)
@@ -799,3 +799,68 @@ def test_submit_ships_a_task_package_from_outside_the_working_dir(
     assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
     assert {r.data.params["task_factory"] for r in trials} == {"own_task.task:make"}
     assert {r.data.params["attacked"] for r in trials} == {"", "encoder.0.weight,encoder.3.weight"}
+
+
+SECRETS = (
+    "id_rsa", "ID_RSA.pub", "id_ed25519", "id_ecdsa", "id_ecdsa_sk", "id_dsa", "KEY.PEM",
+    "putty.PPK", ".ray/auth_token", ".mlflow/credentials", ".kube/config",
+    ".docker/config.json", ".pgpass", ".gnupg/secring.gpg", ".env", ".ENV", ".env-prod",
+    ".env.local", "prod.env", "Prod.ENV", "credentials.json", "credentials-gcp.json",
+    "sub/.Env", "sub/id_rsa", ".aws/credentials", ".ssh/id_rsa2",
+)  # fmt: skip
+
+
+def test_packager_archive_holds_no_secret(tmp_path: Path) -> None:
+    """A folder holding each kind of secret, zipped by Ray's own packager with the job's
+    excludes: none is in the archive, nor reached by a link to it; the code is."""
+    import zipfile
+
+    from ray._private.runtime_env.packaging import _zip_files
+
+    work = tmp_path / "work"
+    for name in (*SECRETS, "a.py", "sub/b.py", "environment.yml", "docs/credentials.md"):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text("secret" if name in SECRETS else "code")
+    (work / "sub" / "creds").symlink_to("../.env")
+    (work / "sub" / "key").symlink_to("../id_ed25519")
+    (work / "sub" / "kube").symlink_to("../.kube")
+    (work / "sub" / "code").symlink_to("b.py")
+    archive = tmp_path / "pkg.zip"
+    _zip_files(str(work), ray_jobs.runtime_env(work)["excludes"], str(archive), False)
+    with zipfile.ZipFile(archive) as z:
+        names = {n.rstrip("/") for n in z.namelist()}
+        shipped = {n for n in names if not n.endswith("/") and z.read(n) == b"secret"}
+    assert shipped == set(), shipped
+    assert {"a.py", "sub/b.py", "sub/code", "environment.yml", "docs/credentials.md"} <= names
+    for name in SECRETS:
+        assert name not in names and ray_jobs._excluded(Path(name)) is not None, name
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "pkg @ https://bob:s3cret@pypi.lab/pkg-1.0.whl",
+        "https://pypi.lab/pkg.whl?token=s3cret",
+        "--extra-index-url https://u:p/w@pypi.lab/simple",
+    ],
+)
+def test_pip_urls_with_credentials_are_refused(tmp_path: Path, package: str) -> None:
+    with pytest.raises(ValueError, match="--pip/--requirements: .* holds credentials") as info:
+        ray_jobs.runtime_env(tmp_path, pip=[package])
+    assert "s3cret" not in str(info.value) and "p/w" not in str(info.value)
+
+
+def test_readme_lists_exactly_what_is_not_shipped() -> None:
+    """The README's Security section names every exclude of a secret, and no other."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("`submit` ships none of these") : text.index("- **Data is data.**")]
+    named = set(re.findall(r"`([^`]+)`", section)) - {"submit", ".dockerignore"}
+    named = {n.rstrip("/") for n in named}
+    secrets = {
+        p for p in ray_jobs.EXCLUDES
+        if p not in {".git", ".venv", "venv", "runs", "mlruns", "mlartifacts", "build", "dist",
+                     "__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".ruff_cache",
+                     ".mypy_cache", ".env", ".env.*", ".envrc"}
+    }  # fmt: skip
+    assert secrets - named == set(), "excluded but not in the README"
+    assert named - set(ray_jobs.EXCLUDES) == set(), "in the README but not excluded"

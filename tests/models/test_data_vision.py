@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +219,57 @@ def test_cifar10_refuses_a_pickle_that_would_run_code(tmp_path, planted):
 def test_image_tasks_need_a_local_folder():
     with pytest.raises(DataError, match="needs a local folder"):
         load("mnist", DataOptions(data_dir="hf"))
+
+
+class _DtypeState:
+    """Pickles as ``numpy.dtype(code)`` whose BUILD state holds ``fields`` that are no dtypes:
+    numpy's ``__setstate__`` takes it (a crash, or object flags back on a ``V8`` dtype)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self):
+        fields = {"a": (12345, 0), "b": ("not a dtype", 4)}
+        return (np.dtype, (self.code, False, True), (3, "|", None, ("a", "b"), fields, 8, 1, 63))
+
+
+class _BuildOnDict:
+    def __reduce__(self):
+        return (dict, (), {"__class__": "x"})
+
+
+CRAFTED = {
+    "void-dtype-fields": lambda: {"data": _DtypeState("V8"), "labels": [0]},
+    "u1-dtype-fields": lambda: {"data": _DtypeState("u1"), "labels": [0]},
+    "object-array": lambda: {"data": np.array([object()], dtype=object), "labels": [0]},
+    "build-on-dict": lambda: {"data": _BuildOnDict(), "labels": [0]},
+}
+
+
+@pytest.mark.parametrize("crafted", sorted(CRAFTED))
+def test_cifar10_crafted_numpy_state_is_a_one_line_data_error(tmp_path, crafted):
+    """No route from a batch file to anything but plain arrays: numpy's own unpickling code
+    never sees the file's dtype or array states, so a crafted state gives one line, no crash."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(CRAFTED[crafted](), protocol=2))
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from models.data import DataError, read_cifar_batch\n"
+        "try:\n"
+        "    read_cifar_batch(Path(sys.argv[1]))\n"
+        "except DataError as e:\n"
+        "    print(e)\n"
+        "else:\n"
+        "    print('loaded')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: not a readable CIFAR-10"), lines

@@ -49,6 +49,12 @@ CASES = [
     (["report", "q", "--mlflow-uri", CLOSED], "--mlflow-uri: cannot reach MLflow at"),
     (["report", "q", "--runs-dir", "EMPTY"], "--runs-dir EMPTY: no MLflow store at"),
     (["report", "q", "--mlflow-uri", DB], "--mlflow-uri: cannot reach the postgresql tracking"),
+    # EXPERIMENT becomes a path (RUNS_DIR/reports/EXPERIMENT): checked where it is parsed
+    (["report", ".."], "argument experiment: expected letters, digits"),
+    (["report", "../x", "--runs-dir", "EMPTY"], "argument experiment: expected letters"),
+    (["runs", "a/b"], "argument experiment: expected letters, digits"),
+    (["confirm", "/abs"], "argument experiment: expected letters, digits"),
+    (["confirm", ".hidden"], "argument experiment: expected letters, digits"),
     # runs: the same store checks
     (["runs", "q", "--mlflow-uri", "./mlruns-x"], "argument --mlflow-uri: expected a tracking"),
     (["runs", "q", "--runs-dir", "EMPTY"], "--runs-dir EMPTY: no MLflow store at"),
