@@ -169,7 +169,8 @@ def driver_spec(trials: int, algorithm: str, name: str) -> Any:
             raise SystemExit(f"--trials: a multiple of {GRID} for the grid, got {trials}")
         data["space"] = {
             "eps": [round(0.5 * (i + 1), 2) for i in range(10)],
-            "p": [round(0.1 * i, 1) for i in range(10)],
+            # p > 0: at p = 0 the eps cells train alike and the driver would merge them
+            "p": [round(0.1 * (i + 1), 1) for i in range(10)],
         }
         data["seeds"] = list(range(trials // GRID))
         data["search"] = {"algorithm": "grid", "metric": "val_acc", "mode": "max"}
@@ -272,7 +273,8 @@ def run_driver(
         ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
-    starts = [float(x) for x in started.read_text().splitlines()[before:]]
+    lines = started.read_text().splitlines() if started.exists() else []
+    starts = [float(x) for x in lines[before:]]
     state = sorted((runs_dir / "ray" / name).glob("experiment_state-*.json"))
     inside = sum(result.trial_seconds)
     n = len(result.trial_seconds) or 1

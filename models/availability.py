@@ -87,10 +87,20 @@ def fetch_items(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _reads_a_dataset(task: str) -> bool:
+    """Whether ``task`` reads one of the datasets this package knows (a paper task)."""
+    try:
+        return isinstance(getattr(tasks.get(task), "dataset", None), str)
+    except Exception:  # a user's factory that needs its task_args: its own data, its own checks
+        return False
+
+
 def task_problems(pairs: Iterable[tuple[str, str | None]]) -> list[str]:
     """One line per (task, data_dir) whose data is not there, each naming the fix."""
     out = []
     for task, data_dir in dict.fromkeys(pairs):
+        if not _reads_a_dataset(task):
+            continue  # a task from the user's code loads its own data
         problem = task_data(task, data_dir).needs.problem
         if problem and problem not in out:
             out.append(problem)

@@ -148,7 +148,7 @@ def summary(result: TrialResult) -> str:
     m, ran = result.metrics, result.ran
     values = " ".join(f"{k}={ran[k]:g}" for k in ("eps", "p", "k") if ran.get(k) is not None)
     groups = f" groups={ran['groups']}" if ran.get("groups") else ""
-    groups += f" step={ran['step']}" if ran.get("step") else ""
+    groups += f" step={ran['step']}" if ran.get("step") not in (None, "paper") else ""
     targets = ", ".join(
         f"{alias} ({name})" for alias, name in zip(result.aliases, result.attacked, strict=False)
     )

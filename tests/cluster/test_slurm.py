@@ -221,7 +221,7 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
             slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,
             "--experiment", "slurm-quickstart", "--runs-dir", str(tmp_path / "runs"),
             "--", f"--nodes={len(slurm.nodes)}", f"--cpus-per-task={slurm.cpus_per_node}",
-            "--gres=gpu:1", "--time=10", f"--output={log}",
+            "--time=10", f"--output={log}",
             extra_env={
                 "RAY_AUTH_TOKEN": caller_token,
                 "MLFLOW_TRACKING_USERNAME": "slurm-user",
