@@ -110,7 +110,17 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 
-def _trivial_trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
+def trivial_trainable(started: str) -> Any:
+    """The trivial trainable, writing each trial's start time to the file ``started`` (a
+    closure: Ray ships it to the workers of a cluster that does not share this environment)."""
+
+    def trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
+        _trivial_trial(config, ctx, started)
+
+    return trainable
+
+
+def _trivial_trial(config: dict[str, Any], ctx: dict[str, Any], started: str) -> None:
     """A trial that trains nothing: MLflow run, params, per-epoch and final metrics, Tune."""
     from ray import tune
 
@@ -120,7 +130,6 @@ def _trivial_trainable(config: dict[str, Any], ctx: dict[str, Any]) -> None:
 
     t0 = time.perf_counter()
     trial = config["trial"]
-    started = os.environ.get("SCALE_STARTED")
     if started:
         with open(started, "a") as f:
             f.write(f"{time.time()}\n")
@@ -230,7 +239,6 @@ def run_driver(
     name = f"scale-{algorithm}-{trials}"
     spec = driver_spec(trials, algorithm, name)
     started = runs_dir / "started.txt"
-    os.environ["SCALE_STARTED"] = str(started)
     before = len(started.read_text().splitlines()) if started.exists() else 0
     if stop_after:
         # A scheduler's time limit: SIGTERM once ``stop_after`` trials have started.
@@ -265,7 +273,7 @@ def run_driver(
                 runs_dir=runs_dir,
                 resume=resume,
                 live=False,
-                trainable=_trivial_trainable,
+                trainable=trivial_trainable(str(started)),
             ),
         )
         wall = time.perf_counter() - t0

@@ -35,14 +35,13 @@ def _bench(args: list[str], env: dict[str, str] | None = None, timeout: float = 
     return rows[0]
 
 
-@pytest.mark.timeout(900)
 def test_driver_records_every_trial_once_across_a_stop_and_resume(ray_cluster, mlflow_pg):
     row = _bench(
         ["driver", "--trials", "200", "--algorithm", "grid", "--address", ray_cluster.address]
         + ["--mlflow-uri", mlflow_pg.uri],
         env=ray_cluster.env,
     )
-    assert row["interrupted"], row  # the first driver was stopped by its SIGTERM ...
+    assert row["interrupted"], json.dumps(row)  # the first driver was stopped by its SIGTERM ...
     assert 100 <= row["stopped_at"] < 200, row  # ... half-way, and the second finished it
     assert (row["recorded"], row["duplicates"], row["missing"]) == (200, 0, 0), row
     assert row["not_finished"] == 0, row
@@ -50,7 +49,6 @@ def test_driver_records_every_trial_once_across_a_stop_and_resume(ray_cluster, m
     assert row["resume_s"] is not None and row["resume_s"] > 0, row
 
 
-@pytest.mark.timeout(600)
 def test_sixteen_writers_lose_nothing(mlflow_pg):
     row = _bench(
         ["tracking", "--writers", "16", "--procs", "2", "--epochs", "2"]
@@ -60,7 +58,6 @@ def test_sixteen_writers_lose_nothing(mlflow_pg):
     assert row["log_batch_p50_ms"] > 0 and row["log_artifact_p99_ms"] > 0, row
 
 
-@pytest.mark.timeout(600)
 def test_report_reads_every_run():
     row = _bench(["report", "--runs", "300"])
     assert row["runs_read"] == 300, row
