@@ -248,10 +248,10 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     assert login.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700
     assert caller_token not in text and password not in text
-    # A worker per other node joined the head, each with its task's CPUs and its node's GPU
-    # (the quickstart's trials ask for none, so that no GPU can compute here does not matter).
+    # A worker per other node joined the head, each with its task's CPUs (the job asks for no
+    # GPU: `submit --slurm` refuses GPUs that the quickstart's CPU trials would leave idle).
     n, cpus = len(slurm.nodes), len(slurm.nodes) * slurm.cpus_per_node
-    assert f"Ray has {n} of {n} nodes, {cpus} CPUs, {n} GPUs" in text, tail(log)
+    assert f"Ray has {n} of {n} nodes, {cpus} CPUs, 0 GPUs" in text, tail(log)
     assert "slurm-quickstart: 10 done (0 before this run), 0 failed" in text, tail(log)
     parents, kids = children(MlflowClient(mlflow_server.uri), "slurm-quickstart")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
