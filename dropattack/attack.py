@@ -179,17 +179,7 @@ class DropAttack(Method):
             return self._clean_backward(x, y, loss_fn, scaler)
         if self.step == "notebook":
             return self._notebook_backward(x, y, loss_fn, scaler)
-        active = [t for g in self.groups for t in g]
-        x_clean = x
-        if any(t.is_input for t in active):
-            check_float_input(x)
-            x_clean = x.detach().requires_grad_(True)
-        looked_up: dict[nn.Embedding, list[torch.Tensor]] = {}
-        hooks = [
-            t.embedding.register_forward_pre_hook(partial(_record_ids, looked_up))
-            for t in active
-            if t.embedding is not None and self.embedding_rows
-        ]
+        active, x_clean, looked_up, hooks = self._clean_pass_inputs(x)
         try:
             loss = loss_fn(self.model(x_clean), y)
         finally:
@@ -314,6 +304,22 @@ class DropAttack(Method):
                         if st.target.is_input and x_in.grad is not None:
                             st.acc.add_(x_in.grad)
 
+    def _clean_pass_inputs(self, x: torch.Tensor) -> tuple[list[Any], torch.Tensor, dict, list]:
+        """The attacked tensors, the clean pass's input (a leaf when the input is attacked),
+        and forward hooks recording the embedding rows looked up (removed by the caller)."""
+        active = [t for g in self.groups for t in g]
+        x_clean = x
+        if any(t.is_input for t in active):
+            check_float_input(x)
+            x_clean = x.detach().requires_grad_(True)
+        looked_up: dict[nn.Embedding, list[torch.Tensor]] = {}
+        hooks = [
+            t.embedding.register_forward_pre_hook(partial(_record_ids, looked_up))
+            for t in active
+            if t.embedding is not None and self.embedding_rows
+        ]
+        return active, x_clean, looked_up, hooks
+
     def _notebook_backward(
         self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, scaler: torch.amp.GradScaler | None
     ) -> torch.Tensor:
@@ -327,17 +333,7 @@ class DropAttack(Method):
         gradients. Last, ``.grad`` cleared and one backward of the sum of every pass's loss.
         """
         params = [p for p in self.model.parameters() if p.requires_grad]
-        active = [t for g in self.groups for t in g]
-        x_clean = x
-        if any(t.is_input for t in active):
-            check_float_input(x)
-            x_clean = x.detach().requires_grad_(True)
-        looked_up: dict[nn.Embedding, list[torch.Tensor]] = {}
-        hooks = [
-            t.embedding.register_forward_pre_hook(partial(_record_ids, looked_up))
-            for t in active
-            if t.embedding is not None and self.embedding_rows
-        ]
+        active, x_clean, looked_up, hooks = self._clean_pass_inputs(x)
         with own_grads(params):
             try:
                 loss = loss_fn(self.model(x_clean), y)
