@@ -64,12 +64,15 @@ SLOW_PATHS = ("tests/cluster/", "tests/test_gpu_run.py")
 #: What to start first, longest first (measured on 2 cores; only the order counts, and a
 #: test not listed starts after these). A stale entry costs time, never a result.
 LONGEST_FIRST = (
+    "tests/cluster/test_recipe.py",
+    "tests/cluster/test_slurm_requeue.py",
     "tests/cluster/test_slurm.py",
     "tests/cluster/test_faults.py",
     "tests/cluster/test_plan_cluster.py",
     "tests/test_gpu_run.py",
     "tests/cluster/test_submit.py",
     "tests/cluster/test_docker_scripts.py",
+    "tests/sweeps/test_own_task.py",
     "tests/sweeps/test_driver.py::test_interrupted_sweep_resumes_with_every_cell_exactly_once",
     "tests/sweeps/test_cli_sweep.py",
     "tests/sweeps/test_report_confirm.py",
