@@ -184,6 +184,9 @@ def driver_spec(trials: int, algorithm: str, name: str) -> Any:
         data["seeds"] = list(range(trials // GRID))
         data["search"] = {"algorithm": "grid", "metric": "val_acc", "mode": "max"}
     else:
+        # TPE samples the space: method and attack are defaults, not explicit trials
+        del data["trials"]
+        data["defaults"] |= {"method": "dropattack", "attack": "Input"}
         data["space"] = {"eps": {"low": 0.01, "high": 9, "log": True}, "p": {"low": 0, "high": 1}}
         data["seeds"] = [0]
         data["search"] = {

@@ -4,7 +4,8 @@
   ``mlflow server`` on PostgreSQL; stopped by SIGTERM half-way and resumed; every trial is
   recorded exactly once, FINISHED;
 - tracking: 16 simulated trials logging at once to that server, every value read back;
-- report: ``dropattack report`` over a 300-run store reads every run.
+- report: ``dropattack report`` over a 300-run store reads every run, and its bulk reading of a
+  PostgreSQL store is MLflow's own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +61,18 @@ def test_sixteen_writers_lose_nothing(mlflow_pg):
 def test_report_reads_every_run():
     row = _bench(["report", "--runs", "300"])
     assert row["runs_read"] == 300, row
+
+
+def test_report_reads_postgresql_in_bulk_as_mlflow_does(postgres, mlflow_pg):
+    """The bulk reading of the compose stack's store (PostgreSQL, its schema made by the
+    server) against MLflow's own ``search_runs``, and the report's reading through it."""
+    from sweeps.records.collect import collect
+    from tests.sweeps.test_bulk_read import assert_reads_alike, plain, write_store
+
+    name = f"bulk-read-{time.time_ns()}"
+    ids = write_store(postgres.url, name)
+    assert_reads_alike(postgres.url, ids)
+    in_bulk = collect(name, postgres.url)
+    served = collect(name, mlflow_pg.uri)  # through the server: MLflow's search_runs
+    assert len(in_bulk.runs) == 7
+    assert [plain(r.__dict__) for r in in_bulk.runs] == [plain(r.__dict__) for r in served.runs]

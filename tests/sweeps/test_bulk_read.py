@@ -76,13 +76,13 @@ def _mlflow_reading(uri: str, exp: str, tag: str, value: str, order: str) -> lis
             order_by=[f"attributes.start_time {order}", f"attributes.run_id {order}"],
             page_token=token,
         )
-        runs += [_plain(RunRecord.from_run(r).__dict__) for r in page]
+        runs += [plain(RunRecord.from_run(r).__dict__) for r in page]
         token = page.token
         if not token:
             return runs
 
 
-def _plain(run: dict[str, Any]) -> dict[str, Any]:
+def plain(run: dict[str, Any]) -> dict[str, Any]:
     """NaN as a string, so that equal readings compare equal."""
     metrics = {k: "nan" if math.isnan(v) else v for k, v in run["metrics"].items()}
     return {**run, "metrics": metrics}
@@ -100,7 +100,7 @@ def assert_reads_alike(uri: str, ids: dict[str, str]) -> None:
     for exp, tag, value in selections:
         for order in ("ASC", "DESC"):
             expected = _mlflow_reading(uri, exp, tag, value, order)
-            got = [_plain(r) for r in read_runs(uri, exp, tag, value, order)]
+            got = [plain(r) for r in read_runs(uri, exp, tag, value, order)]
             assert got == expected, (exp, tag, value, order)
     children = read_runs(uri, ids["exp"], "mlflow.parentRunId", ids["parent"], "ASC")
     assert len(children) == 7  # 8 trials, one deleted; not the nested one nor the other's
@@ -117,7 +117,7 @@ def test_bulk_reading_is_mlflows_reading(tmp_path):
     assert sweep.parent.run_id == ids["parent"]
     assert [r.run_id for r in sweep.other_parents] == [ids["old"]]
     expected = _mlflow_reading(uri, ids["exp"], "mlflow.parentRunId", ids["parent"], "ASC")
-    assert [_plain(r.__dict__) for r in sweep.runs] == expected
+    assert [plain(r.__dict__) for r in sweep.runs] == expected
 
 
 def test_only_sqlite_and_postgresql_are_read_in_bulk():
