@@ -34,7 +34,8 @@ Cases (each measured run in a fresh process):
   after the run, every logged value read back and compared (``lost``).
 
 - ``report``: ``dropattack report`` end to end over a sqlite store of R runs (the store of
-  ``bench/report.py``, written once and cached), in a fresh process: its wall time.
+  ``bench/report.py``, written once and cached), in a fresh process: its wall time, its CPU
+  time (what the wall time is on idle cores) and the load average when it ended.
 
 Run: ``.venv/bin/python bench/scale.py driver --trials 1000,5000,10000 --algorithm grid,tpe``;
 ``bench/scale.py tracking --writers 16,64,256``; ``bench/scale.py report --runs 10000``.
@@ -184,6 +185,9 @@ def driver_spec(trials: int, algorithm: str, name: str) -> Any:
         data["seeds"] = list(range(trials // GRID))
         data["search"] = {"algorithm": "grid", "metric": "val_acc", "mode": "max"}
     else:
+        # TPE samples the space: method and attack are defaults, not explicit trials
+        del data["trials"]
+        data["defaults"] |= {"method": "dropattack", "attack": "Input"}
         data["space"] = {"eps": {"low": 0.01, "high": 9, "log": True}, "p": {"low": 0, "high": 1}}
         data["seeds"] = [0]
         data["search"] = {
@@ -607,6 +611,7 @@ def case_report(runs: int) -> dict[str, Any]:
     uri = bench_report.write_store(store, runs)
     written = time.perf_counter() - t0
     out = store / "out"
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "sweeps.cli", "report", bench_report.EXPERIMENT,
@@ -614,12 +619,16 @@ def case_report(runs: int) -> dict[str, Any]:
         check=True, capture_output=True, cwd=ROOT,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     report = json.loads((out / "report.json").read_text())
     return {
         "case": "report",
         "runs": runs,
         "store_written_s": round(written, 1),
         "report_s": round(seconds, 2),
+        "report_cpu_s": round(cpu, 2),
+        "load_1m": round(os.getloadavg()[0], 1),
         "runs_read": report_runs(report),
     }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
+from sweeps.records.bulk import bulk_readable, read_runs
 from sweeps.records.selection import DEFAULT_METRIC, DEFAULT_MODE
 from sweeps.records.tracking import CHECKPOINT_ARTIFACT, TAG, param_value
 from sweeps.specs.space import canonical_cell
@@ -226,6 +227,19 @@ def _search(
             return runs
 
 
+def _runs(
+    client: MlflowClient, experiment_id: str, tag: str, value: str, order: str = "DESC"
+) -> list[RunRecord]:
+    """The active runs of the experiment tagged ``tag = value``, as ``search_runs`` orders
+    them: read in bulk from a sqlite or PostgreSQL store, else through MLflow."""
+    if bulk_readable(client.tracking_uri):
+        return [
+            RunRecord(**r) for r in read_runs(client.tracking_uri, experiment_id, tag, value, order)
+        ]
+    where = f"tags.`{tag}` = '{value}'"
+    return [RunRecord.from_run(r) for r in _search(client, experiment_id, where, order)]
+
+
 def _experiment_id(client: MlflowClient, experiment: str, uri: str) -> str:
     found = client.get_experiment_by_name(experiment)
     if found is not None and found.lifecycle_stage == "active":
@@ -281,17 +295,10 @@ def collect(
     check_store(uri)
     client = client or MlflowClient(uri)
     exp_id = _experiment_id(client, experiment, uri)
-    parents = [
-        RunRecord.from_run(r) for r in _search(client, exp_id, "tags.`dropattack.role` = 'sweep'")
-    ]
+    parents = _runs(client, exp_id, TAG["role"], "sweep")
     total = 0 if parents else len(_search(client, exp_id, ""))
     chosen = _pick_parent(parents, parent, experiment, total)
-    children = with_stand_ins(
-        RunRecord.from_run(r)
-        for r in _search(
-            client, exp_id, f"tags.`mlflow.parentRunId` = '{chosen.run_id}'", order="ASC"
-        )
-    )
+    children = with_stand_ins(_runs(client, exp_id, "mlflow.parentRunId", chosen.run_id, "ASC"))
     sweep = SweepRuns(
         tracking_uri=uri,
         experiment=experiment,
@@ -396,10 +403,7 @@ def _confirmation(client: MlflowClient, sweep: SweepRuns, parents: list[Run]) ->
     newest = parents[0]
     exp_id = newest.info.experiment_id
     children = with_stand_ins(
-        RunRecord.from_run(r)
-        for r in _search(
-            client, exp_id, f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'", "ASC"
-        )
+        _runs(client, exp_id, "mlflow.parentRunId", newest.info.run_id, "ASC")
     )
     return SweepRuns(
         tracking_uri=sweep.tracking_uri,

@@ -112,6 +112,10 @@ _HTTP_DEFAULTS = {
 }
 # Error codes that retrying cannot fix (a bug or a deleted run), as opposed to outages.
 _PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
+# ... except a unique-key violation: the same records sent twice at once (a request that timed
+# out, resent while the server still wrote it) race to insert a param. The first write won;
+# sent again, the records are found already there and skipped (a changed value still fails).
+_RACED = ("UniqueViolation", "duplicate key value", "UNIQUE constraint failed")
 
 
 _log = logging.getLogger(__name__)
@@ -334,7 +338,9 @@ def model_overrides(params: Mapping[str, str]) -> dict[str, Any]:
 def _permanent(e: Exception) -> bool:
     if isinstance(e, TrackingError):
         return True
-    return isinstance(e, MlflowException) and e.error_code in _PERMANENT
+    if not isinstance(e, MlflowException) or e.error_code not in _PERMANENT:
+        return False
+    return not any(text in e.message for text in _RACED)
 
 
 @functools.cache
