@@ -8,7 +8,9 @@ it: copied to a folder outside the repository, ``dropattack sweep``, ``report`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -193,13 +195,29 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     assert params["task"] == "own_task.task:make"
     assert json.loads(params["task_args"]) == {"epochs": 3, "hidden": 16}
     assert params["task_factory"] == "own_task.task:make"
-    assert params["task_version"].startswith("sha256:")
+    # the hash of the module that holds the factory, not of its package's __init__.py
+    digest = hashlib.sha256((folder / "own_task" / "task.py").read_bytes()).hexdigest()
+    assert params["task_version"] == f"sha256:{digest[:12]}"
     attacked = {r.data.params.get("attacked") for r in runs}
     assert {"input", "encoder.0.weight,encoder.3.weight"} <= attacked
     confirm_exp = client.get_experiment_by_name("own-task-confirm")
     assert confirm_exp is not None
     again = client.search_runs([confirm_exp.experiment_id], "tags.`dropattack.role` = 'trial'")
     assert again and {r.data.params["task_args"] for r in again} == {params["task_args"]}
+
+    # the landscape rebuilds the user's model from the run's task and task_args
+    trained = next(r for r in runs if r.data.params["method"] == "dropattack")
+    drawn = _run(
+        ["landscape", trained.info.run_id, "--grid", "3", "--samples", "32", "--no-log",
+         *store, "--out", str(tmp_path / "land")],
+        folder,
+    )  # fmt: skip
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert f"{trained.info.run_id}: own_task.task:make dropattack: 32 of the" in drawn.stdout
+    land = json.loads((tmp_path / "land" / "landscape.json").read_text())
+    surface = land["runs"][trained.info.run_id]
+    assert surface["samples"] == 32 and len(surface["loss"]) == 3
+    assert all(math.isfinite(v) for row in surface["loss"] for v in row)
 
 
 def _installed(tmp_path: Path) -> dict[str, str]:
