@@ -712,40 +712,86 @@ def _warm_ray_client(address: str, env: dict[str, str], tries: int = 3) -> None:
     pytest.skip(f"Ray Client at {address} never connected ({tries} tries): {errors}")
 
 
+#: A single-file module of the user's: a task, and one whose factory raises on a cluster's
+#: worker (an actor) though it loads where the spec is checked.
+CLIENT_TASKS = """
+import ray
+import torch
+from torch import nn
+
+from models.interface import SimpleTask, tensor_data
+
+
+def _load(options):
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    return tensor_data(x, (x[:, 0] > 0).long(), options)
+
+
+def make():
+    return SimpleTask(
+        name="toy", load_data=_load, epochs=1,
+        model_builder=lambda data, **kw: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+    )
+
+
+def fragile():
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id():
+        raise RuntimeError("no data on this node")
+    return make()
+"""
+
+
 def test_sweep_through_ray_client_reports_what_ran_on_the_cluster(
     authed: RayHead, mlflow_server, tmp_path: Path
 ) -> None:
     """Through Ray Client, Tune runs the experiment on the cluster and its callbacks never
-    reach the driver: the summary and the parent run come from the results Tune returns."""
+    reach the driver: the summary and the parent run come from the results Tune returns.
+    The user's module in the current folder is shipped (Ray Client does not put this folder
+    on the cluster's path), and a trial whose factory raises there fails alone."""
     from mlflow import MlflowClient
 
-    path = tmp_path / "viaclient.yaml"
-    path.write_text(
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "client_tasks.py").write_text(CLIENT_TASKS)
+    (mine / "viaclient.yaml").write_text(
         "name: viaclient\n"
         "defaults: {task: digits-lenet5, epochs: 1, train_size: 100}\n"
-        "space: {eps: [1, 5]}\n"
+        "trials:\n  - {eps: 1}\n  - {task: 'client_tasks:make', method: standard}\n"
+        "  - {task: 'client_tasks:fragile', method: standard}\n"
         "resources: {cpus: 1}\n"
     )
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # the client needs the mode and the token
+    env.pop("PYTHONPATH", None)
     _warm_ray_client(authed.client, env)
     proc = subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--address", authed.client]
-        + ["--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live"],
-        cwd=ROOT,
+        [sys.executable, "-m", "sweeps.cli", "sweep", "viaclient.yaml", "--address", authed.client]
+        + ["--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live"]
+        + ["--plan-budget", "0"],
+        cwd=mine,
         capture_output=True,
         text=True,
         timeout=400,
         env=env,
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert "viaclient: 2 done (0 before this run), 0 failed, 0 stopped early, 0 unfinished" in out
+    assert proc.returncode == 1, out[-4000:]  # a trial failed
+    assert "viaclient: 2 done (0 before this run), 1 failed, 0 stopped early, 0 unfinished" in out
     assert "best val_acc" in out and "View run" not in out
     client = MlflowClient(mlflow_server.uri)
     exp = client.get_experiment_by_name("viaclient")
     runs = client.search_runs([exp.experiment_id])
     roles = sorted((r.data.tags["dropattack.role"], r.info.status) for r in runs)
-    assert roles == [("sweep", "FINISHED"), ("trial", "FINISHED"), ("trial", "FINISHED")]
+    assert roles == [
+        ("sweep", "FINISHED"), ("trial", "FAILED"), ("trial", "FINISHED"), ("trial", "FINISHED")
+    ]  # fmt: skip
+    trials = [r for r in runs if r.data.tags["dropattack.role"] == "trial"]
+    status = {r.data.params["task"]: r.info.status for r in trials}
+    assert status == {
+        "digits-lenet5": "FINISHED", "client_tasks:make": "FINISHED",
+        "client_tasks:fragile": "FAILED",
+    }  # fmt: skip
+    (failed,) = [r for r in runs if r.info.status == "FAILED"]
+    assert "no data on this node" in failed.data.tags["dropattack.error"]
 
 
 def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_show(
@@ -815,7 +861,7 @@ def test_a_task_package_from_outside_runs_on_every_node_by_submit_and_sweep_addr
     """A spec naming a factory of the user's package ``own_task``, which lives outside
     ``--working-dir`` and the repository, on a head and a worker node: ``submit`` ships the
     package as ``py_modules`` and the job's trials import it on both nodes; then
-    ``dropattack sweep --address`` run from the package's folder does the same."""
+    ``dropattack sweep --address`` ships it likewise."""
     import mlflow
 
     work = tmp_path / "project"
@@ -859,16 +905,20 @@ def test_a_task_package_from_outside_runs_on_every_node_by_submit_and_sweep_addr
     assert {r.data.params["attacked"] for r in runs} == {"", "encoder.0.weight,encoder.3.weight"}
     assert len(_nodes(log)) == 2, _nodes(log)  # the head and the worker node
 
-    # the driver here, in the package's folder, joining the same cluster
+    # the driver here, joining the same cluster: the package is on this process's
+    # PYTHONPATH only (not in its folder, which Ray puts on the workers' path), so the
+    # trials import it on the nodes only as the driver ships it
     experiment, log = f"own-address-{secrets.token_hex(3)}", tmp_path / "address-nodes.txt"
-    (mine / "spec.yaml").write_text(spec(experiment, log))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
-    env.update(RAY_AUTH_MODE="token", DROPATTACK_THREADS="1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "spec.yaml").write_text(spec(experiment, log))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", DROPATTACK_THREADS="1", PYTHONPATH=str(mine))
     swept = subprocess.run(
         [str(VENV_BIN / "dropattack"), "sweep", "spec.yaml", "--address", authed.gcs,
          "--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live",
          "--plan-budget", "0"],
-        cwd=mine, env=env, capture_output=True, text=True, timeout=400,
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert swept.returncode == 0, (swept.stdout + swept.stderr)[-4000:]
     assert f"{experiment}: 2 done (0 before this run), 0 failed" in swept.stdout
