@@ -26,6 +26,8 @@ __all__ = [
     "init_ray",
     "is_client",
     "ray_session",
+    "runtime_env",
+    "task_module_paths",
 ]
 
 
@@ -79,9 +81,10 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None, spec: Any = None) -> None:
     """Join the Ray at ``address``, or start a local one on this machine's CPUs (``None`` or
-    ``local``); nothing when this process is already connected.
+    ``local``); nothing when this process is already connected. Joining a cluster, it ships
+    what :func:`runtime_env` names for ``spec``.
 
     Raises:
         UnreachableError: the address did not answer as a Ray.
@@ -97,6 +100,9 @@ def init_ray(address: str | None) -> None:
     }
     try:
         if address and address != "local":
+            env = runtime_env(address, spec)
+            if env:
+                kwargs["runtime_env"] = env
             ray.init(address=address, **kwargs)
         else:
             # "local": a Ray of its own, even where another Ray runs on this machine (a
@@ -104,6 +110,58 @@ def init_ray(address: str | None) -> None:
             ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except ConnectionError as e:
         raise UnreachableError(f"cannot connect to Ray at {address}: {e}") from None
+
+
+#: Set by Ray in the driver of a Ray job: ``submit`` shipped the job's code already.
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def runtime_env(address: str | None, spec: Any = None) -> dict[str, Any] | None:
+    """What a driver joining the cluster at ``address`` gives its trials: the modules of the
+    user's tasks that ``spec`` names (``py_modules``; a cluster's nodes need not have this
+    folder) and, through Ray Client, where Tune itself runs on the cluster, this process's
+    ``TUNE_*`` settings. ``None`` for a Ray of this machine's own, and in a Ray job's driver
+    (``submit`` shipped the job's modules with it).
+
+    Raises:
+        ValueError: a task's module is a namespace package (nothing to ship).
+    """
+    if not address or address == "local" or JOB_CONFIG_ENV in os.environ:
+        return None
+    env: dict[str, Any] = {}
+    modules = task_module_paths(spec) if spec is not None else []
+    if modules:
+        from sweeps.cluster.ray_jobs import EXCLUDES, nocase
+
+        env["py_modules"] = modules
+        env["excludes"] = [nocase(p) for p in EXCLUDES]
+    if is_client(address):
+        tune = {k: v for k, v in os.environ.items() if k.startswith("TUNE_")}
+        if tune:
+            env["env_vars"] = tune
+    return env or None
+
+
+def task_module_paths(spec: Any) -> list[str]:
+    """The package folders (or single module files) of the user's tasks that ``spec`` names,
+    as this process imports them; none for built-in and installed tasks."""
+    from models import external
+
+    names = {spec.defaults.task, *(t.task for t in spec.trials)}
+    axis = spec.axes().get("task")
+    names |= set(axis) if isinstance(axis, list) else set()
+    out: list[str] = []
+    for name in sorted(n for n in names if n):
+        root = external.import_root(name)
+        if root is None:
+            continue
+        top = name.partition(":")[0].split(".")[0]
+        path = root / top if (root / top).is_dir() else root / f"{top}.py"
+        if not path.exists():
+            raise ValueError(f"task {name}: no package folder or file {path} to ship")
+        if str(path) not in out:
+            out.append(str(path))
+    return out
 
 
 @contextlib.contextmanager

@@ -383,13 +383,13 @@ class LocalTarget:
 class RayTarget:
     """Calibrates on a node of a Ray cluster, in a task holding the trial's own resources."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, spec: Spec | None = None) -> None:
         import ray
 
         from sweeps.cluster.connect import check_address, init_ray
 
         check_address(address)
-        init_ray(address)
+        init_ray(address, spec)
         self.address = address
         self.name = f"Ray at {address}"
         res = ray.cluster_resources()
@@ -576,7 +576,7 @@ def make_plan(
     """
     say = status or (lambda _line: None)
     clock = _Budget(float(budget))
-    target: LocalTarget | RayTarget = RayTarget(address) if address else LocalTarget()
+    target: LocalTarget | RayTarget = RayTarget(address, spec) if address else LocalTarget()
     trials, sampled = plan_trials(spec)
     gpus = spec.resources.gpus if gpus_per_trial is None else gpus_per_trial
     cpus = spec.resources.cpus

@@ -213,7 +213,7 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
     cpus = spec.resources.cpus
     gpus = spec.resources.gpus if opts.gpus_per_trial is None else opts.gpus_per_trial
     if gpus == "auto" and opts.plan is None:  # no GPU: the CPU, with no plan needed for it
-        gpus = resolve_gpus_here(gpus) if opts.address is None else _cluster_gpus_or_cpu(opts)
+        gpus = resolve_gpus_here(gpus) if opts.address is None else _cluster_gpus_or_cpu(spec, opts)
     if opts.plan is None and ("auto" in (cpus, gpus) or opts.plan_budget > 0):
         from sweeps.cost.plan import DEFAULT_BUDGET, make_plan
 
@@ -231,11 +231,11 @@ def _resources(spec: Spec, opts: SweepOptions) -> tuple[float, float]:
     return float(cpus), float(gpus or 0)
 
 
-def _cluster_gpus_or_cpu(opts: SweepOptions) -> float | str:
+def _cluster_gpus_or_cpu(spec: Spec, opts: SweepOptions) -> float | str:
     """``auto`` where the Ray at ``opts.address`` has GPUs, else 0 (joins that Ray)."""
     import ray
 
-    connect.init_ray(opts.address)
+    connect.init_ray(opts.address, spec)
     return "auto" if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
@@ -334,7 +334,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         if connect.is_client(opts.address):
             opening.result()
         try:
-            connect.init_ray(opts.address)
+            connect.init_ray(opts.address, spec)
         except BaseException as e:
             from sweeps.records.tracking import TAG
 

@@ -30,6 +30,7 @@ from sweeps.cli import main
 from sweeps.cluster import ray_jobs
 from sweeps.records import credentials
 from sweeps.specs.load import load_spec
+from tests.cluster.conftest import RayCluster, RayNode
 from tests.netutil import free_ports
 from tests.procutil import kill_group
 
@@ -335,6 +336,7 @@ class RayHead:
     temp: Path
     pgid: int
     client: str = ""  # the Ray Client address, ray://127.0.0.1:PORT
+    gcs: str = ""  # the address nodes and drivers join, 127.0.0.1:PORT
 
 
 @pytest.fixture(scope="module")
@@ -399,7 +401,10 @@ def _head(auth: bool) -> Iterator[RayHead]:
             cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     pgid = proc.pid
-    head = RayHead(f"http://127.0.0.1:{dash}", token, temp, pgid, f"ray://127.0.0.1:{client}")
+    head = RayHead(
+        f"http://127.0.0.1:{dash}", token, temp, pgid, f"ray://127.0.0.1:{client}",
+        f"127.0.0.1:{gcs}",
+    )  # fmt: skip
     try:
         if proc.wait(timeout=120) != 0:
             pytest.fail(f"ray start failed:\n{log.read_text(errors='replace')[-3000:]}")
@@ -707,40 +712,86 @@ def _warm_ray_client(address: str, env: dict[str, str], tries: int = 3) -> None:
     pytest.skip(f"Ray Client at {address} never connected ({tries} tries): {errors}")
 
 
+#: A single-file module of the user's: a task, and one whose factory raises on a cluster's
+#: worker (an actor) though it loads where the spec is checked.
+CLIENT_TASKS = """
+import ray
+import torch
+from torch import nn
+
+from models.interface import SimpleTask, tensor_data
+
+
+def _load(options):
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    return tensor_data(x, (x[:, 0] > 0).long(), options)
+
+
+def make():
+    return SimpleTask(
+        name="toy", load_data=_load, epochs=1,
+        model_builder=lambda data, **kw: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+    )
+
+
+def fragile():
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id():
+        raise RuntimeError("no data on this node")
+    return make()
+"""
+
+
 def test_sweep_through_ray_client_reports_what_ran_on_the_cluster(
     authed: RayHead, mlflow_server, tmp_path: Path
 ) -> None:
     """Through Ray Client, Tune runs the experiment on the cluster and its callbacks never
-    reach the driver: the summary and the parent run come from the results Tune returns."""
+    reach the driver: the summary and the parent run come from the results Tune returns.
+    The user's module in the current folder is shipped (Ray Client does not put this folder
+    on the cluster's path), and a trial whose factory raises there fails alone."""
     from mlflow import MlflowClient
 
-    path = tmp_path / "viaclient.yaml"
-    path.write_text(
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "client_tasks.py").write_text(CLIENT_TASKS)
+    (mine / "viaclient.yaml").write_text(
         "name: viaclient\n"
         "defaults: {task: digits-lenet5, epochs: 1, train_size: 100}\n"
-        "space: {eps: [1, 5]}\n"
+        "trials:\n  - {eps: 1}\n  - {task: 'client_tasks:make', method: standard}\n"
+        "  - {task: 'client_tasks:fragile', method: standard}\n"
         "resources: {cpus: 1}\n"
     )
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # the client needs the mode and the token
+    env.pop("PYTHONPATH", None)
     _warm_ray_client(authed.client, env)
     proc = subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--address", authed.client]
-        + ["--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live"],
-        cwd=ROOT,
+        [sys.executable, "-m", "sweeps.cli", "sweep", "viaclient.yaml", "--address", authed.client]
+        + ["--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live"]
+        + ["--plan-budget", "0"],
+        cwd=mine,
         capture_output=True,
         text=True,
         timeout=400,
         env=env,
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert "viaclient: 2 done (0 before this run), 0 failed, 0 stopped early, 0 unfinished" in out
+    assert proc.returncode == 1, out[-4000:]  # a trial failed
+    assert "viaclient: 2 done (0 before this run), 1 failed, 0 stopped early, 0 unfinished" in out
     assert "best val_acc" in out and "View run" not in out
     client = MlflowClient(mlflow_server.uri)
     exp = client.get_experiment_by_name("viaclient")
     runs = client.search_runs([exp.experiment_id])
     roles = sorted((r.data.tags["dropattack.role"], r.info.status) for r in runs)
-    assert roles == [("sweep", "FINISHED"), ("trial", "FINISHED"), ("trial", "FINISHED")]
+    assert roles == [
+        ("sweep", "FINISHED"), ("trial", "FAILED"), ("trial", "FINISHED"), ("trial", "FINISHED")
+    ]  # fmt: skip
+    trials = [r for r in runs if r.data.tags["dropattack.role"] == "trial"]
+    status = {r.data.params["task"]: r.info.status for r in trials}
+    assert status == {
+        "digits-lenet5": "FINISHED", "client_tasks:make": "FINISHED",
+        "client_tasks:fragile": "FAILED",
+    }  # fmt: skip
+    (failed,) = [r for r in runs if r.info.status == "FAILED"]
+    assert "no data on this node" in failed.data.tags["dropattack.error"]
 
 
 def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_show(
@@ -759,15 +810,58 @@ def test_the_requirements_file_the_cluster_docs_pass_is_made_by_a_command_they_s
     assert any(p.startswith("torch") for p in packages)
 
 
-def test_submit_ships_a_task_package_from_outside_the_working_dir(
+#: A factory of the user's package that wraps ``own_task.task:make`` and notes, in a file
+#: (all nodes are on this machine), the Ray node of each trial process that calls it.
+WHERE = """
+import ray
+
+from own_task.task import make as make_task
+
+
+def make(log, **kwargs):
+    context = ray.get_runtime_context() if ray.is_initialized() else None
+    if context is not None and context.get_actor_id():  # a trial, not the spec's check
+        with open(log, "a") as f:
+            f.write(context.get_node_id() + "\\n")
+    return make_task(**kwargs)
+"""
+
+
+@pytest.fixture
+def second_node(ray_head: RayHead, tmp_path: Path) -> Iterator[RayNode]:
+    """A 1-CPU worker node (its own ``ray start``) joined to the module's head for one test:
+    with the head's CPU, two trials at once run on two nodes. Gone afterwards.
+
+    It has a temp folder of its own, as a machine of its own has: a node on the head's would
+    share its runtime environments on disk, and delete the job's working folder under the
+    head's driver when its own trials end."""
+    cluster = RayCluster(tmp_path)
+    cluster.token, cluster.gcs_port = ray_head.token, int(ray_head.gcs.rpartition(":")[2])
+    temp = Path(tempfile.mkdtemp(prefix="da-ray-", dir="/tmp"))  # short: Ray's unix sockets
+    node = cluster.add_worker(num_cpus=1, extra=[f"--temp-dir={temp}"])
+    try:
+        yield node
+    finally:
+        cluster.remove(node)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _nodes(log: Path) -> set[str]:
+    return set(log.read_text().split()) if log.exists() else set()
+
+
+def test_a_task_package_from_outside_runs_on_every_node_by_submit_and_sweep_address(
     authed: RayHead,
+    second_node: RayNode,
     mlflow_server,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A spec naming ``own_task.task:make``, whose package lives outside ``--working-dir``:
-    ``submit`` ships it as ``py_modules`` and the job's trials import it on the cluster."""
+    """A spec naming a factory of the user's package ``own_task``, which lives outside
+    ``--working-dir`` and the repository, on a head and a worker node: ``submit`` ships the
+    package as ``py_modules`` and the job's trials import it on both nodes; then
+    ``dropattack sweep --address`` ships it likewise."""
     import mlflow
 
     work = tmp_path / "project"
@@ -777,14 +871,28 @@ def test_submit_ships_a_task_package_from_outside_the_working_dir(
         )
     mine = tmp_path / "mine"
     shutil.copytree(ROOT / "docs" / "examples" / "own-task" / "own_task", mine / "own_task")
+    (mine / "own_task" / "where.py").write_text(WHERE)
     monkeypatch.syspath_prepend(str(mine))
-    experiment = f"own-remote-{secrets.token_hex(3)}"
-    (work / "own.yaml").write_text(
-        f"name: {experiment}\n"
-        "defaults: {task: 'own_task.task:make', task_args: {hidden: 8, epochs: 1}}\n"
-        "trials: [{method: standard}, {method: dropattack, attack: ['encoder.*.weight']}]\n"
-        "seeds: [3]\n"
-    )
+    client = mlflow.MlflowClient(mlflow_server.uri)
+
+    def spec(name: str, log: Path) -> str:
+        return (
+            f"name: {name}\n"
+            f"defaults: {{task: 'own_task.where:make', task_args: {{log: '{log}', hidden: 8, "
+            "epochs: 1}}\n"
+            "trials: [{method: standard}, {method: dropattack, attack: ['encoder.*.weight']}]\n"
+            "seeds: [3]\nresources: {cpus: 1}\n"
+        )
+
+    def trials(name: str) -> list:
+        exp = client.get_experiment_by_name(name)
+        runs = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
+        assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+        assert {r.data.params["task_factory"] for r in runs} == {"own_task.where:make"}
+        return runs
+
+    experiment, log = f"own-remote-{secrets.token_hex(3)}", tmp_path / "submit-nodes.txt"
+    (work / "own.yaml").write_text(spec(experiment, log))
     modules = ray_jobs.task_modules(load_spec(str(work / "own.yaml")), work)
     assert modules == [str((mine / "own_task").resolve())]
     code, out, err = run_cli(
@@ -793,12 +901,29 @@ def test_submit_ships_a_task_package_from_outside_the_working_dir(
     )  # fmt: skip
     assert code == 0, out + err
     assert f"{experiment}: 2 done (0 before this run), 0 failed" in out
-    client = mlflow.MlflowClient(mlflow_server.uri)
-    exp = client.get_experiment_by_name(experiment)
-    trials = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
-    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
-    assert {r.data.params["task_factory"] for r in trials} == {"own_task.task:make"}
-    assert {r.data.params["attacked"] for r in trials} == {"", "encoder.0.weight,encoder.3.weight"}
+    runs = trials(experiment)
+    assert {r.data.params["attacked"] for r in runs} == {"", "encoder.0.weight,encoder.3.weight"}
+    assert len(_nodes(log)) == 2, _nodes(log)  # the head and the worker node
+
+    # the driver here, joining the same cluster: the package is on this process's
+    # PYTHONPATH only (not in its folder, which Ray puts on the workers' path), so the
+    # trials import it on the nodes only as the driver ships it
+    experiment, log = f"own-address-{secrets.token_hex(3)}", tmp_path / "address-nodes.txt"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "spec.yaml").write_text(spec(experiment, log))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", DROPATTACK_THREADS="1", PYTHONPATH=str(mine))
+    swept = subprocess.run(
+        [str(VENV_BIN / "dropattack"), "sweep", "spec.yaml", "--address", authed.gcs,
+         "--mlflow-uri", mlflow_server.uri, "--runs-dir", str(tmp_path / "runs"), "--no-live",
+         "--plan-budget", "0"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert swept.returncode == 0, (swept.stdout + swept.stderr)[-4000:]
+    assert f"{experiment}: 2 done (0 before this run), 0 failed" in swept.stdout
+    trials(experiment)
+    assert len(_nodes(log)) == 2, _nodes(log)
 
 
 SECRETS = (

@@ -8,7 +8,9 @@ it: copied to a folder outside the repository, ``dropattack sweep``, ``report`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -133,6 +135,42 @@ def test_bad_user_task_is_one_line_naming_the_field(
     assert f"spec.yaml: {field}: " in err and words in err, err
 
 
+def test_a_driver_joining_a_cluster_ships_the_user_tasks_modules(user_dir, monkeypatch):
+    """What ``sweep --address`` and ``plan --address`` give a cluster's trials: the modules
+    of the user's tasks (a package folder, a single file), no built-in one; through Ray
+    Client also Tune's settings; nothing for a Ray of its own or in a submitted job."""
+    from sweeps.cluster import connect
+    from sweeps.specs.load import load_spec
+
+    (user_dir / "shipped_pkg" / "sub").mkdir(parents=True)
+    (user_dir / "shipped_pkg" / "__init__.py").write_text("")
+    (user_dir / "shipped_pkg" / "sub" / "__init__.py").write_text("")
+    (user_dir / "shipped_pkg" / "sub" / "tasks.py").write_text(MODULE)
+    for name in ("shipped_pkg", "shipped_pkg.sub", "shipped_pkg.sub.tasks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)  # gone again afterwards
+    monkeypatch.delenv(connect.JOB_CONFIG_ENV, raising=False)
+    path = user_dir / "spec.yaml"
+    path.write_text(
+        "name: ship\ndefaults: {task: 'shipped_pkg.sub.tasks:make'}\ntrials:\n"
+        "  - {method: standard}\n  - {task: 'usertasks_spec:make', method: standard}\n"
+        "  - {task: digits-lenet5, method: standard}\n"
+    )
+    spec = load_spec(str(path))
+    here = user_dir.resolve()
+    env = connect.runtime_env("10.0.0.5:6379", spec)
+    assert env["py_modules"] == [str(here / "shipped_pkg"), str(here / "usertasks_spec.py")]
+    assert "env_vars" not in env and ".[eE][nN][vV]" in env["excludes"]  # no secrets
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    client = connect.runtime_env("ray://10.0.0.5:10001", spec)
+    assert client["py_modules"] == env["py_modules"]
+    assert client["env_vars"]["TUNE_DISABLE_STRICT_METRIC_CHECKING"] == "1"
+    assert connect.runtime_env(None, spec) is None and connect.runtime_env("local", spec) is None
+    path.write_text("name: builtin\ndefaults: {task: digits-lenet5}\n")
+    assert connect.runtime_env("10.0.0.5:6379", load_spec(str(path))) is None
+    monkeypatch.setenv(connect.JOB_CONFIG_ENV, "{}")
+    assert connect.runtime_env("auto", spec) is None
+
+
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("DROPATTACK_THREADS", "1")
@@ -193,13 +231,29 @@ def test_the_example_sweeps_reports_and_confirms_from_a_folder_of_its_own(tmp_pa
     assert params["task"] == "own_task.task:make"
     assert json.loads(params["task_args"]) == {"epochs": 3, "hidden": 16}
     assert params["task_factory"] == "own_task.task:make"
-    assert params["task_version"].startswith("sha256:")
+    # the hash of the module that holds the factory, not of its package's __init__.py
+    digest = hashlib.sha256((folder / "own_task" / "task.py").read_bytes()).hexdigest()
+    assert params["task_version"] == f"sha256:{digest[:12]}"
     attacked = {r.data.params.get("attacked") for r in runs}
     assert {"input", "encoder.0.weight,encoder.3.weight"} <= attacked
     confirm_exp = client.get_experiment_by_name("own-task-confirm")
     assert confirm_exp is not None
     again = client.search_runs([confirm_exp.experiment_id], "tags.`dropattack.role` = 'trial'")
     assert again and {r.data.params["task_args"] for r in again} == {params["task_args"]}
+
+    # the landscape rebuilds the user's model from the run's task and task_args
+    trained = next(r for r in runs if r.data.params["method"] == "dropattack")
+    drawn = _run(
+        ["landscape", trained.info.run_id, "--grid", "3", "--samples", "32", "--no-log",
+         *store, "--out", str(tmp_path / "land")],
+        folder,
+    )  # fmt: skip
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert f"{trained.info.run_id}: own_task.task:make dropattack: 32 of the" in drawn.stdout
+    land = json.loads((tmp_path / "land" / "landscape.json").read_text())
+    surface = land["runs"][trained.info.run_id]
+    assert surface["samples"] == 32 and len(surface["loss"]) == 3
+    assert all(math.isfinite(v) for row in surface["loss"] for v in row)
 
 
 def _installed(tmp_path: Path) -> dict[str, str]:
