@@ -234,7 +234,8 @@ def _lines(plan: SeedsPlan, sweep: SweepRuns) -> list[str]:
     return out
 
 
-def _round_lines(result: RoundsResult) -> list[str]:
+def round_lines(result: RoundsResult) -> list[str]:
+    """Where the rounds ended: the rule, the looks and each row's adjusted interval."""
     rec = result.record
     out = [
         f"{result.experiment}: {rec.rule}, at most {rec.max_seeds} seeds per arm, "
@@ -286,7 +287,7 @@ def _run_rounds(args: argparse.Namespace, uri: str) -> int:
             result = run_rounds(args.experiment, uri, options)
     except (ValueError, UnreachableError, SweepError) as e:
         raise UsageError(str(e)) from None
-    print("\n".join(_round_lines(result)))
+    print("\n".join(round_lines(result)))
     if result.interrupted:
         print(f"interrupted; continue with: dropattack seeds {args.experiment} --run")
         return 130
