@@ -300,6 +300,7 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.report.analysis import analyze
     from sweeps.report.effects import measure
     from sweeps.report.match import matcher_for
+    from sweeps.report.rounds import TAG, Record, apply
     from sweeps.report.seeds import plan_seeds
 
     flags = (
@@ -318,7 +319,10 @@ def run(args: argparse.Namespace) -> int:
         analysis = analyze(sweep, matcher_for(sweep.paper_table), args.metric)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    effects = measure(analysis.cells, analysis.matcher, analysis.metric)
+    effects = apply(
+        measure(analysis.cells, analysis.matcher, analysis.metric),
+        Record.from_tag(sweep.parent.tags.get(TAG)),
+    )
     if not effects.rows:
         raise UsageError(
             f"sweep {args.experiment!r}: no configuration was measured against a baseline "

@@ -29,15 +29,17 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sweeps.report.effects import ALPHA, Effect
+from sweeps.report.effects import ALPHA, Effect, EffectSet, effect_verdict
 from sweeps.report.sequential import RULE, Look, look
 
 __all__ = [
     "TAG",
     "Record",
     "RowState",
+    "apply",
+    "decides",
     "pairs",
     "row_id",
     "round_size",
@@ -156,7 +158,9 @@ def _read(e: Effect, looks: list[int], max_seeds: int, alpha: float) -> Look | N
     return look(d, looks, max_seeds, alpha)
 
 
-def _decides(rule: Look | None) -> bool:
+def decides(rule: Look | None) -> bool:
+    """The rule decides the row at this look: its interval excludes 0 (a zero spread
+    decides nothing)."""
     return rule is not None and rule.se > 0 and math.isfinite(rule.se) and rule.excludes(0.0)
 
 
@@ -170,13 +174,13 @@ def judge(rows: Sequence[Effect], record: Record, *, take_look: bool) -> list[Ro
         n = len(pairs(e))
         looks = list(record.looks.get(rid, []))
         rule = _read(e, looks, record.max_seeds, alpha)
-        done = _decides(rule) or bool(looks and looks[-1] >= record.max_seeds)
+        done = decides(rule) or bool(looks and looks[-1] >= record.max_seeds)
         if take_look and not done and n >= 2 and (not looks or n > looks[-1]):
             looks.append(min(n, record.max_seeds) if looks else n)
             record.looks[rid] = looks
             rule = _read(e, looks, record.max_seeds, alpha)
         capped = n >= record.max_seeds or bool(looks and looks[-1] >= record.max_seeds)
-        out.append(RowState(e, rid, alpha, n, looks, rule, _decides(rule), capped))
+        out.append(RowState(e, rid, alpha, n, looks, rule, decides(rule), capped))
     return out
 
 
@@ -185,3 +189,24 @@ def round_size(states: Sequence[RowState], max_seeds: int, step: int) -> int:
     open row with the most pairs would pass ``max_seeds``; 0 with no open row."""
     open_ = [s.n for s in states if s.open]
     return max(0, min(step, max_seeds - max(open_))) if open_ else 0
+
+
+def apply(effects: EffectSet, record: Record | None) -> EffectSet:
+    """The rows the rounds judged, with the rule's interval and verdict at their last look
+    (``Effect.sequential``); other rows as they were. The verdict reads the rule's interval
+    as the report reads a 95% one: against 0 and against the paper's effect."""
+    if record is None or not record.looks:
+        return effects
+    rows = []
+    for e in effects.rows:
+        looks = record.looks.get(row_id(e))
+        rule = _read(e, looks, record.max_seeds, ALPHA / e.family) if looks else None
+        if rule is None:
+            rows.append(e)
+            continue
+        verdict = e.verdict
+        if e.paper_effect is not None and rule.se > 0:
+            excludes = (decides(rule), rule.excludes(e.paper_effect))
+            verdict = effect_verdict(rule.mean, e.paper_effect, *excludes)
+        rows.append(replace(e, sequential=rule, verdict=verdict))
+    return replace(effects, rows=rows)

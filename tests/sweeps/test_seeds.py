@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 
 import numpy as np
@@ -19,6 +20,8 @@ from mlflow.entities import Metric, Param
 from scipy import stats
 
 from sweeps import cli
+from sweeps.report.rounds import TAG, Record
+from sweeps.report.sequential import look
 from sweeps.specs.space import cell_key
 
 JSON_ROW = {
@@ -178,46 +181,134 @@ def test_an_unknown_experiment_is_one_line(store, capsys):
 GRID = """
 name: {name}
 paper_table: table10
-defaults: {{task: digits-lenet5, method: dropattack, attack: Input, epochs: 1, train_size: 300}}
-space: {{eps: [5], p: [0, 0.7]}}
-seeds: [0, 1, 2]
+defaults: {{task: digits-lenet5, method: dropattack, attack: Input, epochs: 1, train_size: 200}}
+space: {{eps: [5, 1000], p: [0, 0.7]}}
+seeds: {seeds}
 resources: {{cpus: 1}}
 keep_checkpoint: false
+system_metrics: false
 """
 
 
+def _trial_runs(client: MlflowClient, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
+
+
+def _seeds_by_arm(runs: list) -> dict[tuple[str, str], set[int]]:
+    """(eps, p) -> seeds; the p = 0 baseline is one arm whatever its eps."""
+    out: dict[tuple[str, str], set[int]] = {}
+    for r in runs:
+        p = r.data.params["p"]
+        arm = ("", p) if p == "0" else (r.data.params["eps"], p)
+        out.setdefault(arm, set()).add(int(r.data.params["seed"]))
+    return out
+
+
 def test_a_digits_sweep_end_to_end(ray_local, tmp_path, capsys):
+    """`seeds --json` on a sweep of 4 seeds, then `seeds --run`: seeds go only to the rows the
+    rule leaves undecided and their baseline, in rounds that stop at the declared maximum."""
     path = tmp_path / "seeds-digits.yaml"
-    path.write_text(textwrap.dedent(GRID.format(name="seeds-digits")))
+    path.write_text(textwrap.dedent(GRID.format(name="seeds-digits", seeds="[0, 1, 2, 3]")))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     common = ["--mlflow-uri", uri, "--runs-dir", str(tmp_path)]
     assert cli.main(["sweep", str(path), *common, "--no-live"]) == 0
     capsys.readouterr()
     assert cli.main(["seeds", "seeds-digits", *common, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    (row,) = data["rows"]
-    assert set(row) == JSON_ROW and row["n"] == 3
+    assert len(data["rows"]) == 2 and all(set(r) == JSON_ROW for r in data["rows"])
+    (row,) = [r for r in data["rows"] if "eps=5 " in r["row"]]
+    assert row["n"] == 4
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("seeds-digits")
-    runs = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
-    acc = {(r.data.params["p"], r.data.params["seed"]): r.data.metrics["test_acc"] for r in runs}
-    d = [100 * (acc[("0.7", s)] - acc[("0", s)]) for s in ("0", "1", "2")]
+    runs = _trial_runs(client, "seeds-digits")
+    acc = {
+        (r.data.params["eps"], r.data.params["p"], r.data.params["seed"]): r.data.metrics[
+            "test_acc"
+        ]
+        for r in runs
+    }
+    seeds = ("0", "1", "2", "3")
+    base = {s: next(v for (e, p, t), v in acc.items() if p == "0" and t == s) for s in seeds}
+    d = [100 * (acc[("5", "0.7", s)] - base[s]) for s in seeds]
     assert row["effect"] == pytest.approx(float(np.mean(d)), abs=1e-9)
     assert row["effect_test"] == "paired"
     need = row["seeds_needed"]["against_zero"]
-    if row["verdict"] == "not shown" and need is not None and need <= 20:
-        seconds = [r.data.metrics["train_seconds"] for r in runs]
-        by_arm = {
-            p: np.mean([r.data.metrics["train_seconds"] for r in runs if r.data.params["p"] == p])
-            for p in ("0", "0.7")
-        }
-        assert row["trials_to_add"] == 2 * (need - 3)
-        want = (need - 3) * (by_arm["0"] + by_arm["0.7"]) / 3600
-        assert row["device_hours"] == pytest.approx(want) and min(seconds) > 0
-    else:
-        assert row["trials_to_add"] == 0
-    assert data["total_trials_to_add"] == row["trials_to_add"]
+    if row["verdict"] is None and need is not None and 4 < need <= 20:
+        assert row["trials_to_add"] == 2 * (need - 4)
+        assert row["device_hours"] > 0
     assert math.isfinite(data["total_device_hours"])
+
+    # --run, at most 6 seeds per arm: the rule's first look is at the 4 seeds the sweep ran
+    argv = ["seeds", "seeds-digits", *common, "--run", "--max-seeds", "6", "--no-live"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    parent = client.get_experiment_by_name("seeds-digits")
+    (sweep,) = client.search_runs([parent.experiment_id], "tags.`dropattack.role` = 'sweep'")
+    record = Record.from_tag(sweep.data.tags[TAG])
+    assert record.max_seeds == 6 and record.step == 4 and record.stopped in out
+    runs = _trial_runs(client, "seeds-digits")
+    arms = _seeds_by_arm(runs)
+    acc = {
+        (r.data.params["eps"], r.data.params["p"], int(r.data.params["seed"])): r.data.metrics[
+            "test_acc"
+        ]
+        for r in runs
+    }
+    added = arms[("", "0")] - {0, 1, 2, 3}
+    for eps in ("5", "1000"):
+        mine = sorted(arms[(eps, "0.7")])
+        diffs = [
+            100
+            * (
+                acc[(eps, "0.7", s)]
+                - next(v for (e, p, t), v in acc.items() if p == "0" and t == s)
+            )
+            for s in mine
+        ]
+        (line,) = [x for x in out.splitlines() if f"eps={eps} p=0.7" in x and "looks at" in x]
+        looks = [int(n) for n in re.search(r"looks at ([\d, ]+) pairs", line)[1].split(", ")]
+        assert looks in record.looks.values()
+        first = look(diffs[:4], [4], 6, 0.05)  # each row against p = 0 at its eps: a family of one
+        assert looks[0] == 4
+        if first.excludes(0):  # decided at the sweep's seeds: no seeds added, no further look
+            assert mine == [0, 1, 2, 3] and looks == [4], (eps, looks)
+        else:  # undecided: the round's seeds, with the baseline, up to the maximum
+            assert mine == [0, 1, 2, 3, 4, 5] and looks == [4, 6], (eps, looks)
+            assert added == {4, 5}
+            last = look(diffs, [4, 6], 6, 0.05)
+            assert f"[{last.interval[0]:+.2f}, {last.interval[1]:+.2f}]" in out
+    assert added <= {4, 5}
+    assert record.rounds == (1 if added else 0)
+    # the report reads every round: the plan sees the added seeds
+    assert cli.main(["seeds", "seeds-digits", *common, "--json"]) == 0
+    after = {r["row"]: r["n"] for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert sorted(after.values()) == sorted(len(arms[(e, "0.7")]) for e in ("5", "1000"))
+    # it stopped: running it again adds nothing
+    assert cli.main(argv) == 0
+    assert len(_trial_runs(client, "seeds-digits")) == len(runs)
+    assert "stopped: " in capsys.readouterr().out
+
+
+def test_a_spec_with_seeds_until_decided_runs_its_rounds(ray_local, tmp_path, capsys):
+    """`seeds: {initial: 2, max: 3, until: decided}`: the sweep itself adds the round."""
+    text = GRID.format(name="seeds-until", seeds="{initial: 2, max: 3, until: decided}")
+    path = tmp_path / "seeds-until.yaml"
+    path.write_text(textwrap.dedent(text).replace("[5, 1000]", "[5]"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli.main(["sweep", str(path), "--mlflow-uri", uri, "--runs-dir", str(tmp_path),
+                     "--no-live", "--plan-budget", "0"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("seeds-until")
+    (sweep,) = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'sweep'")
+    record = Record.from_tag(sweep.data.tags[TAG])
+    assert (record.max_seeds, record.step) == (3, 2) and "stopped: " in out
+    ((looks),) = record.looks.values()
+    arms = _seeds_by_arm(_trial_runs(client, "seeds-until"))
+    # two pairs cannot cross the first boundary (it spends almost no alpha): one round of one
+    # seed, to the declared maximum
+    assert looks == [2, 3]
+    assert arms == {("", "0"): {0, 1, 2}, ("5", "0.7"): {0, 1, 2}}
 
 
 def test_arms_without_recorded_seconds_are_priced_by_calibration(tmp_path, capsys):
