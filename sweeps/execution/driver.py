@@ -430,7 +430,9 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         progress.attach(None)
     if connect.is_client(opts.address):
         view.replay(_ended_trials(grid))
-    result = summarize(grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan)
+    result = summarize(
+        grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan, bool(opts.attach)
+    )
     result.ray_path = str(exp_dir)
     result.optuna = searcher_info or {}
     state["status"] = "interrupted" if result.interrupted else "finished"

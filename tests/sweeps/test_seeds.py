@@ -172,6 +172,11 @@ def test_bad_flags_are_one_line_and_exit_2(store, capsys, argv, want):
     assert want in err and err.count("\n") == 1
 
 
+def test_run_flags_without_run_are_one_line(store, capsys):
+    assert cli.main(["seeds", "seeds-known", "--mlflow-uri", store, "--budget-hours", "2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--budget-hours: only with --run")
+
+
 def test_an_unknown_experiment_is_one_line(store, capsys):
     assert cli.main(["seeds", "nope", "--mlflow-uri", store]) == 2
     err = capsys.readouterr().err.strip()
@@ -246,6 +251,7 @@ def test_a_digits_sweep_end_to_end(ray_local, tmp_path, capsys):
     (sweep,) = client.search_runs([parent.experiment_id], "tags.`dropattack.role` = 'sweep'")
     record = Record.from_tag(sweep.data.tags[TAG])
     assert record.max_seeds == 6 and record.step == 4 and record.stopped in out
+    assert sweep.data.metrics["trials_done"] == 12  # the sweep's summary, not a round's
     runs = _trial_runs(client, "seeds-digits")
     arms = _seeds_by_arm(runs)
     acc = {
