@@ -79,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
         from sweeps.specs.space import describe_trials
 
         print("\n".join(describe_trials(spec, args.gpus_per_trial)))
+        if spec.seed_rounds is not None:
+            r = spec.seed_rounds
+            print(
+                f"then seeds until decided: rounds of {r.initial} more for the undecided rows "
+                f"and their baselines, at most {r.max} per arm"
+            )
         from sweeps.specs.data import data_pairs
 
         roots = sorted({d for _, d in data_pairs(spec) if d})

@@ -211,6 +211,16 @@ def _seeds_by_arm(runs: list) -> dict[tuple[str, str], set[int]]:
     return out
 
 
+def test_dry_run_of_seeds_until_decided_lists_the_initial_seeds_and_the_rounds(tmp_path, capsys):
+    path = tmp_path / "until.yaml"
+    path.write_text(textwrap.dedent(GRID.format(name="until", seeds="{initial: 4, max: 6}")))
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert " s3" in out and " s4" not in out  # seeds 0..3 only
+    assert "then seeds until decided: rounds of 4 more for the undecided rows" in out
+    assert "at most 6 per arm" in out
+
+
 def test_a_digits_sweep_end_to_end(ray_local, tmp_path, capsys):
     """A digits sweep with `seeds: {initial: 4, max: 6, until: decided}`: seeds go only to the
     rows the rule leaves undecided after the 4 seeds, and their baseline, in rounds that stop;
