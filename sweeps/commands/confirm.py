@@ -16,8 +16,6 @@ spec, it resumes like any sweep (``--resume``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import shlex
 import sys
@@ -46,14 +44,6 @@ HELP = (
     "validation) and their baselines on N fresh seeds, as the sweep EXPERIMENT-confirm; "
     "`dropattack report EXPERIMENT` then adds the confirmed difference."
 )
-
-#: Trial fields a spec entry takes directly from a run's params.
-_DIRECT = ("task", "method", "attack", "eps", "p", "k", "data_dir", "vectors")
-#: Fields a run logs even when its trial left them at the default: taken only when the
-#: configuration's cell key names them (the trial set them).
-_IF_IN_CELL = ("groups", "train_size", "epochs", "batch_size", "lr", "step")
-#: Params that are not hyperparameters of the method.
-_NOT_HP = frozenset({*_DIRECT, *_IF_IN_CELL, "attacked", "seed", "vectors", "dataset", "task_args"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,9 +94,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fresh_seeds(used: set[str], count: int) -> list[int]:
     """``count`` seeds after the largest integer seed in ``used`` (so none of them)."""
-    numbers = [int(s) for s in used if s.lstrip("-").isdigit()]
-    start = max(numbers, default=-1) + 1
-    return list(range(start, start + count))
+    from sweeps.report import cell_trials
+
+    return cell_trials.fresh_seeds(used, count)
+
+
+def trial_fields(cell: CellStats) -> dict[str, Any]:
+    """The spec ``trials`` entry of a configuration, from its runs' params."""
+    from sweeps.report import cell_trials
+
+    return cell_trials.trial_fields(cell)
 
 
 def chosen_cells(analysis: Analysis, top: int) -> dict[str, list[CellStats]]:
@@ -146,36 +143,6 @@ def chosen_cells(analysis: Analysis, top: int) -> dict[str, list[CellStats]]:
             picked += [c for c in (cell, base) if c is not None and c not in picked]
         out[task] = picked
     return out
-
-
-def _typed(text: str) -> bool | int | float | str:
-    """A hyperparameter param back as the value the spec gave (``"1e-05"`` -> 1e-05)."""
-    for kind in (int, float):
-        with contextlib.suppress(ValueError):
-            return kind(text)
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def trial_fields(cell: CellStats) -> dict[str, Any]:
-    """The spec ``trials`` entry of a configuration, from its runs' params."""
-    named = {part.split("=", 1)[0] for part in cell.key.split(";") if "=" in part}
-    params = cell.params
-    fields: dict[str, Any] = {k: params[k] for k in _DIRECT if params.get(k, "") != ""}
-    fields.update({k: params[k] for k in _IF_IN_CELL if k in named and params.get(k, "") != ""})
-    if "attack" in fields:
-        fields["attack"] = [a for a in fields["attack"].split(";") if a]
-    if params.get("task_args"):
-        fields["task_args"] = json.loads(params["task_args"])
-    hp = {
-        k: _typed(v)
-        for k, v in params.items()
-        if k not in _NOT_HP and not k.startswith("model.") and k in named
-    }
-    if hp:
-        fields["hp"] = hp
-    if cell.variant:
-        fields["variant"] = cell.variant
-    return fields
 
 
 def _original_spec(sweep: SweepRuns) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""``dropattack seeds EXPERIMENT``: how many seeds each row's verdict needs, and their cost.
+"""``dropattack seeds EXPERIMENT``: how many seeds each row's verdict needs, and their cost;
+with ``--run``, adding them in rounds until every row is decided.
 
-The plan is :mod:`sweeps.report.seeds`; this module parses, reads the sweep and prints.
+The plan is :mod:`sweeps.report.seeds`, the rounds :mod:`sweeps.report.seed_rounds`; this
+module parses, reads the sweep and prints.
 """
 
 from __future__ import annotations
@@ -8,21 +10,33 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from sweeps.commands.argtypes import add_store_flags, positive_int, resolve_tracking_uri, seconds
+from sweeps.commands.argtypes import (
+    add_data_dir,
+    add_store_flags,
+    positive_float,
+    positive_int,
+    ray_address,
+    resolve_tracking_uri,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from sweeps.records.collect import SweepRuns
     from sweeps.report.aggregate import CellStats
+    from sweeps.report.seed_rounds import RoundsResult
     from sweeps.report.seeds import RowSeeds, SeedsPlan
 
 NAME = "seeds"
 HELP = (
     "For each row measured against a baseline: its seeds, effect, interval and verdict; the "
     "seeds per arm that would decide it at the stated power (against 0 and against the "
-    "paper's effect), and the trials and device-hours they would add."
+    "paper's effect), and the trials and device-hours they would add. With --run, add seeds "
+    "in rounds to the undecided rows and their baselines until every row is decided "
+    "(a group-sequential rule) or a cap is reached."
 )
 
 
@@ -57,8 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-seeds",
         type=max_seeds,
-        default=20,
-        help="seeds per arm at most; rows needing more cannot be decided within it (default 20)",
+        default=None,
+        help="seeds per arm at most; rows needing more cannot be decided within it; with --run "
+        "the declared maximum of the rounds (default 20, or the one the rounds declared)",
     )
     parser.add_argument(
         "--metric", default="test_acc", help="final metric the effects are on (default test_acc)"
@@ -73,6 +88,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds of calibration at most, for arms no trial of which recorded its time "
         "(as `dropattack plan --budget`; default 60)",
     )
+    parser.add_argument(
+        "--run",
+        action="store_true",
+        help="add seeds in rounds, in the same experiment and MLflow parent run, to the "
+        "undecided rows and their baselines until every row is decided or a cap is reached; "
+        "run it again to continue interrupted rounds",
+    )
+    parser.add_argument(
+        "--budget-hours",
+        type=positive_float,
+        default=None,
+        help="with --run: device-hours the rounds may spend at most (measured; a round that "
+        "would pass it is not started)",
+    )
+    parser.add_argument(
+        "--address",
+        type=ray_address,
+        default=None,
+        help="with --run: Ray cluster: auto, ray://HOST:10001 or HOST:PORT (default: a local Ray)",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        default=None,
+        help="with --run: at most N trials at once",
+    )
+    parser.add_argument(
+        "--no-live", action="store_true", help="with --run: one line per finished trial"
+    )
+    add_data_dir(parser)
 
 
 def _device_share(sweep: SweepRuns) -> float:
@@ -189,21 +234,95 @@ def _lines(plan: SeedsPlan, sweep: SweepRuns) -> list[str]:
     return out
 
 
+def round_lines(result: RoundsResult) -> list[str]:
+    """Where the rounds ended: the rule, the looks and each row's adjusted interval."""
+    rec = result.record
+    out = [
+        f"{result.experiment}: {rec.rule}, at most {rec.max_seeds} seeds per arm, "
+        f"{rec.step} per round; {rec.rounds} rounds so far"
+        + (f" ({result.rounds_run} now, {result.trials_added} trials)" if result.rounds_run else "")
+        + f", {result.device_hours:.2f} device-hours measured"
+    ]
+    for s in result.rows:
+        looks = ", ".join(map(str, s.looks)) or "none"
+        if s.look is None:
+            said = "no look yet (fewer than 2 paired seeds)"
+        else:
+            lo, hi = s.look.interval
+            said = f"effect {s.look.mean:+.2f}, adjusted interval [{lo:+.2f}, {hi:+.2f}]"
+        state = "decided" if s.decided else ("undecided at the cap" if s.capped else "undecided")
+        out.append(f"  {s.effect.cell.name}: looks at {looks} pairs; {said}: {state}")
+    out.append(f"stopped: {result.stopped}")
+    return out
+
+
+def _run_rounds(args: argparse.Namespace, uri: str) -> int:
+    import logging
+    import os
+
+    from sweeps.cluster.connect import ray_session
+    from sweeps.commands import UsageError
+    from sweeps.execution.state import SweepError
+    from sweeps.records.store import UnreachableError
+    from sweeps.report.seed_rounds import RoundsOptions, run_rounds
+
+    for name in ("mlflow", "optuna"):  # the live view is the console
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    options = RoundsOptions(
+        max_seeds=args.max_seeds,
+        budget_hours=args.budget_hours,
+        metric=args.metric,
+        parent=args.parent,
+        address=args.address,
+        runs_dir=args.runs_dir,
+        max_concurrent=args.max_concurrent,
+        live=False if args.no_live else None,
+        status=lambda line: print(line, flush=True),
+        command=shlex.join(["dropattack", *sys.argv[1:]]),
+        data_dir=args.data_dir,
+    )
+    try:
+        with ray_session():
+            result = run_rounds(args.experiment, uri, options)
+    except (ValueError, UnreachableError, SweepError) as e:
+        raise UsageError(str(e)) from None
+    print("\n".join(round_lines(result)))
+    if result.interrupted:
+        print(f"interrupted; continue with: dropattack seeds {args.experiment} --run")
+        return 130
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from sweeps.commands import UsageError
     from sweeps.records.collect import collect
     from sweeps.report.analysis import analyze
     from sweeps.report.effects import measure
     from sweeps.report.match import matcher_for
+    from sweeps.report.rounds import TAG, Record, apply
     from sweeps.report.seeds import plan_seeds
 
+    flags = (
+        ("--budget-hours", args.budget_hours),
+        ("--address", args.address),
+        ("--max-concurrent", args.max_concurrent),
+    )
+    run_only = [f for f, v in flags if v is not None]
+    if run_only and not args.run:
+        raise UsageError(f"{run_only[0]}: only with --run")
     uri = resolve_tracking_uri(args.mlflow_uri, args.runs_dir, existing=True)
+    if args.run:
+        return _run_rounds(args, uri)
     try:
         sweep = collect(args.experiment, uri, args.parent)
         analysis = analyze(sweep, matcher_for(sweep.paper_table), args.metric)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    effects = measure(analysis.cells, analysis.matcher, analysis.metric)
+    effects = apply(
+        measure(analysis.cells, analysis.matcher, analysis.metric),
+        Record.from_tag(sweep.parent.tags.get(TAG)),
+    )
     if not effects.rows:
         raise UsageError(
             f"sweep {args.experiment!r}: no configuration was measured against a baseline "
@@ -212,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_seeds(
         effects,
         power=args.power,
-        max_seeds=args.max_seeds,
+        max_seeds=args.max_seeds or 20,
         device_share=_device_share(sweep),
         calibrate=_calibrator(sweep, args.budget),
     )

@@ -6,7 +6,7 @@ import argparse
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sweeps.commands.argtypes import (
     add_data_dir,
@@ -79,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
         from sweeps.specs.space import describe_trials
 
         print("\n".join(describe_trials(spec, args.gpus_per_trial)))
+        if spec.seed_rounds is not None:
+            r = spec.seed_rounds
+            print(
+                f"then seeds until decided: rounds of {r.initial} more for the undecided rows "
+                f"and their baselines, at most {r.max} per arm"
+            )
         from sweeps.specs.data import data_pairs
 
         roots = sorted({d for _, d in data_pairs(spec) if d})
@@ -154,6 +160,10 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         print(f"  then its runs at {result.ui_url}")
     if result.optuna:
         print(f"open the Optuna study: optuna-dashboard {result.optuna['storage']}")
+    if spec.seed_rounds is not None and not result.interrupted:
+        rounds = _add_rounds(args, spec, options, result)
+        if rounds.interrupted:
+            result.interrupted = True
     if result.interrupted:
         print(
             f"interrupted; continue with: dropattack sweep {args.spec} --resume"
@@ -161,3 +171,39 @@ def _run(args: argparse.Namespace, spec: Spec, options: SweepOptions) -> int:
         )
         return 130
     return 1 if c["failed"] else 0
+
+
+def _add_rounds(args: argparse.Namespace, spec: Spec, options: SweepOptions, result: Any) -> Any:
+    """The spec's ``seeds: {initial, max, until: decided}``: rounds of seeds for the rows the
+    sweep left undecided (as ``dropattack seeds EXPERIMENT --run``)."""
+    from sweeps.commands.seeds import round_lines
+    from sweeps.report.seed_rounds import RoundsOptions, run_rounds
+
+    rounds = spec.seed_rounds
+    print(
+        f"{result.experiment}: seeds until decided: {rounds.initial} per round, at most "
+        f"{rounds.max} per arm",
+        flush=True,
+    )
+    try:
+        out = run_rounds(
+            result.experiment,
+            result.tracking_uri,
+            RoundsOptions(
+                max_seeds=rounds.max,
+                step=rounds.initial,
+                address=options.address,
+                runs_dir=options.runs_dir,
+                max_concurrent=options.max_concurrent,
+                live=options.live,
+                status=options.status,
+                command=options.command,
+                data_dir=args.data_dir,
+            ),
+        )
+    except ValueError as e:
+        from sweeps.commands import UsageError
+
+        raise UsageError(str(e)) from None
+    print("\n".join(round_lines(out)))
+    return out

@@ -91,6 +91,11 @@ class SweepOptions:
     #: predicted against actual wall time on the parent run (made here when ``auto`` needs it)
     plan: Any = None
     plan_budget: float = 0.0  # seconds to calibrate a plan when none is given (0: only for auto)
+    #: an existing sweep's parent run the trials join as children (a round of added seeds)
+    #: instead of a new parent run; its tags and params stay as they are
+    attach: str | None = None
+    #: the Tune folder and its state, relative to RUNS_DIR/ray (default: the experiment's name)
+    folder: str | None = None
 
 
 def git_commit() -> str:
@@ -281,7 +286,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
     experiment = opts.experiment or spec.name
     check_experiment(experiment)
     make_private(paths.root)  # trusted: resume unpickles Tune's state from it
-    exp_dir = paths.ray / experiment
+    exp_dir = paths.ray / (opts.folder or experiment)
     state = previous = read_state(exp_dir)
     uri = (
         opts.mlflow_uri
@@ -391,7 +396,7 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         searcher_info = (previous or {}).get("optuna") or {}
     else:
         searcher, searcher_info = search_alg(spec, sqlite_uri(paths.optuna_db), study)
-        tuner = _new_tuner(spec, runnable, trials, searcher, paths, experiment, limit, total)
+        tuner = _new_tuner(spec, runnable, trials, searcher, exp_dir, limit, total)
     state["optuna"] = searcher_info
     write_state(exp_dir, state)
     if searcher_info:
@@ -425,7 +430,9 @@ def _run_sweep(spec: Spec, opts: SweepOptions) -> SweepResult:
         progress.attach(None)
     if connect.is_client(opts.address):
         view.replay(_ended_trials(grid))
-    result = summarize(grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan)
+    result = summarize(
+        grid, spec, view, experiment, tracking, t_start, concurrency, opts.plan, bool(opts.attach)
+    )
     result.ray_path = str(exp_dir)
     result.optuna = searcher_info or {}
     state["status"] = "interrupted" if result.interrupted else "finished"
@@ -443,8 +450,7 @@ def _new_tuner(
     runnable: Any,
     trials: list[dict[str, Any]] | None,
     searcher: Any,
-    paths: SweepPaths,
-    experiment: str,
+    exp_dir: Path,
     limit: int | None,
     total: int,
 ) -> Any:
@@ -469,8 +475,8 @@ def _new_tuner(
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=experiment,
-            storage_path=str(paths.ray),
+            name=exp_dir.name,
+            storage_path=str(exp_dir.parent),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -508,6 +514,9 @@ def _prepare(
     if opts.resume:
         tracking.reopen(state["parent_run_id"])
         return tracking, state.get("optuna", {}).get("study", "")
+    if opts.attach:
+        tracking.reopen(opts.attach)
+        return tracking, ""
     parent = _start_parent(tracking, spec, opts, trials, resources)
     return tracking, spec.search.study_name or f"{experiment}-{parent[:8]}"
 

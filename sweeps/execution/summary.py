@@ -97,7 +97,10 @@ def summarize(
     t_start: float,
     concurrency: int,
     plan: Any = None,
+    attached: bool = False,
 ) -> SweepResult:
+    """The sweep's result, logged on its parent run; ``attached`` (trials added to another
+    sweep's parent run) closes the parent without replacing that sweep's own summary."""
     from sweeps.execution.progress import COMPLETED
 
     c = view.counts
@@ -124,14 +127,16 @@ def summarize(
     wall = time.perf_counter() - t_start
     tracking.finish(
         "KILLED" if interrupted else "FINISHED",
-        metrics={
+        metrics={}
+        if attached
+        else {
             "trials_done": counts["done"],
             "trials_failed": counts["failed"],
             "trials_stopped": counts["stopped"],
             **({f"best_{spec.search.metric}": best.value} if best else {}),
             **wall_metrics(plan, wall),
         },
-        tags={"dropattack.best_cell": best.trial.get("cell", "")} if best else {},
+        tags={"dropattack.best_cell": best.trial.get("cell", "")} if best and not attached else {},
     )
     return SweepResult(
         name=spec.name,

@@ -26,7 +26,7 @@ from sweeps.records.collect import (
     collect_confirmation,
     default_tracking_uri,
 )
-from sweeps.report import effects, extension, render, reproduction
+from sweeps.report import effects, extension, render, reproduction, rounds
 from sweeps.report.aggregate import CellStats, Comparison, Difference
 from sweeps.report.analysis import Analysis, analyze, confirm
 from sweeps.report.effect_figures import effect_figures
@@ -365,6 +365,21 @@ def _as_json(analysis: Analysis) -> dict:
         ],
         "pareto": {task: [c.key for c in front] for task, front in analysis.fronts.items()},
         "failed": [{"run_id": r.run_id, "error": r.error} for r in analysis.failed],
+        "seed_rounds": _rounds_json(analysis),
+    }
+
+
+def _rounds_json(analysis: Analysis) -> dict | None:
+    """The rounds of added seeds, if any: the rule, its declared maximum, how they ended."""
+    record = rounds.Record.from_tag(analysis.sweep.parent.tags.get(rounds.TAG))
+    if record is None:
+        return None
+    return {
+        "rule": record.rule,
+        "max_seeds": record.max_seeds,
+        "seeds_per_round": record.step,
+        "rounds": record.rounds,
+        "stopped": record.stopped or None,
     }
 
 
@@ -459,7 +474,10 @@ def build_report(
         sweep = collect(experiment, uri, parent, client)
     with clock("aggregate"):
         analysis = analyze(sweep, matcher_for(sweep.paper_table), metric)
-        analysis.effects = effects.measure(analysis.cells, analysis.matcher, analysis.metric)
+        analysis.effects = rounds.apply(
+            effects.measure(analysis.cells, analysis.matcher, analysis.metric),
+            rounds.Record.from_tag(sweep.parent.tags.get(rounds.TAG)),
+        )
         confirmation = collect_confirmation(sweep, client)
         if confirmation is not None:
             analysis.confirmation = confirm(analysis, confirmation)

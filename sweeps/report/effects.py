@@ -44,6 +44,7 @@ from sweeps.report.aggregate import (
     metric_scale,
 )
 from sweeps.report.match import Matcher, dataset_of, param_int
+from sweeps.report.sequential import Look
 
 __all__ = [
     "ALPHA",
@@ -122,6 +123,9 @@ class Effect:
     family: int = 1
     verdict: str | None = None
     note: str = ""
+    #: the group-sequential rule at the row's last look, when seeds were added in rounds
+    #: (:mod:`sweeps.report.rounds`): its interval and ``verdict`` replace the fixed-sample ones
+    sequential: Look | None = None
 
     @property
     def value(self) -> float:
@@ -129,7 +133,8 @@ class Effect:
 
     @property
     def ci95(self) -> tuple[float, float] | None:
-        return self.diff.ci95
+        """The row's interval: the sequential rule's at its last look, else the 95% one."""
+        return self.sequential.interval if self.sequential is not None else self.diff.ci95
 
 
 @dataclass(frozen=True)

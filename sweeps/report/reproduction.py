@@ -19,6 +19,8 @@ from sweeps.report.effects import (
     EffectSet,
     Scale,
 )
+from sweeps.report.rounds import decides
+from sweeps.report.sequential import RULE, Look
 from sweeps.report.tables import (
     DASH,
     Table,
@@ -63,6 +65,15 @@ VERDICT_RULE = (
     "and the paper's effect; not shown — the CI covers 0; opposite — the CI excludes 0 on the "
     "other side. A paper effect of 0 counts as a claimed gain of 0 (a measured gain is "
     "reproduced, a loss opposite)."
+)
+#: How rows whose seeds were added in rounds are judged (stated when the report has any).
+SEQUENTIAL_RULE = (
+    "Rows marked 'sequential' got seeds in rounds (`dropattack seeds --run`, or a spec's "
+    "`seeds: {initial, max, until: decided}`) and were judged after each round by a "
+    f"{RULE}, over a declared maximum of seeds per arm, at level {ALPHA_TEXT} / m for the m "
+    "rows against the same baseline: their interval is the rule's repeated confidence "
+    "interval at the row's last look (wider than a fixed-sample 95% CI, so that stopping "
+    "when it excludes 0 keeps the error rate), and their verdict reads it."
 )
 _TABLE_LABELS = {"table10": "Table 10", "tables5to9": "Tables 5-9"}
 
@@ -144,8 +155,39 @@ def summary_blocks(analysis: Analysis) -> list:
     """The reproduction summary at the top of the report."""
     return [
         render.Heading("Reproduction summary"),
-        render.Bullets([*summary_lines(analysis), VERDICT_RULE, HOLM_RULE, TEST_RULE]),
+        render.Bullets(
+            [*summary_lines(analysis), VERDICT_RULE, HOLM_RULE, TEST_RULE]
+            + ([SEQUENTIAL_RULE] if _any_sequential(analysis) else [])
+        ),
     ]
+
+
+def _any_sequential(analysis: Analysis) -> bool:
+    return any(e.sequential is not None for e in (analysis.effects or EffectSet()).rows)
+
+
+def sequential_text(rule: Look | None) -> str:
+    """``sequential: looks at 4, 8 of at most 12 seeds``, or empty for a fixed-sample row."""
+    if rule is None:
+        return ""
+    looks = ", ".join(map(str, rule.looks))
+    state = "decided" if decides(rule) else "undecided"
+    return f"sequential: looks at {looks} of at most {rule.max_seeds} seeds, {state}"
+
+
+def sequential_json(rule: Look | None) -> dict | None:
+    """A row's ``effect_sequential`` in ``report.json`` (null for a fixed-sample row)."""
+    if rule is None:
+        return None
+    return {
+        "rule": RULE,
+        "looks": list(rule.looks),
+        "max_seeds": rule.max_seeds,
+        "alpha": rule.alpha,
+        "ci": list(rule.interval),
+        "boundary_t": rule.crit,
+        "decided": decides(rule),
+    }
 
 
 def scale_table(analysis: Analysis) -> Table:
@@ -211,14 +253,15 @@ def effects_table(analysis: Analysis) -> Table:
             "baseline",
             "baseline mean ± std (n)",
             "effect",
-            "95% CI",
+            "95% CI (sequential: the rule's)" if _any_sequential(analysis) else "95% CI",
             "test (pairs, r)",
             "p (Holm, rows vs this baseline)",
             "paper effect",
             "p vs paper effect (Holm)",
             "verdict",
         ],
-        caption=f"{VERDICT_RULE} {HOLM_RULE} {TEST_RULE}",
+        caption=f"{VERDICT_RULE} {HOLM_RULE} {TEST_RULE}"
+        + (f" {SEQUENTIAL_RULE}" if _any_sequential(analysis) else ""),
     )
     effects = analysis.effects or EffectSet()
     for e in effects.rows:
@@ -231,7 +274,7 @@ def effects_table(analysis: Analysis) -> Table:
                 plain(f"{mean_std(e.baseline)} ({e.baseline.n})"),
                 plain(signed(e.value), bold=True),
                 plain(ci_text(e.ci95)),
-                plain(test_text(e.diff)),
+                plain("; ".join(filter(None, (test_text(e.diff), sequential_text(e.sequential))))),
                 plain(f"{p_text(e.pvalue_holm)} (m={e.family})"),
                 plain(signed(e.paper_effect)),
                 plain(p_text(e.paper_pvalue_holm)),
@@ -254,6 +297,7 @@ _CELL_KEYS = (
     "paper_effect_p_holm",
     "effect_family",
     "effect_table",
+    "effect_sequential",
 )
 
 
@@ -275,6 +319,7 @@ def cell_json(analysis: Analysis, cell: CellStats) -> dict:
         "paper_effect_p_holm": e.paper_pvalue_holm,
         "effect_family": e.family,
         "effect_table": e.table or None,
+        "effect_sequential": sequential_json(e.sequential),
     }
 
 

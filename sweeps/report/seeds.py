@@ -36,6 +36,7 @@ from scipy import special, stats
 
 from sweeps.report.aggregate import CellStats
 from sweeps.report.effects import ALPHA, Effect, EffectSet
+from sweeps.report.rounds import decides
 
 __all__ = [
     "DECIDED",
@@ -125,6 +126,8 @@ def _spread(e: Effect) -> float | None:
 
 
 def _decided(e: Effect) -> bool:
+    if e.sequential is not None:  # judged in rounds: the rule decides
+        return decides(e.sequential)
     if e.paper_effect is not None:
         return e.verdict in DECIDED
     return e.pvalue_holm is not None and e.pvalue_holm < ALPHA

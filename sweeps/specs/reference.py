@@ -34,6 +34,7 @@ from sweeps.specs.spec import (
     Range,
     Resources,
     Search,
+    SeedRounds,
     Spec,
     TrialFields,
 )
@@ -54,7 +55,14 @@ MEANING: dict[str, str] = {
     + ", ".join(f"`{a}`" for a in AXES),
     "spec.trials": "explicit rows (each a set of trial fields), each crossed with the axes it "
     "does not fix; grid searches only",
-    "spec.seeds": "the seeds each cell runs with: a list, or a count N for seeds 0..N-1",
+    "spec.seeds": "the seeds each cell runs with: a list, or a count N for seeds 0..N-1; or "
+    "`{initial: N, max: M, until: decided}`: N seeds, then rounds of N more for the rows not "
+    "yet decided (see [seeds until decided](#seeds-until-decided))",
+    "seeds.initial": "seeds every cell runs first (0..N-1), and seeds each round adds",
+    "seeds.max": "the declared maximum of seeds per arm: the rule's last look, where a row "
+    "that is still undecided stays so",
+    "seeds.until": "when a row gets no more seeds: `decided`, its interval under the "
+    "group-sequential rule excludes 0 (see [seeds.md](seeds.md))",
     "spec.search": "how trials are chosen and judged (see [search](#search))",
     "spec.resources": "what one trial gets (see [resources](#resources))",
     "spec.keep_checkpoint": "each finished trial logs its best-on-validation weights as "
@@ -118,7 +126,9 @@ MEANING: dict[str, str] = {
 _ALLOWED: dict[str, str] = {
     "spec.name": NAME_RULE,
     "spec.paper_table": ", ".join(f"`{t}`" if t else '`""`' for t in PAPER_TABLES),
-    "spec.seeds": f"1 to {MAX_SEEDS} distinct integers",
+    "spec.seeds": f"1 to {MAX_SEEDS} distinct integers, or the mapping below",
+    "seeds.initial": "2 <= initial <= max",
+    "seeds.max": f"initial <= max <= {MAX_SEEDS}",
     "spec.system_metrics": "true, false or seconds >= 1",
     "trial.eps": "a finite number >= 0",
     "trial.p": "0 <= p <= 1",
@@ -138,6 +148,7 @@ _SECTIONS: list[tuple[str, str, type[BaseModel]]] = [
     ("search", "search", Search),
     ("resources", "resources", Resources),
     ("range", "A range in space", Range),
+    ("seeds", "seeds until decided", SeedRounds),
 ]
 
 _INTRO = """\

@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sweeps.specs.names import name_problem
 
@@ -189,6 +197,25 @@ _INT_AXES = ("k", "train_size", "epochs", "batch_size")
 _FLOAT_AXES = ("eps", "p", "lr")
 
 
+class SeedRounds(_Strict):
+    """``seeds: {initial: 3, max: 12, until: decided}``: every cell runs ``initial`` seeds
+    (0..initial-1), then the rows measured against a baseline that are not decided get more
+    seeds in rounds (``initial`` at a time, with their baselines) until each is decided or has
+    ``max`` (``dropattack seeds --run``, :mod:`sweeps.report.seed_rounds`)."""
+
+    initial: int = Field(ge=2)
+    max: int
+    until: Literal["decided"] = "decided"
+
+    @model_validator(mode="after")
+    def _order(self) -> SeedRounds:
+        if not self.initial <= self.max <= MAX_SEEDS:
+            raise ValueError(
+                f"max: expected initial ({self.initial}) <= max <= {MAX_SEEDS}, got {self.max}"
+            )
+        return self
+
+
 class Range(_Strict):
     """A numeric interval for TPE/random search: ``{low, high, log, step}``."""
 
@@ -319,12 +346,13 @@ class Spec(_Strict):
     defaults: TrialFields = TrialFields()
     space: dict[str, Any] = Field(default_factory=dict)
     trials: list[TrialFields] = Field(default_factory=list)
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] | SeedRounds = Field(default_factory=lambda: [0])
     search: Search = Search()
     resources: Resources = Resources()
     keep_checkpoint: bool = True
     system_metrics: bool | float = True
     source: str = Field(default="", exclude=True)
+    _rounds: SeedRounds | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -364,9 +392,40 @@ class Spec(_Strict):
             return SYSTEM_METRICS_INTERVAL if self.system_metrics else 0.0
         return float(self.system_metrics)
 
+    @model_validator(mode="after")
+    def _seed_rounds(self) -> Spec:
+        """``seeds: {initial, max, until}``: the sweep runs ``initial`` seeds; the rounds
+        after it are :attr:`seed_rounds`."""
+        if isinstance(self.seeds, SeedRounds):
+            self._rounds = self.seeds
+            object.__setattr__(self, "seeds", list(range(self.seeds.initial)))
+        return self
+
+    @property
+    def seed_rounds(self) -> SeedRounds | None:
+        """The rounds of seeds after the sweep (``seeds: {initial, max, until}``), if any."""
+        return self._rounds
+
+    def _content(self, **kwargs: Any) -> dict[str, Any]:
+        content = self.model_dump(mode="json", **kwargs)
+        if self._rounds is not None:
+            content["seeds"] = self._rounds.model_dump(mode="json")
+        return content
+
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            try:
+                return SeedRounds.model_validate(v)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = _loc(err["loc"])
+                msg = err["msg"].removeprefix("Value error, ")
+                raise ValueError(
+                    f"{where + ': ' if err['loc'] else ''}{msg}; expected "
+                    "{initial: N, max: M, until: decided} with 2 <= N <= M"
+                ) from None
         if isinstance(v, int) and not isinstance(v, bool):
             if not 1 <= v <= MAX_SEEDS:
                 raise ValueError(f"expected a list of seeds or a count in 1..{MAX_SEEDS}, got {v}")
@@ -385,13 +444,13 @@ class Spec(_Strict):
     @property
     def hash(self) -> str:
         """SHA-256 of the validated content (YAML layout and comments do not count)."""
-        content = self.model_dump(mode="json", exclude=_UNHASHED)
+        content = self._content(exclude=_UNHASHED)
         canon = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
     def to_yaml(self) -> str:
         """The validated spec as YAML (what the parent run stores as ``spec.yaml``)."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self._content(), sort_keys=False)
 
 
 # --------------------------------------------------------------------------- checks

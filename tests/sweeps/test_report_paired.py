@@ -123,3 +123,58 @@ def test_report_json_and_markdown_name_the_test_its_pairs_and_the_correlation(tm
     md = report.files["md"].read_text()
     r = np.corrcoef(row, base)[0, 1]
     assert f"paired (6, r = {r:.2f})" in md and "Welch" in md
+
+
+def test_rows_judged_in_rounds_report_the_rule_its_looks_and_the_adjusted_interval(tmp_path):
+    """A parent run whose rounds recorded looks at 3 and 6 pairs for one row: the report
+    gives that row the rule's repeated confidence interval and the verdict it reads."""
+    from types import SimpleNamespace
+
+    from sweeps.report.effects import effect_verdict
+    from sweeps.report.rounds import TAG, Record, row_id
+    from sweeps.report.sequential import RULE, look
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp_id = client.create_experiment("rounds", artifact_location=(tmp_path / "a").as_uri())
+    parent = client.create_run(
+        exp_id, tags={"dropattack.role": "sweep", "dropattack.paper_table": "table10"}
+    ).info.run_id
+    base, row = _correlated(6, 0.6, 3.9, 2.0, seed=11)
+    common = {"task": "imdb-lstm", "method": "dropattack", "attack": "Embedding", "eps": 5}
+    for seed, (b, r) in enumerate(zip(base, row, strict=True)):
+        _log(client, exp_id, parent, {**common, "p": 0.0}, b, seed)
+        _log(client, exp_id, parent, {**common, "p": 0.7}, r, seed)
+        _log(client, exp_id, parent, {**common, "p": 0.3}, r - 1.0, seed)
+
+    def report(name: str) -> tuple[dict, str]:
+        out = build_report(
+            "rounds", tracking_uri=client.tracking_uri, out_dir=tmp_path / name,
+            formats="md,json", log_artifacts=False,
+        )  # fmt: skip
+        return json.loads(out.files["json"].read_text()), out.files["md"].read_text()
+
+    before, md = report("before")
+    assert before["seed_rounds"] is None and "sequential" not in md
+    by = {c["params"]["p"]: c for c in before["cells"]}
+    cells = SimpleNamespace(key=by["0.7"]["key"]), SimpleNamespace(key=by["0.0"]["key"])
+    rid = row_id(SimpleNamespace(cell=cells[0], baseline=cells[1]))
+    record = Record(max_seeds=12, step=3, looks={rid: [3, 6]}, rounds=1, stopped="budget")
+    client.set_tag(parent, TAG, record.to_tag())
+    data, md = report("after")
+    by = {c["params"]["p"]: c for c in data["cells"]}
+    seq = by["0.7"]["effect_sequential"]
+    want = look(np.subtract(row, base), [3, 6], 12, 0.05 / 2)  # two rows against p = 0
+    assert seq["looks"] == [3, 6] and seq["max_seeds"] == 12 and seq["rule"] == RULE
+    assert seq["ci"] == pytest.approx(list(want.interval))
+    assert by["0.7"]["effect_ci95"] == pytest.approx(list(want.interval))
+    fixed = stats.ttest_rel(row, base).confidence_interval(0.95)
+    assert want.interval[1] - want.interval[0] > fixed.high - fixed.low
+    paper = by["0.7"]["paper_effect"]
+    assert by["0.7"]["effect_verdict"] == effect_verdict(
+        want.mean, paper, want.excludes(0), want.excludes(paper)
+    )
+    assert by["0.3"]["effect_sequential"] is None  # no looks recorded: the fixed-sample test
+    assert data["seed_rounds"] == {
+        "rule": RULE, "max_seeds": 12, "seeds_per_round": 3, "rounds": 1, "stopped": "budget",
+    }  # fmt: skip
+    assert "sequential: looks at 3, 6 of at most 12 seeds" in md and RULE in md

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 import textwrap
 
 import numpy as np
@@ -19,6 +21,8 @@ from mlflow.entities import Metric, Param
 from scipy import stats
 
 from sweeps import cli
+from sweeps.report.rounds import TAG, Record
+from sweeps.report.sequential import look
 from sweeps.specs.space import cell_key
 
 JSON_ROW = {
@@ -169,6 +173,11 @@ def test_bad_flags_are_one_line_and_exit_2(store, capsys, argv, want):
     assert want in err and err.count("\n") == 1
 
 
+def test_run_flags_without_run_are_one_line(store, capsys):
+    assert cli.main(["seeds", "seeds-known", "--mlflow-uri", store, "--budget-hours", "2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--budget-hours: only with --run")
+
+
 def test_an_unknown_experiment_is_one_line(store, capsys):
     assert cli.main(["seeds", "nope", "--mlflow-uri", store]) == 2
     err = capsys.readouterr().err.strip()
@@ -178,46 +187,117 @@ def test_an_unknown_experiment_is_one_line(store, capsys):
 GRID = """
 name: {name}
 paper_table: table10
-defaults: {{task: digits-lenet5, method: dropattack, attack: Input, epochs: 1, train_size: 300}}
-space: {{eps: [5], p: [0, 0.7]}}
-seeds: [0, 1, 2]
+defaults: {{task: digits-lenet5, method: dropattack, attack: Input, epochs: 1, train_size: 200}}
+space: {{eps: [5, 1000], p: [0, 0.7]}}
+seeds: {seeds}
 resources: {{cpus: 1}}
 keep_checkpoint: false
+system_metrics: false
 """
 
 
+def _trial_runs(client: MlflowClient, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
+
+
+def _seeds_by_arm(runs: list) -> dict[tuple[str, str], set[int]]:
+    """(eps, p) -> seeds; the p = 0 baseline is one arm whatever its eps."""
+    out: dict[tuple[str, str], set[int]] = {}
+    for r in runs:
+        p = r.data.params["p"]
+        arm = ("", p) if p == "0" else (r.data.params["eps"], p)
+        out.setdefault(arm, set()).add(int(r.data.params["seed"]))
+    return out
+
+
+def test_dry_run_of_seeds_until_decided_lists_the_initial_seeds_and_the_rounds(tmp_path, capsys):
+    path = tmp_path / "until.yaml"
+    path.write_text(textwrap.dedent(GRID.format(name="until", seeds="{initial: 4, max: 6}")))
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert " s3" in out and " s4" not in out  # seeds 0..3 only
+    assert "then seeds until decided: rounds of 4 more for the undecided rows" in out
+    assert "at most 6 per arm" in out
+
+
 def test_a_digits_sweep_end_to_end(ray_local, tmp_path, capsys):
+    """A digits sweep with `seeds: {initial: 4, max: 6, until: decided}`: seeds go only to the
+    rows the rule leaves undecided after the 4 seeds, and their baseline, in rounds that stop;
+    `seeds --json` reads every round; `seeds --run` resumes a round cut short without
+    training anything twice."""
     path = tmp_path / "seeds-digits.yaml"
-    path.write_text(textwrap.dedent(GRID.format(name="seeds-digits")))
+    text = GRID.format(name="seeds-digits", seeds="{initial: 4, max: 6, until: decided}")
+    path.write_text(textwrap.dedent(text))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     common = ["--mlflow-uri", uri, "--runs-dir", str(tmp_path)]
-    assert cli.main(["sweep", str(path), *common, "--no-live"]) == 0
-    capsys.readouterr()
+    assert cli.main(["sweep", str(path), *common, "--no-live", "--plan-budget", "0"]) == 0
+    out = capsys.readouterr().out
+    client = MlflowClient(uri)
+    parent = client.get_experiment_by_name("seeds-digits")
+    (sweep,) = client.search_runs([parent.experiment_id], "tags.`dropattack.role` = 'sweep'")
+    assert sweep.data.metrics["trials_done"] == 12  # the sweep's summary, not a round's
+    record = Record.from_tag(sweep.data.tags[TAG])
+    assert record.max_seeds == 6 and record.step == 4 and f"stopped: {record.stopped}" in out
+    runs = _trial_runs(client, "seeds-digits")
+    arms = _seeds_by_arm(runs)
+    acc = {
+        (r.data.params["eps"], r.data.params["p"], int(r.data.params["seed"])): r.data.metrics[
+            "test_acc"
+        ]
+        for r in runs
+    }
+    base = {s: v for (e, p, s), v in acc.items() if p == "0"}
+    added = arms[("", "0")] - {0, 1, 2, 3}
+    diffs = {}
+    for eps in ("5", "1000"):
+        mine = sorted(arms[(eps, "0.7")])
+        diffs[eps] = [100 * (acc[(eps, "0.7", s)] - base[s]) for s in mine]
+        (line,) = [x for x in out.splitlines() if f"eps={eps} p=0.7" in x and "looks at" in x]
+        looks = [int(n) for n in re.search(r"looks at ([\d, ]+) pairs", line)[1].split(", ")]
+        assert looks in record.looks.values()
+        # each row against p = 0 at its eps: a family of one, level 0.05
+        first = look(diffs[eps][:4], [4], 6, 0.05)
+        assert looks[0] == 4
+        if first.excludes(0):  # decided at the sweep's seeds: no seeds added, no further look
+            assert mine == [0, 1, 2, 3] and looks == [4], (eps, looks)
+        else:  # undecided: the round's seeds, with the baseline, up to the maximum
+            assert mine == [0, 1, 2, 3, 4, 5] and looks == [4, 6], (eps, looks)
+            assert added == {4, 5}
+            last = look(diffs[eps], [4, 6], 6, 0.05)
+            assert f"[{last.interval[0]:+.2f}, {last.interval[1]:+.2f}]" in line
+    assert added <= {4, 5}
+    assert record.rounds == (1 if added else 0)
+
+    # `seeds --json` reads every round: each row's pairs and paired effect
     assert cli.main(["seeds", "seeds-digits", *common, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    (row,) = data["rows"]
-    assert set(row) == JSON_ROW and row["n"] == 3
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("seeds-digits")
-    runs = client.search_runs([exp.experiment_id], "tags.`dropattack.role` = 'trial'")
-    acc = {(r.data.params["p"], r.data.params["seed"]): r.data.metrics["test_acc"] for r in runs}
-    d = [100 * (acc[("0.7", s)] - acc[("0", s)]) for s in ("0", "1", "2")]
-    assert row["effect"] == pytest.approx(float(np.mean(d)), abs=1e-9)
-    assert row["effect_test"] == "paired"
-    need = row["seeds_needed"]["against_zero"]
-    if row["verdict"] == "not shown" and need is not None and need <= 20:
-        seconds = [r.data.metrics["train_seconds"] for r in runs]
-        by_arm = {
-            p: np.mean([r.data.metrics["train_seconds"] for r in runs if r.data.params["p"] == p])
-            for p in ("0", "0.7")
-        }
-        assert row["trials_to_add"] == 2 * (need - 3)
-        want = (need - 3) * (by_arm["0"] + by_arm["0.7"]) / 3600
-        assert row["device_hours"] == pytest.approx(want) and min(seconds) > 0
-    else:
-        assert row["trials_to_add"] == 0
-    assert data["total_trials_to_add"] == row["trials_to_add"]
+    assert len(data["rows"]) == 2 and all(set(r) == JSON_ROW for r in data["rows"])
+    for eps in ("5", "1000"):
+        (row,) = [r for r in data["rows"] if f"eps={eps} " in r["row"]]
+        assert row["n"] == len(diffs[eps]) and row["effect_test"] == "paired"
+        assert row["effect"] == pytest.approx(float(np.mean(diffs[eps])), abs=1e-9)
     assert math.isfinite(data["total_device_hours"])
+
+    # the rounds stopped: `seeds --run` adds nothing
+    argv = ["seeds", "seeds-digits", *common, "--run", "--no-live"]
+    assert cli.main(argv) == 0
+    assert len(_trial_runs(client, "seeds-digits")) == len(runs)
+    assert "stopped: " in capsys.readouterr().out
+    if added:  # a driver killed during the round, before Tune saved it: the rerun trains nothing
+        (home,) = tmp_path.joinpath("ray").glob("seeds-digits.seeds-*")
+        state = json.loads((home / "rounds.json").read_text())
+        state["rounds"][-1]["status"] = "running"
+        (home / "rounds.json").write_text(json.dumps(state))
+        shutil.rmtree(home / "round-1")
+        assert cli.main(argv) == 0
+        assert len(_trial_runs(client, "seeds-digits")) == len(runs)
+        assert json.loads((home / "rounds.json").read_text())["rounds"][-1]["status"] == "judged"
+        again = Record.from_tag(client.get_run(sweep.info.run_id).data.tags[TAG])
+        assert again.looks == record.looks
+    # the declared maximum cannot change once looks are taken
+    assert cli.main([*argv, "--max-seeds", "8"]) == 2
+    assert "declared 6 seeds per arm at most" in capsys.readouterr().err
 
 
 def test_arms_without_recorded_seconds_are_priced_by_calibration(tmp_path, capsys):

@@ -304,3 +304,33 @@ def test_a_typo_in_defaults_blames_the_typo_alone(tmp_path):
     bad = text.replace("digits-lenet5", "nope")
     lines = error_of(write(tmp_path, bad)).splitlines()
     assert any(line.split(": ")[1] == "defaults.task" for line in lines[1:]), lines
+
+
+def test_seeds_until_decided_runs_the_initial_seeds_and_is_another_spec(tmp_path):
+    rounds = load_spec(
+        write(
+            tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: {initial: 3, max: 12, until: decided}")
+        )
+    )
+    assert rounds.seeds == [0, 1, 2]
+    assert (rounds.seed_rounds.initial, rounds.seed_rounds.max) == (3, 12)
+    assert len(expand_grid(rounds)) == 2 * 3
+    plain = load_spec(write(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: 3"), "plain.yaml"))
+    assert plain.seed_rounds is None and plain.seeds == rounds.seeds
+    assert plain.hash != rounds.hash
+    again = load_spec(write(tmp_path, rounds.to_yaml(), "again.yaml"))
+    assert again.hash == rounds.hash and again.seed_rounds == rounds.seed_rounds
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected"),
+    [
+        ("{initial: 1, max: 4}", "initial: Input should be greater than or equal to 2"),
+        ("{initial: 3, max: 2}", "max: expected initial (3) <= max <= 1000, got 2"),
+        ("{initial: 3, max: 6, until: forever}", "until: Input should be 'decided'"),
+        ("{initial: 3, max: 6, step: 2}", "unknown field(s) step"),
+    ],
+)
+def test_bad_seed_rounds_are_one_line(tmp_path, seeds, expected):
+    msg = error_of(write(tmp_path, GOOD.replace("seeds: [0, 1]", f"seeds: {seeds}")))
+    assert msg.count("\n") == 0 and ": seeds: " in msg and expected in msg, msg

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sweeps.specs import reference
-from sweeps.specs.spec import Range, Resources, Search, Spec, TrialFields
+from sweeps.specs.spec import Range, Resources, Search, SeedRounds, Spec, TrialFields
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,8 @@ def test_docs_spec_md_is_the_generated_reference() -> None:
 def test_every_field_is_listed_and_explained() -> None:
     text = reference.render()
     for section, model in (("spec", Spec), ("trial", TrialFields), ("search", Search),
-                           ("resources", Resources), ("range", Range)):  # fmt: skip
+                           ("resources", Resources), ("range", Range),
+                           ("seeds", SeedRounds)):  # fmt: skip
         for name, field in model.model_fields.items():
             if field.exclude:
                 continue
