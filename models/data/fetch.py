@@ -25,6 +25,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from models.data.errors import DataError
 from models.data.sources import ITEMS, Source, mirrored
@@ -32,6 +33,7 @@ from models.data.sources import ITEMS, Source, mirrored
 __all__ = [
     "MANIFEST",
     "MIRROR_ENV",
+    "MIRROR_SCHEMES",
     "FetchError",
     "fetch",
     "file_sha256",
@@ -40,6 +42,8 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 MIRROR_ENV = "DROPATTACK_DATA_MIRROR"
+#: The URL schemes a mirror may use (``urllib`` reads them all).
+MIRROR_SCHEMES = ("http", "https", "file")
 _CHUNK = 1 << 20
 _TIMEOUT = 30.0
 _IMDB_SIZES = (40_000, 5_000, 5_000)
@@ -99,7 +103,12 @@ def fetch(
     unknown = [n for n in names if n not in ITEMS]
     if unknown:
         raise ValueError(f"data: unknown item {unknown[0]!r}; expected one of {', '.join(ITEMS)}")
-    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV) or None
+        if mirror is not None and urlsplit(mirror).scheme not in MIRROR_SCHEMES:
+            raise FetchError(
+                f"{MIRROR_ENV}: expected an http://, https:// or file:// URL, got {mirror!r}"
+            )
     root = Path(to).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(root)

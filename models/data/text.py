@@ -32,9 +32,11 @@ labels to train or evaluate on and is not read.
 from __future__ import annotations
 
 import csv
+import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +52,15 @@ from models.data.tokencache import tokenise
 from models.data.vectors import embedding_init, load_vectors, resolve_vectors
 from models.data.vocab import PAD_ID
 
-__all__ = ["TEXT_DATASETS", "TextDataset", "TextTable", "load_text", "read_csv", "text_files"]
+__all__ = [
+    "TEXT_DATASETS",
+    "TextDataset",
+    "TextTable",
+    "load_text",
+    "quiet_hub_retries",
+    "read_csv",
+    "text_files",
+]
 
 ROLES = ("train", "val", "test")
 
@@ -241,13 +251,29 @@ def _hf_tables(spec: TextDataset, hf_id: str | None) -> dict[str, TextTable]:
     import datasets  # heavy; only this path needs it
 
     try:
-        ds = datasets.load_dataset(hf_id)
+        with quiet_hub_retries():
+            ds = datasets.load_dataset(hf_id)
     except Exception as e:  # datasets raises many types for offline/missing/unreachable
         raise DataError(
             f"{spec.name}: could not load {hf_id!r} with Hugging Face datasets "
-            f"(not in the local cache and the hub unreachable or offline?): {e}"
+            f"(not in the local cache and the hub unreachable or offline?): {e}; without the "
+            f"hub, fetch the files with `dropattack data fetch {spec.name} --to DIR` and pass "
+            "--data-dir DIR (docs/data.md)"
         ) from None
     return _dict_tables(spec, ds, hf_id)
+
+
+@contextmanager
+def quiet_hub_retries() -> Iterator[None]:
+    """Keep the Hugging Face hub client's retry warnings (two lines a retry, five retries
+    when the hub is unreachable) off stderr: the failure is reported once, as a DataError."""
+    hub = logging.getLogger("huggingface_hub")
+    level = hub.level
+    hub.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub.setLevel(level)
 
 
 def _saved_tables(spec: TextDataset, folder: Path) -> dict[str, TextTable]:

@@ -137,6 +137,15 @@ def output_dir(text: str) -> str:
     return text
 
 
+def mirror_url(text: str) -> str:
+    """A mirror's base URL for ``dropattack data fetch``: http://, https:// or file://."""
+    if urlparse(text).scheme not in ("http", "https", "file"):  # fetch's MIRROR_SCHEMES
+        raise argparse.ArgumentTypeError(
+            f"expected an http://, https:// or file:// URL, got {text!r}"
+        )
+    return text
+
+
 def existing_file(text: str) -> str:
     """A file that exists and can be read."""
     path = Path(text).expanduser()

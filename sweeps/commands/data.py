@@ -11,7 +11,7 @@ import json
 import sys
 
 from sweeps.commands import UsageError
-from sweeps.commands.argtypes import data_root, existing_dir
+from sweeps.commands.argtypes import data_root, existing_dir, mirror_url, output_dir
 
 NAME = "data"
 HELP = (
@@ -36,9 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TASK",
         help="tasks (imdb-lstm, ...) or items: samples, imdb, pheme, agnews, mnist, cifar10, glove",
     )
-    p.add_argument("--to", required=True, metavar="DIR", help="data root to write (created)")
+    p.add_argument(
+        "--to", type=output_dir, required=True, metavar="DIR", help="data root to write (created)"
+    )
     p.add_argument(
         "--mirror",
+        type=mirror_url,
         metavar="URL",
         help="a mirror holding each file at its source's host/path "
         "(default: $DROPATTACK_DATA_MIRROR; else the public sources)",

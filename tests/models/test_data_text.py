@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from models.data import DataError, DataOptions, Vocabulary, load, load_vectors, read_csv
+from models.data.text import quiet_hub_retries
 from models.data.vocab import PAD_ID, UNK_ID
 
 REPO = Path(__file__).resolve().parents[2]
@@ -325,6 +326,19 @@ def test_hub_loading_offline_without_a_cache_is_a_clear_error(tmp_path):
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert "could not load 'stanfordnlp/imdb' with Hugging Face datasets" in out.stdout, out.stderr
+    assert "`dropattack data fetch imdb --to DIR`" in out.stdout  # the fix, in the same line
+    assert len(out.stdout.strip().splitlines()) == 1
+
+
+def test_hub_retry_warnings_stay_off_stderr_while_loading(caplog):
+    from huggingface_hub.utils import logging as hub_logging
+
+    retry = hub_logging.get_logger("huggingface_hub.utils._http")  # where the hub logs retries
+    with quiet_hub_retries():
+        retry.warning("Retrying in 1s [Retry 1/5].")
+    assert "Retrying" not in caplog.text  # not emitted at all, so no handler prints it
+    retry.warning("after the load")  # the hub's own level is back
+    assert "after the load" in caplog.text
 
 
 # --- GloVe vectors -----------------------------------------------------------------------

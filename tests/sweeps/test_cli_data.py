@@ -154,6 +154,23 @@ def test_fetch_without_network_fails_in_one_line_naming_the_copy(tmp_path, capsy
     assert not (out / "imdb").exists() and not (out / "manifest.json").exists()
 
 
+def test_fetch_refuses_a_bad_mirror_or_target_in_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "fetch", "samples", "--to", str(tmp_path / "d"), "--mirror", "notaurl"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1
+    assert "argument --mirror: expected an http://, https:// or file:// URL" in err[0]
+    with pytest.raises(SystemExit) as e:
+        main(["data", "fetch", "samples", "--to", "/proc/dropattack-data"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "argument --to: cannot create" in err[0]
+    monkeypatch.setenv("DROPATTACK_DATA_MIRROR", "mirror.example/data")
+    assert main(["data", "fetch", "samples", "--to", str(tmp_path / "d")]) == 2
+    line = _one_error_line(capsys)
+    assert "DROPATTACK_DATA_MIRROR: expected an http://, https:// or file:// URL" in line
+    assert not (tmp_path / "d" / "imdb").exists()
+
+
 def test_fetch_through_the_mirror_variable(mirror, samples, tmp_path, monkeypatch):
     base, folder = mirror
     _serve_samples(folder, samples)
