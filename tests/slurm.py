@@ -52,6 +52,10 @@ class SlurmCluster:
         self.nodes = [f"n{i + 1}" for i in range(nodes)]
         self.cpus_per_node = max(1, (os.cpu_count() or 1) // nodes)
         self.ctld_port, *self.slurmd_ports = free_ports(1 + nodes)
+        # Job ids of this cluster's own (its controller's port, held while it runs, times 100):
+        # clusters running at once never share one, and a job's Ray folder, /tmp/da-ray-ID.*,
+        # names one job.
+        self.first_job_id = self.ctld_port * 100
         self.groups: dict[str, subprocess.Popen] = {}  # daemon name -> its process (group)
 
     @property
@@ -105,6 +109,7 @@ class SlurmCluster:
                     "MpiDefault=none",
                     "ReturnToService=2",
                     "JobRequeue=1",
+                    f"FirstJobId={self.first_job_id}",
                     "KillWait=30",
                     "MinJobAge=600",
                     *nodes,

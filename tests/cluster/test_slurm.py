@@ -176,7 +176,9 @@ def test_quickstart_finishes_inside_one_job(slurm, mlflow_server, tmp_path):
     # token, the login reaches it by a private file, and Slurm's job record holds neither.
     caller_token, password = "caller-token-of-another-cluster", "sl-pw-never-in-job-state"
     marker = tmp_path / "planted-command-ran"
-    planted = plant_clusters(marker, 1 + max(map(int, slurm.jobs()), default=0))
+    planted = plant_clusters(
+        marker, 1 + max(map(int, slurm.jobs()), default=slurm.first_job_id - 1)
+    )
     try:
         out = submit(
             slurm, tmp_path, "quickstart", "--slurm", "--mlflow-uri", mlflow_server.uri,

@@ -77,6 +77,10 @@ MODULE = textwrap.dedent(
 def user_dir(tmp_path, monkeypatch):
     (tmp_path / "usertasks_spec.py").write_text(MODULE)
     monkeypatch.chdir(tmp_path)
+    # A spec's folder joins sys.path for the process; an earlier test's folder, first on it,
+    # would give this test that test's module of the same name.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    sys.modules.pop("usertasks_spec", None)
     yield tmp_path
     sys.modules.pop("usertasks_spec", None)
 
