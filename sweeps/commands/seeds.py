@@ -120,18 +120,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_dir(parser)
 
 
-def _device_share(sweep: SweepRuns) -> float:
-    """Devices one trial held: its GPUs, else its CPUs (the parent run's params)."""
-    for name in ("gpus_per_trial", "cpus_per_trial"):
-        try:
-            value = float(sweep.parent.params.get(name, ""))
-        except ValueError:
-            continue
-        if value > 0:
-            return value
-    return 1.0
-
-
 def _calibrator(sweep: SweepRuns, budget: float):
     """Seconds per trial of arms without recorded seconds, from the plan's calibration."""
 
@@ -301,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
     from sweeps.report.effects import measure
     from sweeps.report.match import matcher_for
     from sweeps.report.rounds import TAG, Record, apply
+    from sweeps.report.seed_rounds import device_share
     from sweeps.report.seeds import plan_seeds
 
     flags = (
@@ -332,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         effects,
         power=args.power,
         max_seeds=args.max_seeds or 20,
-        device_share=_device_share(sweep),
+        device_share=device_share(sweep),
         calibrate=_calibrator(sweep, args.budget),
     )
     if args.json:

@@ -35,7 +35,14 @@ from sweeps.report.rounds import TAG, Record, RowState, judge, round_size
 if TYPE_CHECKING:
     from sweeps.specs.spec import Spec
 
-__all__ = ["DEFAULT_MAX_SEEDS", "RoundsOptions", "RoundsResult", "rounds_folder", "run_rounds"]
+__all__ = [
+    "DEFAULT_MAX_SEEDS",
+    "RoundsOptions",
+    "RoundsResult",
+    "device_share",
+    "rounds_folder",
+    "run_rounds",
+]
 
 #: The declared maximum of seeds per arm when neither the flag nor an earlier round sets one.
 DEFAULT_MAX_SEEDS = 20
@@ -93,7 +100,8 @@ def _measure(experiment: str, uri: str, opts: RoundsOptions) -> tuple[SweepRuns,
     return sweep, effects
 
 
-def _device_share(sweep: SweepRuns) -> float:
+def device_share(sweep: SweepRuns) -> float:
+    """Devices one trial held: its GPUs, else its CPUs (the parent run's params)."""
     for name in ("gpus_per_trial", "cpus_per_trial"):
         try:
             value = float(sweep.parent.params.get(name, ""))
@@ -262,7 +270,7 @@ def run_rounds(experiment: str, uri: str, opts: RoundsOptions) -> RoundsResult:
     state = _read_state(home, sweep.parent.run_id)
     out = RoundsResult(experiment, sweep.parent.run_id, record, [], "")
     out.device_hours = sum(r.get("device_hours") or 0.0 for r in state["rounds"])
-    share = _device_share(sweep)
+    share = device_share(sweep)
     while True:
         last = state["rounds"][-1] if state["rounds"] else None
         if last is not None and last["status"] != "judged":
