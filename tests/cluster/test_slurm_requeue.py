@@ -20,8 +20,14 @@ MLflow ends with exactly one FINISHED child run per trial (0 lost, 0 duplicated)
 epoch; the trials the stopped runs finished were not trained again, and the stopped ones
 continued from their checkpoints. No Ray process is left after any run.
 
-Slurm shows a requeued job PENDING only once its first run has ended on every node (after
-``KillWait``); the hold is lifted after that, when no ``slurmstepd`` of the job remains.
+Slurm holds a requeued job (about two minutes) before it may start again. The test lifts that
+hold (``scontrol update StartTime=now``) once no ``slurmstepd`` of the first run remains and
+``RELEASE_AFTER_S`` more have passed. Sooner, it fails: when each node ended the first run it
+revoked that job id's credential with a time in whole seconds, and a new run whose credential
+bears the same second is refused. Measured on a quiet machine, released 0.4 s after the first
+run ended: slurmctld "Killing non-startable batch JobId=...: Job credential revoked", slurmd
+"Job ... already killed, do not launch batch job", and the job FAILED without the new run
+printing a line. Slurm's own hold is what keeps a real job clear of this.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from tests.procutil import processes
 
 CUT_EPOCHS = 10  # DropAttack-3: 7 passes a step, about 2.4 s an epoch on an idle CPU
 CUT_AFTER = 3  # epochs a running trial has logged when the signal comes (at least)
+RELEASE_AFTER_S = 2  # past the second in which the first run ended (see above)
 CUT_SPEC = """
 name: {name}
 defaults: {{task: digits-lenet5, epochs: 1}}
@@ -114,6 +121,7 @@ def test_time_limit_requeues_cancel_stops_each_trial_once(slurm, mlflow_server, 
     assert max(cut_epochs.values(), default=0) >= CUT_AFTER, cut_epochs
     assert ray_left(job_id, tmp_path) == []
     wait_until(lambda: first_run_gone(slurm, job_id), 120, lambda: slurm.logs())
+    time.sleep(RELEASE_AFTER_S)
     slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
 
     # The requeued run resumes the sweep; once it has finished a trial of its own it is
