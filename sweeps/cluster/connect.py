@@ -147,11 +147,8 @@ def task_module_paths(spec: Any) -> list[str]:
     as this process imports them; none for built-in and installed tasks."""
     from models import external
 
-    names = {spec.defaults.task, *(t.task for t in spec.trials)}
-    axis = spec.axes().get("task")
-    names |= set(axis) if isinstance(axis, list) else set()
     out: list[str] = []
-    for name in sorted(n for n in names if n):
+    for name in spec.task_names():
         root = external.import_root(name)
         if root is None:
             continue

@@ -664,11 +664,8 @@ def task_modules(spec: Any, working_dir: str | Path) -> list[str]:
     from models import external
 
     root = Path(working_dir).expanduser().resolve()
-    names = {spec.defaults.task, *(t.task for t in spec.trials)}
-    axis = spec.axes().get("task")
-    names |= set(axis) if isinstance(axis, list) else set()
     out: list[str] = []
-    for name in sorted(n for n in names if n):
+    for name in spec.task_names():
         base = external.import_root(name)
         if base is None or base == root or root in base.parents:
             continue

@@ -441,6 +441,13 @@ class Spec(_Strict):
         """``space`` with every axis parsed (a validated spec parses cleanly)."""
         return {name: parse_axis(value) for name, value in self.space.items()}
 
+    def task_names(self) -> list[str]:
+        """Every task the spec names (defaults, trials, a ``task`` axis), sorted."""
+        names = {self.defaults.task, *(t.task for t in self.trials)}
+        axis = self.axes().get("task")
+        names |= set(axis) if isinstance(axis, list) else set()
+        return sorted(n for n in names if n)
+
     @property
     def hash(self) -> str:
         """SHA-256 of the validated content (YAML layout and comments do not count)."""
